@@ -191,9 +191,8 @@ fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {
             "We could not parse the JSON body of your request: {e}."
         ))
     })?;
-    wire::openai::validate_request(&req).map_err(|e| GatewayError::BadRequest {
-        message: e.to_string(),
-        param: e.param().map(str::to_string),
+    wire::openai::validate_chat_request(&req).map_err(|e| match e {
+        wire::WireError::BadRequest { message, param } => GatewayError::BadRequest { message, param },
     })?;
     Ok(req)
 }

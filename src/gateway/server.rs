@@ -204,6 +204,7 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
     drain: Duration,
+    hard_stop: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -241,5 +242,6 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::debug!("all connections drained"),
         _ = tokio::time::sleep(drain) => tracing::warn!("drain time of {drain:?} over; closing the remaining connections"),
+        _ = hard_stop.cancelled() => {},
     }
 }

@@ -5,6 +5,7 @@
 mod anthropic;
 mod ollama;
 mod openai;
+mod translate;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -158,25 +159,6 @@ impl Upstreams {
     }
 }
 
-/// Whether an upstream error text says the prompt did not fit (OpenClaw's patterns).
-pub fn is_context_overflow(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    [
-        "context length exceeded",
-        "context_length_exceeded",
-        "maximum context length",
-        "prompt is too long",
-        "exceeds model context window",
-        "context overflow",
-        "request_too_large",
-        "input length and max_tokens exceed context limit",
-        "too many tokens",
-    ]
-    .iter()
-    .any(|p| t.contains(p))
-        || (t.contains("context window") && (t.contains("exceed") || t.contains("too large")))
-}
-
 /// Classifies a non-2xx upstream answer.
 pub fn classify_status(
     status: StatusCode,
@@ -192,7 +174,7 @@ pub fn classify_status(
         429 => FailureClass::RateLimited,
         413 => FailureClass::ContextLength,
         500..=599 => FailureClass::ServerError,
-        _ if is_context_overflow(&message) => FailureClass::ContextLength,
+        _ if crate::gateway::wire::is_context_overflow(&message) => FailureClass::ContextLength,
         _ => FailureClass::ClientError,
     };
     let retry_after = headers

@@ -10,7 +10,7 @@ use super::{
     classify_status, excerpt, read_error_body, Answer, AttemptError, FailureClass, SseStream,
     Target, Upstreams,
 };
-use crate::gateway::wire::sse::sse_error_event;
+use crate::gateway::wire::openai::sse_error_event;
 
 pub async fn call(
     up: &Upstreams,
