@@ -1,0 +1,3 @@
+//! The routing gateway (SPEC §5).
+
+pub mod wire;
