@@ -132,6 +132,8 @@ pub enum PortError {
          (or `lsof -iTCP:{port}`) and stop it, or set gateway.port / --port"
     )]
     StillBusy { port: u16, pid: u32 },
+    #[error("port {port} is already held by this openclawd process")]
+    HeldByThisProcess { port: u16 },
     #[error("cannot find out who listens on port {port}: {source}")]
     Inspect { port: u16, source: io::Error },
     #[error("cannot send {signal} to pid {pid}: {source}")]
@@ -252,8 +254,7 @@ impl PortReclaimer {
                 if !seen.insert(pid) {
                     continue;
                 }
-                let info = match tokio::task::spawn_blocking(move || process::inspect(pid)).await
-                {
+                let info = match tokio::task::spawn_blocking(move || process::inspect(pid)).await {
                     Ok(Ok(info)) => info,
                     // It exited while we looked: nothing to stop.
                     Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -272,6 +273,9 @@ impl PortReclaimer {
 
     async fn classify(&self, info: ProcessInfo, addr: IpAddr) -> Result<Target, PortError> {
         let port = self.port;
+        if info.pid == std::process::id() {
+            return Err(PortError::HeldByThisProcess { port });
+        }
         if info.uid != nix::unistd::geteuid().as_raw() {
             return Err(PortError::OtherUser {
                 pid: info.pid,
@@ -377,10 +381,7 @@ impl PortReclaimer {
     /// Why we believe `info` is an OpenClaw gateway, if we do.
     fn gateway_evidence(&self, info: &ProcessInfo) -> Option<String> {
         if let Some(lock) = self.matching_lock(info) {
-            return Some(format!(
-                "OpenClaw gateway lock {} names it",
-                lock.display()
-            ));
+            return Some(format!("OpenClaw gateway lock {} names it", lock.display()));
         }
         let command = info.argv.join(" ").to_lowercase();
         (command.contains("openclaw") && command.contains("gateway"))

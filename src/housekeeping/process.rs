@@ -86,7 +86,10 @@ pub(crate) fn find_listeners(_port: u16) -> io::Result<Vec<ListenerSocket>> {
 }
 #[cfg(not(unix))]
 pub(crate) fn inspect(_pid: u32) -> io::Result<ProcessInfo> {
-    Err(io::Error::new(io::ErrorKind::Unsupported, "unsupported platform"))
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "unsupported platform",
+    ))
 }
 #[cfg(not(unix))]
 pub(crate) fn still_running(_pid: u32, _start: Option<&str>) -> bool {

@@ -29,7 +29,11 @@ pub(crate) fn find_listeners(port: u16) -> io::Result<Vec<ListenerSocket>> {
     let mut rows = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         match fs::read_to_string(file) {
-            Ok(text) => rows.extend(parse_net_tcp(&text, v6).into_iter().filter(|r| r.port == port)),
+            Ok(text) => rows.extend(
+                parse_net_tcp(&text, v6)
+                    .into_iter()
+                    .filter(|r| r.port == port),
+            ),
             // A kernel without IPv6 has no tcp6 table.
             Err(e) if v6 && e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -98,7 +102,11 @@ fn pids_holding(inodes: &BTreeSet<u64>) -> BTreeMap<u64, Vec<u32>> {
         return owners;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
@@ -123,7 +131,10 @@ fn pids_holding(inodes: &BTreeSet<u64>) -> BTreeMap<u64, Vec<u32>> {
 }
 
 fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// Fields of `/proc/<pid>/stat` that matter here.
@@ -223,8 +234,7 @@ pub(crate) fn service_unit(cgroup: &str) -> Option<ServiceUnit> {
         let path = line.rsplit_once(':')?.1;
         let name = path
             .split('/')
-            .filter(|seg| seg.ends_with(".service") && !seg.starts_with("user@"))
-            .next_back()?;
+            .rfind(|seg| seg.ends_with(".service") && !seg.starts_with("user@"))?;
         Some(ServiceUnit {
             name: name.to_string(),
             user: path.contains("/user@"),
@@ -264,8 +274,8 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
             _ => Err(err),
         };
     }
-    let fd = RawFd::try_from(fd)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad pidfd"))?;
+    let fd =
+        RawFd::try_from(fd).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad pidfd"))?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
@@ -331,7 +341,8 @@ mod tests {
 
     #[test]
     fn cgroup_names_the_service_unit() {
-        let user = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/openclaw-gateway.service\n";
+        let user =
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/openclaw-gateway.service\n";
         assert_eq!(
             service_unit(user),
             Some(ServiceUnit {

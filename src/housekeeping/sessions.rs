@@ -303,12 +303,18 @@ impl SessionsGuard {
             report.action = Some(StoreAction::SkippedLocked);
             return Ok(report);
         };
-        remove_leftover_temp_files(&store.path);
+        // A symlinked store stays a symlink: the file it points to is replaced.
+        let target = match fs::canonicalize(&store.path) {
+            Ok(target) => target,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StoreReport::new(store)),
+            Err(e) => return Err(io_err("resolve", &store.path)(e)),
+        };
+        remove_leftover_temp_files(&target);
         // Re-read under the lock: OpenClaw may have written since the first look.
-        let Some(bytes) = read_store(&store.path)? else {
+        let Some(bytes) = read_store(&target)? else {
             return Ok(StoreReport::new(store));
         };
-        let read_stamp = file_stamp(&store.path)?;
+        let read_stamp = file_stamp(&target)?;
         let assessment = self.assess(&bytes);
         report = StoreReport::new(store);
         report.fill(&bytes, &assessment);
@@ -327,7 +333,7 @@ impl SessionsGuard {
                         step: WriteStep::AfterBackup,
                     });
                 }
-                write_atomic(&store.path, &plan.output, read_stamp, fault)?;
+                write_atomic(&target, &plan.output, read_stamp, fault)?;
                 report.action = Some(plan.action);
             }
         }
@@ -958,9 +964,9 @@ fn publish(
                 Ok(report) => {
                     removed_total += report.sessions_removed() as u64;
                     // An invalid file is reported every round; tell a person once.
-                    let repeated = before.is_some_and(|b| {
-                        b.action == report.action && b.backup == report.backup
-                    }) && matches!(report.action, Some(StoreAction::InvalidJson { .. }));
+                    let repeated = before
+                        .is_some_and(|b| b.action == report.action && b.backup == report.backup)
+                        && matches!(report.action, Some(StoreAction::InvalidJson { .. }));
                     if let (Some(sentence), false) = (report.describe(), repeated) {
                         tracing::warn!("sessions guard: {sentence}");
                         sentences.push(sentence);
