@@ -175,7 +175,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         let stores_state = s.clone();
         tokio::spawn(housekeeping::run_sessions_guard(
             guard,
-            move || config::session_stores(&stores_state.config.load()),
+            move || housekeeping::session_stores(&stores_state.config.load()),
             interval,
             sessions_rx,
             hk_tx,
@@ -357,7 +357,7 @@ async fn config_reload_loop(
 }
 
 fn session_files(s: &Snapshot) -> Vec<PathBuf> {
-    config::session_stores(s).into_iter().map(|st| st.path).collect()
+    housekeeping::session_stores(s).into_iter().map(|st| st.path).collect()
 }
 
 /// Ollama's models directory: `OLLAMA_MODELS`, else `~/.ollama/models`.

@@ -396,7 +396,69 @@ pub fn sessions(
     prune_now: bool,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
+    use crate::housekeeping::{session_stores, Mode, SessionsGuard};
     let env = env_map();
     let snapshot = config::load(&global.overrides(), &env).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::housekeeping::sessions_command(&snapshot, json, prune_now, dry_run)
+    let guard = SessionsGuard::new(
+        snapshot.paths.state_dir.join("openclawd").join("backups"),
+        snapshot.own.sessions.clone(),
+    );
+    // Without --prune-now this only reports: a dry run changes nothing.
+    let mode = if prune_now && !dry_run {
+        Mode::Apply
+    } else {
+        Mode::DryRun
+    };
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for store in session_stores(&snapshot) {
+        match guard.check(&store, mode) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                failed = true;
+                eprintln!("{}: {e}", store.path.display());
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        if reports.is_empty() {
+            println!("No sessions stores under {}.", snapshot.paths.state_dir.display());
+        }
+        let limit = snapshot.own.sessions.max_bytes;
+        for r in &reports {
+            if !r.exists {
+                println!("{} ({}): no sessions.json yet", r.agent_id, r.path.display());
+                continue;
+            }
+            println!(
+                "{} ({}): {} bytes of {} allowed, {} entries, {} overflowing{}",
+                r.agent_id,
+                r.path.display(),
+                r.size_bytes,
+                limit,
+                r.entries,
+                r.overflowing.len(),
+                if r.overflowing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.overflowing.join(", "))
+                }
+            );
+            match (r.describe(), mode) {
+                (Some(d), Mode::DryRun) => println!("  would: {d}"),
+                (Some(d), Mode::Apply) => println!("  done: {d}"),
+                (None, _) => {}
+            }
+        }
+        if !prune_now && reports.iter().any(|r| r.action.is_some()) {
+            println!("Run `openclawd sessions --prune-now` to apply (a backup is made first).");
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
