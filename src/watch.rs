@@ -28,7 +28,9 @@ const MAX_BURST_INTERVALS: u32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("the file watcher must be created inside a Tokio runtime (it spawns its debounce task)")]
+    #[error(
+        "the file watcher must be created inside a Tokio runtime (it spawns its debounce task)"
+    )]
     NoRuntime,
     #[error(
         "cannot start the file watcher: {0}. On Linux, the inotify limits \
@@ -101,7 +103,12 @@ impl FileWatcher {
         });
         // Capacity 1: a notification already waiting covers any later change.
         let (out_tx, out_rx) = mpsc::channel(1);
-        runtime.spawn(debounce_loop(Arc::downgrade(&shared), signal_rx, out_tx, debounce));
+        runtime.spawn(debounce_loop(
+            Arc::downgrade(&shared),
+            signal_rx,
+            out_tx,
+            debounce,
+        ));
         Ok((FileWatcher { shared }, out_rx))
     }
 
@@ -134,7 +141,9 @@ impl FileWatcher {
 
 impl Shared {
     fn lock_state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Brings the watches in line with the wanted files and trees. Returns whether a watch was
@@ -309,7 +318,10 @@ async fn debounce_loop(
 }
 
 fn nearest_existing_ancestor(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_path_buf)
+    dir.ancestors()
+        .skip(1)
+        .find(|a| a.is_dir())
+        .map(Path::to_path_buf)
 }
 
 /// Lexical normalization, so the paths match the ones notify reports.
@@ -327,4 +339,165 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generous: CI machines are slow; only reached when something is wrong.
+    const DEADLINE: Duration = Duration::from_secs(10);
+    const DEBOUNCE: Duration = Duration::from_millis(100);
+
+    async fn burst_arrives(rx: &mut mpsc::Receiver<()>) -> bool {
+        matches!(
+            tokio::time::timeout(DEADLINE, rx.recv()).await,
+            Ok(Some(()))
+        )
+    }
+
+    /// No further burst within a few debounce intervals (bursts end after one quiet interval,
+    /// so a duplicate would show up well within this window).
+    async fn no_further_burst(rx: &mut mpsc::Receiver<()>) -> bool {
+        tokio::time::timeout(DEBOUNCE * (MAX_BURST_INTERVALS + 5), rx.recv())
+            .await
+            .is_err()
+    }
+
+    fn save_by_rename(file: &Path, text: &str) {
+        let tmp = file.with_file_name(format!(
+            ".{}.swp",
+            file.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, file).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_save_by_rename_is_one_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openclaw.json");
+        std::fs::write(&file, "{}").unwrap();
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![file.clone()]);
+        assert_eq!(watcher.watched_dirs(), vec![dir.path().to_path_buf()]);
+
+        save_by_rename(&file, "{ gateway: { port: 1 } }");
+        assert!(burst_arrives(&mut rx).await);
+        assert!(no_further_burst(&mut rx).await);
+
+        // The watch survives the inode change: the next save is seen too.
+        save_by_rename(&file, "{ gateway: { port: 2 } }");
+        assert!(burst_arrives(&mut rx).await);
+        assert!(no_further_burst(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn an_in_place_write_is_one_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openclaw.json");
+        std::fs::write(&file, "{}").unwrap();
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![file.clone()]);
+
+        std::fs::write(&file, "{ a: 1 }").unwrap();
+        assert!(burst_arrives(&mut rx).await);
+        assert!(no_further_burst(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn other_files_in_the_directory_and_reads_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openclaw.json");
+        std::fs::write(&file, "{}").unwrap();
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![file.clone()]);
+
+        std::fs::write(dir.path().join("openclaw.json.bak"), "x").unwrap();
+        std::fs::read_to_string(&file).unwrap();
+        assert!(no_further_burst(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn a_file_in_a_directory_that_appears_later_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent_dir = dir.path().join("agents/main/agent");
+        let file = agent_dir.join("auth-profiles.json");
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![file.clone()]);
+        assert_eq!(watcher.watched_dirs(), vec![dir.path().to_path_buf()]);
+
+        std::fs::create_dir_all(&agent_dir).unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        assert!(burst_arrives(&mut rx).await);
+        // Poll until the watch moved down to the new directory.
+        let deadline = Instant::now() + DEADLINE;
+        while !watcher.watched_dirs().contains(&agent_dir) {
+            assert!(Instant::now() < deadline, "{:?}", watcher.watched_dirs());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE * 3, rx.recv()).await {}
+
+        save_by_rename(&file, "{\"version\":1}");
+        assert!(burst_arrives(&mut rx).await);
+        assert!(no_further_burst(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn set_files_replaces_the_watched_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("a/old.json");
+        let new = dir.path().join("b/new.json");
+        for f in [&old, &new] {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, "{}").unwrap();
+        }
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![old.clone()]);
+        watcher.set_files(vec![new.clone()]);
+        assert_eq!(watcher.watched_dirs(), vec![dir.path().join("b")]);
+
+        std::fs::write(&old, "{ x: 1 }").unwrap();
+        assert!(no_further_burst(&mut rx).await);
+        std::fs::write(&new, "{ x: 1 }").unwrap();
+        assert!(burst_arrives(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn a_tree_reports_changes_anywhere_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        std::fs::create_dir_all(models.join("manifests/registry.ollama.ai")).unwrap();
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.watch_tree(models.clone());
+
+        let manifest = models.join("manifests/registry.ollama.ai/library/llama3.2/3b");
+        std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
+        std::fs::write(&manifest, "{}").unwrap();
+        assert!(burst_arrives(&mut rx).await);
+        assert!(no_further_burst(&mut rx).await);
+
+        std::fs::remove_file(&manifest).unwrap();
+        assert!(burst_arrives(&mut rx).await);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_watcher_closes_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let (watcher, mut rx) = FileWatcher::new(DEBOUNCE).unwrap();
+        watcher.set_files(vec![dir.path().join("f.json")]);
+        drop(watcher);
+        assert!(matches!(
+            tokio::time::timeout(DEADLINE, rx.recv()).await,
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn creating_a_watcher_outside_a_runtime_is_an_error() {
+        assert!(matches!(
+            FileWatcher::new(DEBOUNCE),
+            Err(WatchError::NoRuntime)
+        ));
+    }
 }

@@ -29,7 +29,10 @@ pub(crate) fn load_auth_file(
         }
     };
     if text.trim().is_empty() {
-        warnings.push(format!("{}: empty file; no auth profiles read", file.display()));
+        warnings.push(format!(
+            "{}: empty file; no auth profiles read",
+            file.display()
+        ));
         return Ok(());
     }
     let doc = parse_document(file, text)?;

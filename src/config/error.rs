@@ -56,7 +56,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
-    #[error("{at}: invalid JSON5: {message}. Fix the syntax at that position and save the file again.")]
+    #[error(
+        "{at}: invalid JSON5: {message}. Fix the syntax at that position and save the file again."
+    )]
     Syntax { at: SourcePos, message: String },
 
     #[error(

@@ -113,7 +113,9 @@ fn provider(
             let s = r.string(b, &bp)?;
             let url = s.trim().trim_end_matches('/');
             let lower = url.to_ascii_lowercase();
-            let has_host = url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+            let has_host = url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty());
             if !(lower.starts_with("http://") || lower.starts_with("https://")) || !has_host {
                 return Err(r.expected(&bp, "an http:// or https:// URL", b));
             }
@@ -167,7 +169,13 @@ fn provider(
         let secs = r.non_negative(t, &child(p, "timeoutSeconds"))?;
         Some(Duration::from_secs_f64(secs.min(1e9)))
     } else if let Some(t) = get(v, "timeout") {
-        let ms = r.integer(t, &child(p, "timeout"), 0, u64::MAX, "a whole number of milliseconds")?;
+        let ms = r.integer(
+            t,
+            &child(p, "timeout"),
+            0,
+            u64::MAX,
+            "a whole number of milliseconds",
+        )?;
         Some(Duration::from_millis(ms))
     } else {
         None
@@ -262,7 +270,13 @@ fn model(r: &Reader<'_>, v: &Value, p: &[Seg]) -> Result<ModelConfig, ConfigErro
     };
     let positive = |key: &str| -> Result<Option<u64>, ConfigError> {
         match get(v, key) {
-            Some(n) => Ok(Some(r.integer(n, &child(p, key), 1, u64::MAX, "a positive integer")?)),
+            Some(n) => Ok(Some(r.integer(
+                n,
+                &child(p, key),
+                1,
+                u64::MAX,
+                "a positive integer",
+            )?)),
             None => Ok(None),
         }
     };
@@ -305,7 +319,9 @@ pub(crate) fn model_selection(r: &Reader<'_>, root: &Value) -> Result<ModelSelec
     let mut sel = ModelSelection::default();
     match lookup(r, root, &keys)? {
         None => {}
-        Some(Value::String(s)) => sel.primary = Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Some(Value::String(s)) => {
+            sel.primary = Some(s.trim().to_string()).filter(|s| !s.is_empty())
+        }
         Some(v @ Value::Object(_)) => {
             if let Some(primary) = get(v, "primary") {
                 let s = r.string(primary, &child(&p, "primary"))?;
@@ -433,7 +449,9 @@ pub(crate) fn agents(
 pub(crate) fn session_store(r: &Reader<'_>, root: &Value) -> Result<Option<String>, ConfigError> {
     let keys = ["session", "store"];
     match lookup(r, root, &keys)? {
-        Some(v) => Ok(Some(r.string(v, &path(&keys))?.trim().to_string()).filter(|s| !s.is_empty())),
+        Some(v) => {
+            Ok(Some(r.string(v, &path(&keys))?.trim().to_string()).filter(|s| !s.is_empty()))
+        }
         None => Ok(None),
     }
 }
@@ -455,9 +473,13 @@ pub(crate) fn gateway(
 ) -> Result<Gateway, ConfigError> {
     // Port: --port, OPENCLAW_GATEWAY_PORT, gateway.port, 18789.
     let config_port = match lookup(r, root, &["gateway", "port"])? {
-        Some(v) => {
-            Some(r.integer(v, &path(&["gateway", "port"]), 1, 65535, "an integer 1-65535")? as u16)
-        }
+        Some(v) => Some(r.integer(
+            v,
+            &path(&["gateway", "port"]),
+            1,
+            65535,
+            "an integer 1-65535",
+        )? as u16),
         None => None,
     };
     let env_port = env_value(env, "OPENCLAW_GATEWAY_PORT").and_then(|s| match s.parse::<u16>() {
@@ -483,7 +505,11 @@ pub(crate) fn gateway(
         match flag.trim() {
             "loopback" => loopback,
             "lan" => lan,
-            other => match other.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            other => match other
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+            {
                 Ok(ip) => (BindMode::Custom, ip),
                 Err(_) => {
                     return Err(ConfigError::Override {

@@ -210,7 +210,9 @@ impl Resolver {
                 for (i, item) in items.into_iter().enumerate() {
                     doc_path.push(Seg::Index(i));
                     let loaded = match item {
-                        Value::String(p) => self.load_file(&p, i, doc, doc_path, merged_path, chain),
+                        Value::String(p) => {
+                            self.load_file(&p, i, doc, doc_path, merged_path, chain)
+                        }
                         other => Err(self.include_error(
                             doc,
                             doc_path,

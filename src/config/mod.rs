@@ -37,7 +37,10 @@ use read::Reader;
 /// `env` is the environment to resolve against (the daemon passes `std::env::vars()`; tests
 /// their own map). A missing `openclaw.json` is not an error: the defaults apply and a warning
 /// says so.
-pub fn load(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Snapshot, ConfigError> {
+pub fn load(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<Snapshot, ConfigError> {
     let home = paths::home_dir(env);
     let home = home.as_deref();
     let state_dir = paths::state_dir(overrides, env, home)?;
@@ -80,7 +83,11 @@ pub fn load(overrides: &Overrides, env: &BTreeMap<String, String>) -> Result<Sna
         .collect();
     // The default agent first: its profiles win on an id clash.
     let mut auth_files: Vec<PathBuf> = Vec::new();
-    for agent in agents.iter().filter(|a| a.default).chain(agents.iter().filter(|a| !a.default)) {
+    for agent in agents
+        .iter()
+        .filter(|a| a.default)
+        .chain(agents.iter().filter(|a| !a.default))
+    {
         let file = agent.agent_dir.join("auth-profiles.json");
         if !auth_files.contains(&file) {
             auth_files.push(file);

@@ -38,7 +38,11 @@ pub(crate) fn load_own(file: &Path, home: Option<&Path>) -> Result<OwnSettings, 
     parse_own(&value, &Reader { locator: &locator }, home)
 }
 
-fn parse_own(value: &Value, r: &Reader<'_>, home: Option<&Path>) -> Result<OwnSettings, ConfigError> {
+fn parse_own(
+    value: &Value,
+    r: &Reader<'_>,
+    home: Option<&Path>,
+) -> Result<OwnSettings, ConfigError> {
     let mut own = OwnSettings::default();
     let root = r.object(value, &[])?;
     check_keys(r, root, &[], TOP)?;
@@ -196,7 +200,10 @@ fn is_go_duration(s: &str) -> bool {
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        if !matches!(&rest[..unit_end], "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
+        if !matches!(
+            &rest[..unit_end],
+            "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"
+        ) {
             return false;
         }
         rest = &rest[unit_end..];

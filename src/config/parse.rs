@@ -173,8 +173,8 @@ impl Scanner<'_> {
             };
             if rest.starts_with("//") {
                 self.i += rest.find('\n').unwrap_or(rest.len());
-            } else if rest.starts_with("/*") {
-                self.i += rest[2..].find("*/").map(|e| e + 4).unwrap_or(rest.len());
+            } else if let Some(comment) = rest.strip_prefix("/*") {
+                self.i += comment.find("*/").map(|e| e + 4).unwrap_or(rest.len());
             } else if let Some(c) = rest.chars().next() {
                 if c.is_whitespace() || c == '\u{feff}' {
                     self.i += c.len_utf8();
@@ -363,7 +363,11 @@ impl Scanner<'_> {
             if c == '\\' && self.text.get(self.i + 1..self.i + 2) == Some("u") {
                 self.i += 2;
                 out.push(self.unicode_escape());
-            } else if c.is_alphanumeric() || c == '$' || c == '_' || c == '\u{200c}' || c == '\u{200d}'
+            } else if c.is_alphanumeric()
+                || c == '$'
+                || c == '_'
+                || c == '\u{200c}'
+                || c == '\u{200d}'
             {
                 out.push(c);
                 self.i += c.len_utf8();
@@ -417,7 +421,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_line_and_column_and_one_line_of_text() {
-        let err = parse_document(Path::new("/c.json5"), "{\n  a: 1,\n  b: ,\n}".into()).unwrap_err();
+        let err =
+            parse_document(Path::new("/c.json5"), "{\n  a: 1,\n  b: ,\n}".into()).unwrap_err();
         let (file, line, col) = err.location().unwrap();
         assert_eq!((file, line, col), (PathBuf::from("/c.json5"), 3, 6));
         assert!(!err.to_string().contains('\n'), "{err}");

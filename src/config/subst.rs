@@ -22,7 +22,10 @@ pub(crate) fn is_env_var_name(name: &str) -> bool {
 }
 
 /// Substitutes one string. `Err(name)` names the first missing or empty variable.
-pub(crate) fn substitute_str(value: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+pub(crate) fn substitute_str(
+    value: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<String, String> {
     if !value.contains('$') {
         return Ok(value.to_string());
     }
@@ -175,7 +178,9 @@ mod tests {
     #[test]
     fn lowercase_and_malformed_references_stay() {
         let e = env(&[]);
-        for s in ["${foo}", "${Foo}", "${1A}", "${A", "$A", "$", "a$b", "${}", "é${x}"] {
+        for s in [
+            "${foo}", "${Foo}", "${1A}", "${A", "$A", "$", "a$b", "${}", "é${x}",
+        ] {
             assert_eq!(substitute_str(s, &e).unwrap(), s);
         }
     }

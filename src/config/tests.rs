@@ -26,7 +26,10 @@ impl Home {
         std::fs::create_dir_all(home.join(".openclaw")).unwrap();
         let mut env = BTreeMap::new();
         env.insert("HOME".to_string(), home.to_string_lossy().into_owned());
-        env.insert("PATH".to_string(), root.join("empty-bin").to_string_lossy().into_owned());
+        env.insert(
+            "PATH".to_string(),
+            root.join("empty-bin").to_string_lossy().into_owned(),
+        );
         Home {
             _dir: dir,
             root,
@@ -44,7 +47,8 @@ impl Home {
     }
 
     fn set(&mut self, key: &str, value: impl AsRef<Path>) -> &mut Home {
-        self.env.insert(key.into(), value.as_ref().to_string_lossy().into_owned());
+        self.env
+            .insert(key.into(), value.as_ref().to_string_lossy().into_owned());
         self
     }
 
@@ -93,7 +97,10 @@ fn fixture(name: &str) -> String {
 fn fixture_home() -> Home {
     let mut h = Home::new();
     h.config(&fixture("openclaw.json5"));
-    h.write("agents/main/agent/auth-profiles.json", &fixture("auth-profiles.json"));
+    h.write(
+        "agents/main/agent/auth-profiles.json",
+        &fixture("auth-profiles.json"),
+    );
     h.set("ANTHROPIC_API_KEY", "sk-ant-from-env")
         .set("OPENROUTER_API_KEY", "sk-or-from-env")
         .set("OPENCLAW_GATEWAY_TOKEN", "gw-token-from-env");
@@ -111,11 +118,17 @@ fn the_fixture_config_loads_into_typed_values() {
     assert_eq!(s.paths.state_dir, state);
     assert_eq!(s.paths.config_file, state.join("openclaw.json"));
     assert_eq!(s.paths.own_file, state.join("openclawd/openclawd.json"));
-    assert_eq!(s.paths.auth_files, vec![state.join("agents/main/agent/auth-profiles.json")]);
+    assert_eq!(
+        s.paths.auth_files,
+        vec![state.join("agents/main/agent/auth-profiles.json")]
+    );
     assert!(s.paths.included_files.is_empty());
     assert_eq!(s.paths.ollama_bin, PathBuf::from("ollama"));
 
-    assert_eq!(s.providers.keys().collect::<Vec<_>>(), ["anthropic", "ollama", "openrouter"]);
+    assert_eq!(
+        s.providers.keys().collect::<Vec<_>>(),
+        ["anthropic", "ollama", "openrouter"]
+    );
     let ollama = &s.providers["ollama"];
     assert_eq!(ollama.base_url, "http://127.0.0.1:11434");
     assert_eq!(ollama.api, Api::Ollama);
@@ -183,11 +196,19 @@ fn the_fixture_config_loads_into_typed_values() {
         }
     );
     assert_eq!(s.model_entries.len(), 4);
-    assert_eq!(s.model_entries["ollama/gpt-oss:20b"].alias.as_deref(), Some("local"));
+    assert_eq!(
+        s.model_entries["ollama/gpt-oss:20b"].alias.as_deref(),
+        Some("local")
+    );
     let coder = &s.model_entries["ollama/qwen3-coder:30b"];
     assert_eq!(coder.alias.as_deref(), Some("coder"));
     assert_eq!(coder.params["temperature"], serde_json::json!(0.2));
-    assert_eq!(s.model_entries["openrouter/z-ai/glm-4.5-air"].alias.as_deref(), Some("glm"));
+    assert_eq!(
+        s.model_entries["openrouter/z-ai/glm-4.5-air"]
+            .alias
+            .as_deref(),
+        Some("glm")
+    );
 
     assert_eq!(
         s.agents,
@@ -208,16 +229,23 @@ fn the_fixture_config_loads_into_typed_values() {
 
     assert_eq!(s.auth_profiles.len(), 4);
     let secret = |id: &str| s.auth_profiles[id].credential.clone();
-    assert!(matches!(secret("ollama:default"), Credential::ApiKey { key } if key == "ollama-local"));
+    assert!(
+        matches!(secret("ollama:default"), Credential::ApiKey { key } if key == "ollama-local")
+    );
     assert!(matches!(
         secret("anthropic:me@example.com"),
         Credential::OAuth { access } if access == "fake-access-token-fixture"
     ));
-    assert!(matches!(secret("openrouter:default"), Credential::Token { token } if token.starts_with("sk-or-v1-FAKE")));
+    assert!(
+        matches!(secret("openrouter:default"), Credential::Token { token } if token.starts_with("sk-or-v1-FAKE"))
+    );
     assert_eq!(s.auth_profiles["anthropic:default"].provider, "anthropic");
 
     // env.vars filled OLLAMA_API_KEY, which the environment lacked.
-    assert_eq!(s.env.get("OLLAMA_API_KEY").map(String::as_str), Some("ollama-local"));
+    assert_eq!(
+        s.env.get("OLLAMA_API_KEY").map(String::as_str),
+        Some("ollama-local")
+    );
     assert!(s.discovery_opt_in);
     assert_eq!(
         s.ollama,
@@ -379,7 +407,10 @@ fn ollama_bin_comes_from_flag_env_own_settings_path_then_the_bare_name() {
     assert_eq!(h.ok().paths.ollama_bin, bin_b.join("ollama"));
 
     let own_bin = h.root.join("own/ollama");
-    h.write("openclawd/openclawd.json", &format!("{{ ollama: {{ bin: \"{}\" }} }}", own_bin.display()));
+    h.write(
+        "openclawd/openclawd.json",
+        &format!("{{ ollama: {{ bin: \"{}\" }} }}", own_bin.display()),
+    );
     assert_eq!(h.ok().paths.ollama_bin, own_bin);
 
     h.set("OPENCLAWD_OLLAMA_BIN", "/opt/env/ollama");
@@ -395,7 +426,10 @@ fn a_bare_ollama_bin_name_is_looked_up_on_path() {
     let bin = h.root.join("bin");
     executable(&bin.join("ollama-0.32"));
     h.set("PATH", &bin);
-    h.write("openclawd/openclawd.json", "{ ollama: { bin: 'ollama-0.32' } }");
+    h.write(
+        "openclawd/openclawd.json",
+        "{ ollama: { bin: 'ollama-0.32' } }",
+    );
     assert_eq!(h.ok().paths.ollama_bin, bin.join("ollama-0.32"));
 }
 
@@ -460,7 +494,10 @@ fn an_unparsable_gateway_port_variable_is_ignored_with_a_warning() {
     h.set("OPENCLAW_GATEWAY_PORT", "nope");
     let s = h.ok();
     assert_eq!(s.gateway.port, 19001);
-    assert!(s.warnings.iter().any(|w| w.contains("OPENCLAW_GATEWAY_PORT")));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("OPENCLAW_GATEWAY_PORT")));
 }
 
 #[test]
@@ -494,7 +531,10 @@ fn gateway_bind_follows_the_config_modes() {
     }
     h.config("{ gateway: { bind: 'custom', customBindHost: '192.168.1.20' } }");
     let g = h.ok().gateway;
-    assert_eq!((g.bind, g.bind_addr), (BindMode::Custom, ip("192.168.1.20")));
+    assert_eq!(
+        (g.bind, g.bind_addr),
+        (BindMode::Custom, ip("192.168.1.20"))
+    );
 
     h.config("{ gateway: {\n bind: 'custom' } }");
     let e = h.err();
@@ -521,7 +561,11 @@ fn gateway_bind_flag_wins_and_accepts_loopback_lan_or_an_ip() {
     }
     h.overrides.bind = Some("nowhere".into());
     let e = h.err();
-    assert!(e.to_string().starts_with("--bind: expected loopback, lan or an IP address"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("--bind: expected loopback, lan or an IP address"),
+        "{e}"
+    );
     assert_eq!(e.location(), None);
 }
 
@@ -543,26 +587,92 @@ fn every_ollama_host_form_parses_like_ollama() {
     let cases: &[(&str, &str, &str, u16, bool)] = &[
         // input, base_url, host, port, loopback
         ("", "http://127.0.0.1:11434", "127.0.0.1", 11434, true),
-        ("127.0.0.1:11500", "http://127.0.0.1:11500", "127.0.0.1", 11500, true),
+        (
+            "127.0.0.1:11500",
+            "http://127.0.0.1:11500",
+            "127.0.0.1",
+            11500,
+            true,
+        ),
         ("1.2.3.4", "http://1.2.3.4:11434", "1.2.3.4", 11434, false),
         (":1234", "http://127.0.0.1:1234", "127.0.0.1", 1234, true),
-        ("0.0.0.0", "http://127.0.0.1:11434", "127.0.0.1", 11434, true),
-        ("0.0.0.0:9999", "http://127.0.0.1:9999", "127.0.0.1", 9999, true),
-        ("example.com", "http://example.com:11434", "example.com", 11434, false),
-        ("example.com:1234", "http://example.com:1234", "example.com", 1234, false),
-        ("localhost", "http://localhost:11434", "localhost", 11434, true),
+        (
+            "0.0.0.0",
+            "http://127.0.0.1:11434",
+            "127.0.0.1",
+            11434,
+            true,
+        ),
+        (
+            "0.0.0.0:9999",
+            "http://127.0.0.1:9999",
+            "127.0.0.1",
+            9999,
+            true,
+        ),
+        (
+            "example.com",
+            "http://example.com:11434",
+            "example.com",
+            11434,
+            false,
+        ),
+        (
+            "example.com:1234",
+            "http://example.com:1234",
+            "example.com",
+            1234,
+            false,
+        ),
+        (
+            "localhost",
+            "http://localhost:11434",
+            "localhost",
+            11434,
+            true,
+        ),
         ("[::1]", "http://[::1]:11434", "::1", 11434, true),
         ("::1", "http://[::1]:11434", "::1", 11434, true),
         ("[::1]:1234", "http://[::1]:1234", "::1", 1234, true),
         ("[::]", "http://[::1]:11434", "::1", 11434, true),
         ("http://1.2.3.4", "http://1.2.3.4:80", "1.2.3.4", 80, false),
-        ("http://1.2.3.4:5678", "http://1.2.3.4:5678", "1.2.3.4", 5678, false),
-        ("https://1.2.3.4", "https://1.2.3.4:443", "1.2.3.4", 443, false),
-        ("https://example.com/ollama", "https://example.com:443/ollama", "example.com", 443, false),
-        ("ollama.com", "https://ollama.com:443", "ollama.com", 443, false),
+        (
+            "http://1.2.3.4:5678",
+            "http://1.2.3.4:5678",
+            "1.2.3.4",
+            5678,
+            false,
+        ),
+        (
+            "https://1.2.3.4",
+            "https://1.2.3.4:443",
+            "1.2.3.4",
+            443,
+            false,
+        ),
+        (
+            "https://example.com/ollama",
+            "https://example.com:443/ollama",
+            "example.com",
+            443,
+            false,
+        ),
+        (
+            "ollama.com",
+            "https://ollama.com:443",
+            "ollama.com",
+            443,
+            false,
+        ),
         (":66000", "http://127.0.0.1:11434", "127.0.0.1", 11434, true),
         (":-1", "http://127.0.0.1:11434", "127.0.0.1", 11434, true),
-        ("  \"127.0.0.2:7\" ", "http://127.0.0.2:7", "127.0.0.2", 7, true),
+        (
+            "  \"127.0.0.2:7\" ",
+            "http://127.0.0.2:7",
+            "127.0.0.2",
+            7,
+            true,
+        ),
     ];
     for &(input, base_url, host, port, loopback) in cases {
         let a = parse_ollama_host(input);
@@ -602,7 +712,9 @@ fn an_empty_variable_is_as_missing() {
     h.config("{ gateway: { auth: { token: '${TOKEN}' } } }");
     h.set("TOKEN", "");
     let e = h.err();
-    assert!(e.to_string().contains("Missing env var \"TOKEN\" referenced at config path: gateway.auth.token"));
+    assert!(e
+        .to_string()
+        .contains("Missing env var \"TOKEN\" referenced at config path: gateway.auth.token"));
 }
 
 #[test]
@@ -631,7 +743,8 @@ fn arrays_get_indexed_config_paths() {
     h.config("{ agents: { defaults: { model: { fallbacks: ['a/b', '${NOPE}'] } } } }");
     let e = h.err();
     assert!(
-        e.to_string().contains("config path: agents.defaults.model.fallbacks[1]"),
+        e.to_string()
+            .contains("config path: agents.defaults.model.fallbacks[1]"),
         "{e}"
     );
     assert_eq!(e.location().unwrap().1, 1);
@@ -652,7 +765,10 @@ fn env_vars_fill_only_variables_the_environment_lacks() {
         }"#,
     );
     let s = h.ok();
-    assert_eq!(s.gateway.token.as_deref(), Some("from-process/filled/direct-value"));
+    assert_eq!(
+        s.gateway.token.as_deref(),
+        Some("from-process/filled/direct-value")
+    );
     assert_eq!(s.env["PRESENT"], "from-process");
     assert_eq!(s.env["ABSENT"], "filled");
     assert_eq!(s.env["BLANK"], "filled-too");
@@ -695,7 +811,10 @@ fn a_bare_env_var_name_as_api_key_resolves_when_set() {
 #[test]
 fn include_a_single_file_relative_to_the_including_file() {
     let h = Home::new();
-    let models = h.write("conf/models.json5", "{ providers: { vllm: { baseUrl: 'http://127.0.0.1:8000/v1' } } }");
+    let models = h.write(
+        "conf/models.json5",
+        "{ providers: { vllm: { baseUrl: 'http://127.0.0.1:8000/v1' } } }",
+    );
     h.config("{ models: { $include: './conf/models.json5' } }");
     let s = h.ok();
     assert_eq!(s.providers["vllm"].base_url, "http://127.0.0.1:8000/v1");
@@ -706,7 +825,10 @@ fn include_a_single_file_relative_to_the_including_file() {
 fn include_a_list_later_files_win_arrays_concatenate_and_own_keys_win() {
     let h = Home::new();
     let a = h.write("a.json5", "{ gateway: { port: 1001, bind: 'lan' }, agents: { defaults: { model: { fallbacks: ['x/1'] } } } }");
-    let b = h.write("b.json5", "{ gateway: { port: 1002 }, agents: { defaults: { model: { fallbacks: ['x/2'] } } } }");
+    let b = h.write(
+        "b.json5",
+        "{ gateway: { port: 1002 }, agents: { defaults: { model: { fallbacks: ['x/2'] } } } }",
+    );
     h.config("{ $include: ['a.json5', 'b.json5'], gateway: { auth: { token: 't' } }, session: { store: '/s/{agentId}.json' } }");
     let s = h.ok();
     assert_eq!(s.gateway.port, 1002);
@@ -724,7 +846,10 @@ fn include_a_list_later_files_win_arrays_concatenate_and_own_keys_win() {
 #[test]
 fn includes_nest_relative_to_each_including_file() {
     let h = Home::new();
-    let outer = h.write("conf/outer.json5", "{ gateway: { $include: 'inner/gw.json5' } }");
+    let outer = h.write(
+        "conf/outer.json5",
+        "{ gateway: { $include: 'inner/gw.json5' } }",
+    );
     let inner = h.write("conf/inner/gw.json5", "{ port: 1234 }");
     h.config("{ $include: 'conf/outer.json5' }");
     let s = h.ok();
@@ -735,7 +860,10 @@ fn includes_nest_relative_to_each_including_file() {
 #[test]
 fn errors_in_included_files_point_into_them() {
     let h = Home::new();
-    let inc = h.write("inc.json5", "{\n  gateway: {\n    port: 'x',\n    auth: { token: '${NOPE}' },\n  },\n}\n");
+    let inc = h.write(
+        "inc.json5",
+        "{\n  gateway: {\n    port: 'x',\n    auth: { token: '${NOPE}' },\n  },\n}\n",
+    );
     h.config("{\n  $include: 'inc.json5',\n}\n");
     let e = h.err();
     assert_eq!(e.location(), Some((inc.clone(), 4, 21)), "{e}");
@@ -780,7 +908,11 @@ fn a_missing_include_names_the_include() {
     let file = h.config("{\n  $include: 'nope.json5',\n}");
     let e = h.err();
     assert_eq!(e.location(), Some((file, 2, 13)));
-    assert!(e.to_string().contains("Failed to read include file: nope.json5"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Failed to read include file: nope.json5"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -812,19 +944,32 @@ fn auth_profiles_of_every_kind_and_dropped_entries() {
     let ids: Vec<&str> = s.auth_profiles.keys().map(String::as_str).collect();
     assert_eq!(ids, ["a:key", "b:tok", "c:me", "ollama:default", "shared"]);
     assert_eq!(s.auth_profiles["a:key"].credential.secret(), "k1");
-    assert!(matches!(&s.auth_profiles["b:tok"].credential, Credential::Token { token } if token == "t1"));
-    assert!(matches!(&s.auth_profiles["c:me"].credential, Credential::OAuth { access } if access == "acc"));
+    assert!(
+        matches!(&s.auth_profiles["b:tok"].credential, Credential::Token { token } if token == "t1")
+    );
+    assert!(
+        matches!(&s.auth_profiles["c:me"].credential, Credential::OAuth { access } if access == "acc")
+    );
     assert_eq!(s.auth_profiles["shared"].credential.secret(), "main-wins");
     assert!(s.discovery_opt_in, "an ollama profile opts in to discovery");
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
-    assert!(s.warnings.iter().any(|w| w.contains("\"d:x\"") && w.contains("aws-sdk")));
-    assert!(s.warnings.iter().any(|w| w.contains("\"e:x\"") && w.contains("provider")));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("\"d:x\"") && w.contains("aws-sdk")));
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("\"e:x\"") && w.contains("provider")));
 }
 
 #[test]
 fn invalid_auth_profiles_json_is_an_error_with_its_position() {
     let h = Home::new();
-    let file = h.write("agents/main/agent/auth-profiles.json", "{\n  \"version\": 1,\n  \"profiles\": {,\n}");
+    let file = h.write(
+        "agents/main/agent/auth-profiles.json",
+        "{\n  \"version\": 1,\n  \"profiles\": {,\n}",
+    );
     let e = h.err();
     let (f, line, _) = e.location().unwrap();
     assert_eq!((f, line), (file, 3));
@@ -881,12 +1026,27 @@ fn an_unknown_own_setting_is_an_error_naming_the_key_and_line() {
 fn bad_own_values_name_the_key() {
     let h = Home::new();
     for (text, needle) in [
-        ("{ gateway: { reclaim: 'sometimes' } }", "gateway.reclaim: expected \"stale\", \"force\" or \"never\""),
-        ("{ sessions: { action: 'drop' } }", "sessions.action: expected \"clear\" or \"prune\""),
-        ("{ sessions: { interval: 300 } }", "sessions.interval: expected a duration"),
-        ("{ discovery: { interval: '5 parsecs' } }", "discovery.interval: expected a duration"),
+        (
+            "{ gateway: { reclaim: 'sometimes' } }",
+            "gateway.reclaim: expected \"stale\", \"force\" or \"never\"",
+        ),
+        (
+            "{ sessions: { action: 'drop' } }",
+            "sessions.action: expected \"clear\" or \"prune\"",
+        ),
+        (
+            "{ sessions: { interval: 300 } }",
+            "sessions.interval: expected a duration",
+        ),
+        (
+            "{ discovery: { interval: '5 parsecs' } }",
+            "discovery.interval: expected a duration",
+        ),
         ("{ ollama: { keepAlive: '-1' } }", "ollama.keepAlive"),
-        ("{ sessions: { maxBytes: -5 } }", "sessions.maxBytes: expected a positive integer"),
+        (
+            "{ sessions: { maxBytes: -5 } }",
+            "sessions.maxBytes: expected a positive integer",
+        ),
     ] {
         h.write("openclawd/openclawd.json", text);
         let e = h.err();
@@ -902,7 +1062,10 @@ fn bad_own_values_name_the_key() {
 fn a_missing_config_file_means_defaults_and_a_warning() {
     let h = Home::new();
     let s = h.ok();
-    let expected = format!("no config at {}; using defaults", h.state().join("openclaw.json").display());
+    let expected = format!(
+        "no config at {}; using defaults",
+        h.state().join("openclaw.json").display()
+    );
     assert_eq!(s.warnings, vec![expected]);
     assert!(s.providers.is_empty());
     assert_eq!(s.model, ModelSelection::default());
@@ -923,7 +1086,10 @@ fn a_syntax_error_has_line_and_column() {
     assert!(matches!(e, ConfigError::Syntax { .. }));
     assert_eq!(e.location(), Some((file.clone(), 3, 11)));
     let msg = e.to_string();
-    assert!(msg.starts_with(&format!("{}:3:11: invalid JSON5: ", file.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!("{}:3:11: invalid JSON5: ", file.display())),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "one paragraph: {msg}");
 }
 
@@ -966,7 +1132,10 @@ fn provider_details_default_as_openclaw_does() {
     assert_eq!(local.headers["x-org"], "o1");
     assert_eq!(local.timeout, Some(Duration::from_secs(90)));
     let m = &local.models[0];
-    assert_eq!((m.name.as_str(), m.tools, m.input.clone()), ("m1", Some(true), vec!["text".to_string()]));
+    assert_eq!(
+        (m.name.as_str(), m.tools, m.input.clone()),
+        ("m1", Some(true), vec!["text".to_string()])
+    );
     let seed = &s.providers["seed"];
     assert_eq!(seed.api, Api::Other("openai-responses".into()));
     assert_eq!(seed.timeout, Some(Duration::from_millis(1500)));
@@ -988,7 +1157,9 @@ fn session_stores_expand_the_template_for_configured_and_present_agents() {
         .iter()
         .map(|id| SessionStore {
             agent_id: id.to_string(),
-            path: h.state().join(format!("agents/{id}/sessions/sessions.json")),
+            path: h
+                .state()
+                .join(format!("agents/{id}/sessions/sessions.json")),
         })
         .collect();
     assert_eq!(stores, expected);
