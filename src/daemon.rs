@@ -30,7 +30,7 @@ use crate::gateway::metrics::Metrics;
 use crate::gateway::providers::Upstreams;
 use crate::gateway::router::Cooldowns;
 use crate::gateway::{server, GatewayState};
-use crate::housekeeping::{self, HousekeepingStatus, PortReclaimer, Reclaim, SessionsGuard};
+use crate::housekeeping::{self, HousekeepingStatus, PortReclaimer, SessionsGuard};
 use crate::ollama::{self, ShutdownKind, SupervisorSettings};
 use crate::watch::FileWatcher;
 
@@ -72,24 +72,30 @@ fn process_env() -> BTreeMap<String, String> {
 
 /// The first snapshot: the real one, or — when the config is broken at start — a degraded
 /// one built from defaults, so a service manager does not crash-loop on a typo.
-fn initial_snapshot(ov: &Overrides, env: &BTreeMap<String, String>) -> (Snapshot, Option<String>) {
+fn initial_snapshot(
+    ov: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<(Snapshot, Option<String>)> {
     match config::load(ov, env) {
         Ok(mut s) => {
             s.generation = 1;
-            (s, None)
+            Ok((s, None))
         }
         Err(e) => {
             let msg = e.to_string();
             tracing::error!("{msg}");
-            tracing::warn!("starting degraded: /health answers, /ready says 503 until the config is fixed");
-            (config::degraded_snapshot(ov, env), Some(msg))
+            tracing::warn!(
+                "starting degraded: /health answers, /ready says 503 until the config is fixed"
+            );
+            let s = config::degraded_snapshot(ov, env).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((s, Some(msg)))
         }
     }
 }
 
 async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let env = process_env();
-    let (snapshot, config_error) = initial_snapshot(&opts.overrides, &env);
+    let (snapshot, config_error) = initial_snapshot(&opts.overrides, &env)?;
     for w in &snapshot.warnings {
         tracing::warn!("{w}");
     }
@@ -103,22 +109,22 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let reclaimer = PortReclaimer::new(
+    let mut reclaimer = PortReclaimer::new(
         snapshot.gateway.port,
         snapshot.paths.state_dir.clone(),
         snapshot.own.gateway.reclaim,
-        opts.force,
-        opts.takeover,
     );
-    let mut port_reclaims = 0u64;
-    match reclaimer.free_port().await {
-        Ok(Reclaim::AlreadyFree) => {}
-        Ok(r @ Reclaim::Reclaimed { .. }) => {
-            port_reclaims += 1;
-            tracing::warn!("{r}");
-        }
-        Err(e) => anyhow::bail!("{e}"),
+    reclaimer.force = opts.force;
+    reclaimer.takeover = opts.takeover;
+    let mut housekeeping_status = HousekeepingStatus::default();
+    if snapshot.gateway.port != 0 {
+        let reclaim = reclaimer
+            .free_port()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        housekeeping_status.record_reclaim(snapshot.gateway.port, &reclaim);
     }
+    let port_reclaims = housekeeping_status.port_reclaims_total;
     let listener = bind_with_retry(addr).await?;
     let listen = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%listen, "gateway listening");
@@ -127,10 +133,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let pid_file = write_pid_file(&state_dir)?;
 
     let supervisor = ollama::spawn(SupervisorSettings::from_snapshot(&snapshot));
-    let (hk_tx, hk_rx) = watch::channel(HousekeepingStatus {
-        port_reclaims_total: port_reclaims,
-        ..Default::default()
-    });
+    let (hk_tx, hk_rx) = watch::channel(housekeeping_status);
 
     let metrics = Arc::new(Metrics::default());
     metrics.port_reclaims.set(port_reclaims as i64);
@@ -192,7 +195,9 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
 
     let kind = kind.await.unwrap_or(ShutdownKind::Stop);
     match kind {
-        ShutdownKind::Handover => tracing::info!("handing over: leaving Ollama running for the next openclawd"),
+        ShutdownKind::Handover => {
+            tracing::info!("handing over: leaving Ollama running for the next openclawd")
+        }
         ShutdownKind::Stop => tracing::info!("stopping"),
     }
     supervisor.shutdown(kind).await;
@@ -207,7 +212,10 @@ async fn bind_with_retry(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     loop {
         match TcpListener::bind(addr).await {
             Ok(l) => return Ok(l),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tokio::time::Instant::now() < deadline => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => {
@@ -266,13 +274,6 @@ async fn second_signal(shutdown: CancellationToken, hard_stop: CancellationToken
     hard_stop.cancel();
 }
 
-fn watched_config_files(s: &Snapshot) -> Vec<PathBuf> {
-    let mut files = vec![s.paths.config_file.clone(), s.paths.own_file.clone()];
-    files.extend(s.paths.included_files.iter().cloned());
-    files.extend(s.paths.auth_files.iter().cloned());
-    files
-}
-
 /// Reloads on file changes and SIGHUP: all fallible work first, then one atomic swap.
 async fn config_reload_loop(
     state: Arc<GatewayState>,
@@ -282,34 +283,38 @@ async fn config_reload_loop(
     sessions_trigger: mpsc::Sender<()>,
     shutdown: CancellationToken,
 ) {
-    let (tx, mut changed) = mpsc::channel(8);
-    let watcher = match FileWatcher::new(watched_config_files(&state.config.load()), Duration::from_millis(150), tx.clone()) {
-        Ok(w) => Some(w),
+    let (watcher, mut changed) = match FileWatcher::new(crate::watch::DEFAULT_DEBOUNCE) {
+        Ok((w, rx)) => {
+            w.set_files(state.config.load().paths.watched_files());
+            (Some(w), Some(rx))
+        }
         Err(e) => {
             tracing::warn!("cannot watch the config files ({e}); edits apply on SIGHUP only");
-            None
+            (None, None)
         }
     };
-    let sessions_watcher = FileWatcher::new(
-        session_files(&state.config.load()),
-        Duration::from_millis(500),
-        {
-            let (stx, mut srx) = mpsc::channel::<()>(4);
+    // sessions.json changes trigger a sessions guard round.
+    let sessions_watcher = match FileWatcher::new(Duration::from_millis(500)) {
+        Ok((w, mut rx)) => {
+            w.set_files(session_files(&state.config.load()));
             let trigger = sessions_trigger.clone();
             tokio::spawn(async move {
-                while srx.recv().await.is_some() {
+                while rx.recv().await.is_some() {
                     let _ = trigger.try_send(());
                 }
             });
-            stx
-        },
-    )
-    .ok();
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch sessions files ({e}); they are checked every interval");
+            None
+        }
+    };
     let mut hup = signal(SignalKind::hangup()).ok();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = changed.recv() => if r.is_none() { return },
+            Some(()) = async { match changed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {},
             _ = async { match hup.as_mut() { Some(h) => { h.recv().await; }, None => std::future::pending::<()>().await } } => {
                 tracing::info!("SIGHUP: reloading the configuration");
             }
@@ -322,14 +327,17 @@ async fn config_reload_loop(
                 for w in &next.warnings {
                     tracing::warn!("{w}");
                 }
-                let files = watched_config_files(&next);
+                let files = next.paths.watched_files();
                 let settings = SupervisorSettings::from_snapshot(&next);
                 let stores = session_files(&next);
                 state.config.store(Arc::new(next));
                 if state.config_error.swap(None).is_some() {
                     tracing::info!("configuration fixed; the error is cleared");
                 }
-                tracing::info!(generation = current.generation + 1, "configuration reloaded");
+                tracing::info!(
+                    generation = current.generation + 1,
+                    "configuration reloaded"
+                );
                 if let Some(w) = &watcher {
                     w.set_files(files);
                 }
@@ -357,7 +365,10 @@ async fn config_reload_loop(
 }
 
 fn session_files(s: &Snapshot) -> Vec<PathBuf> {
-    housekeeping::session_stores(s).into_iter().map(|st| st.path).collect()
+    housekeeping::session_stores(s)
+        .into_iter()
+        .map(|st| st.path)
+        .collect()
 }
 
 /// Ollama's models directory: `OLLAMA_MODELS`, else `~/.ollama/models`.
@@ -394,7 +405,11 @@ pub async fn discover_once(snapshot: &Snapshot) -> Catalog {
 
 /// Keeps the catalogue current: at start, when Ollama becomes healthy, after each config
 /// swap, when the models directory changes, and every `discovery.interval`.
-async fn discovery_loop(state: Arc<GatewayState>, rediscover: Arc<Notify>, shutdown: CancellationToken) {
+async fn discovery_loop(
+    state: Arc<GatewayState>,
+    rediscover: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let client = match reqwest::Client::builder().no_proxy().build() {
         Ok(c) => c,
         Err(e) => {
@@ -405,8 +420,15 @@ async fn discovery_loop(state: Arc<GatewayState>, rediscover: Arc<Notify>, shutd
     let mut ollama = state.ollama.clone();
     let mut last_epoch = ollama.borrow().healthy_epoch;
     let mut last: Option<Discovery> = None;
-    let (dir_tx, mut dir_rx) = mpsc::channel(4);
-    let mut dir_watch: Option<(PathBuf, FileWatcher)> = None;
+    // Ollama's models directory: a pull or rm shows up without waiting for the interval.
+    let (dir_watcher, mut dir_rx) = match FileWatcher::new(Duration::from_millis(500)) {
+        Ok((w, rx)) => (Some(w), Some(rx)),
+        Err(e) => {
+            tracing::warn!("cannot watch Ollama's models directory ({e})");
+            (None, None)
+        }
+    };
+    let mut watched_dir: Option<PathBuf> = None;
     let mut first = true;
     loop {
         let snapshot = state.config.load_full();
@@ -415,7 +437,9 @@ async fn discovery_loop(state: Arc<GatewayState>, rediscover: Arc<Notify>, shutd
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = rediscover.notified() => {},
-                _ = dir_rx.recv() => tracing::info!("Ollama's models changed on disk; rediscovering"),
+                Some(()) = async { match dir_rx.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("Ollama's models changed on disk; rediscovering");
+                }
                 _ = tokio::time::sleep(interval) => {},
                 r = ollama.changed() => {
                     if r.is_err() { return }
@@ -432,12 +456,16 @@ async fn discovery_loop(state: Arc<GatewayState>, rediscover: Arc<Notify>, shutd
         let snapshot = state.config.load_full();
         // Follow the models directory (re-pointed if OLLAMA_MODELS changed).
         let wanted = models_dir(&snapshot).filter(|d| d.is_dir() && snapshot.ollama.loopback);
-        if dir_watch.as_ref().map(|(d, _)| d) != wanted.as_ref() {
-            dir_watch = wanted.and_then(|d| {
-                FileWatcher::watch_tree(&d, Duration::from_millis(500), dir_tx.clone())
-                    .map(|w| (d, w))
-                    .ok()
-            });
+        if let Some(w) = &dir_watcher {
+            if watched_dir != wanted {
+                if let Some(old) = &watched_dir {
+                    w.unwatch_tree(old);
+                }
+                if let Some(d) = &wanted {
+                    w.watch_tree(d.clone());
+                }
+                watched_dir = wanted;
+            }
         }
         let listen = Some(state.listen);
         let mut error = None;
@@ -451,14 +479,26 @@ async fn discovery_loop(state: Arc<GatewayState>, rediscover: Arc<Notify>, shutd
             .await
             {
                 Ok(d) => {
-                    state.metrics.discovery_runs.get_or_create(&crate::gateway::metrics::ResultLabels { result: "ok".into() }).inc();
+                    state
+                        .metrics
+                        .discovery_runs
+                        .get_or_create(&crate::gateway::metrics::ResultLabels {
+                            result: "ok".into(),
+                        })
+                        .inc();
                     if last.as_ref() != Some(&d) {
                         tracing::info!(models = d.models.len(), "discovered Ollama models");
                     }
                     last = Some(d);
                 }
                 Err(e) => {
-                    state.metrics.discovery_runs.get_or_create(&crate::gateway::metrics::ResultLabels { result: "error".into() }).inc();
+                    state
+                        .metrics
+                        .discovery_runs
+                        .get_or_create(&crate::gateway::metrics::ResultLabels {
+                            result: "error".into(),
+                        })
+                        .inc();
                     let msg = e.to_string();
                     if state.catalog.load().discovery_error.as_deref() != Some(msg.as_str()) {
                         tracing::warn!("{msg}");
@@ -477,11 +517,20 @@ async fn metrics_bridge(state: Arc<GatewayState>, shutdown: CancellationToken) {
     let mut ollama = state.ollama.clone();
     let mut hk = state.housekeeping.clone();
     loop {
-        state.metrics.ollama_restarts.set(ollama.borrow().restarts as i64);
+        state
+            .metrics
+            .ollama_restarts
+            .set(ollama.borrow().restarts as i64);
         {
             let h = hk.borrow();
-            state.metrics.port_reclaims.set(h.port_reclaims_total as i64);
-            state.metrics.sessions_cleared.set(h.sessions_cleared_total as i64);
+            state
+                .metrics
+                .port_reclaims
+                .set(h.port_reclaims_total as i64);
+            state
+                .metrics
+                .sessions_cleared
+                .set(h.sessions_cleared_total as i64);
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

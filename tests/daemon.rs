@@ -36,18 +36,28 @@ fn the_fixture_config_loads_and_health_and_status_answer() {
     let d = env.start();
     let (code, body) = http_get(&format!("{}/health", d.base)).unwrap();
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"ok": true, "status": "live"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"ok": true, "status": "live"})
+    );
 
     let st = d.wait_until("config generation 1", Duration::from_secs(10), |s| {
         s["config"]["generation"] == 1
     });
     assert_eq!(st["config"]["error"], Value::Null);
-    assert_eq!(st["config"]["path"], env.config_path().display().to_string());
+    assert_eq!(
+        st["config"]["path"],
+        env.config_path().display().to_string()
+    );
     assert_eq!(st["daemon"]["pid"], d.pid());
     assert_eq!(st["routing"]["primary"], "ollama/gpt-oss:20b");
     assert_eq!(
         st["routing"]["fallbacks"],
-        json!(["ollama/qwen3-coder:30b", "anthropic/claude-sonnet-4-5", "openrouter/z-ai/glm-4.5-air"])
+        json!([
+            "ollama/qwen3-coder:30b",
+            "anthropic/claude-sonnet-4-5",
+            "openrouter/z-ai/glm-4.5-air"
+        ])
     );
     let refs: Vec<&str> = st["models"]
         .as_array()
@@ -55,12 +65,21 @@ fn the_fixture_config_loads_and_health_and_status_answer() {
         .iter()
         .map(|m| m["ref"].as_str().unwrap())
         .collect();
-    for r in ["ollama/gpt-oss:20b", "anthropic/claude-sonnet-4-5", "openrouter/z-ai/glm-4.5-air"] {
+    for r in [
+        "ollama/gpt-oss:20b",
+        "anthropic/claude-sonnet-4-5",
+        "openrouter/z-ai/glm-4.5-air",
+    ] {
         assert!(refs.contains(&r), "{r} missing from {refs:?}");
     }
     // Secrets never reach /status.
     let text = st.to_string();
-    for secret in ["sk-ant-test-fixture", "sk-or-test-fixture", "gw-test-token", "FAKE-FIXTURE"] {
+    for secret in [
+        "sk-ant-test-fixture",
+        "sk-or-test-fixture",
+        "gw-test-token",
+        "FAKE-FIXTURE",
+    ] {
         assert!(!text.contains(secret), "{secret} leaked into /status");
     }
 }
@@ -118,7 +137,9 @@ fn status_exit_codes_say_not_running_healthy_or_degraded() {
 
     env.write_config("{ agents: { defaults: { model: 'ollama/x' } }, ");
     let d = env.start();
-    d.wait_until("config error", Duration::from_secs(10), |s| s["config"]["error"].is_string());
+    d.wait_until("config error", Duration::from_secs(10), |s| {
+        s["config"]["error"].is_string()
+    });
     let (code, out, err) = env.cli(&["status"]);
     assert_eq!(code.code(), Some(1), "{out}{err}");
     assert!(out.contains("degraded"));
@@ -135,20 +156,40 @@ fn a_config_edit_swaps_routing_a_broken_edit_is_reported_and_the_fix_clears_it()
         "models: {{ providers: {{ ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [{{ id: 'a:1', name: 'a' }}, {{ id: 'b:1', name: 'b' }}] }} }} }}",
         env.ollama_port
     );
-    env.write_config(&format!("{{ {provider}, agents: {{ defaults: {{ model: 'ollama/a:1' }} }} }}"));
+    env.write_config(&format!(
+        "{{ {provider}, agents: {{ defaults: {{ model: 'ollama/a:1' }} }} }}"
+    ));
     let d = env.start();
-    d.wait_until("primary a", Duration::from_secs(10), |s| s["routing"]["primary"] == "ollama/a:1");
+    d.wait_until("primary a", Duration::from_secs(10), |s| {
+        s["routing"]["primary"] == "ollama/a:1"
+    });
 
-    env.write_config(&format!("{{ {provider}, agents: {{ defaults: {{ model: 'ollama/b:1' }} }} }}"));
-    let st = d.wait_until("primary b", Duration::from_secs(10), |s| s["routing"]["primary"] == "ollama/b:1");
+    env.write_config(&format!(
+        "{{ {provider}, agents: {{ defaults: {{ model: 'ollama/b:1' }} }} }}"
+    ));
+    let st = d.wait_until("primary b", Duration::from_secs(10), |s| {
+        s["routing"]["primary"] == "ollama/b:1"
+    });
     assert_eq!(st["config"]["generation"], 2);
 
-    env.write_config(&format!("{{ {provider},\n agents: {{ defaults: {{ model: 'ollama/a:1' }}\n"));
-    let st = d.wait_until("reload error", Duration::from_secs(10), |s| s["config"]["error"].is_string());
-    assert_eq!(st["routing"]["primary"], "ollama/b:1", "the last good config stays in force");
-    assert!(st["config"]["error"].as_str().unwrap().contains("openclaw.json:"));
+    env.write_config(&format!(
+        "{{ {provider},\n agents: {{ defaults: {{ model: 'ollama/a:1' }}\n"
+    ));
+    let st = d.wait_until("reload error", Duration::from_secs(10), |s| {
+        s["config"]["error"].is_string()
+    });
+    assert_eq!(
+        st["routing"]["primary"], "ollama/b:1",
+        "the last good config stays in force"
+    );
+    assert!(st["config"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("openclaw.json:"));
 
-    env.write_config(&format!("{{ {provider}, agents: {{ defaults: {{ model: 'ollama/a:1' }} }} }}"));
+    env.write_config(&format!(
+        "{{ {provider}, agents: {{ defaults: {{ model: 'ollama/a:1' }} }} }}"
+    ));
     let st = d.wait_until("fixed", Duration::from_secs(10), |s| {
         s["config"]["error"].is_null() && s["routing"]["primary"] == "ollama/a:1"
     });

@@ -64,7 +64,11 @@ fn content_of(events: &[String]) -> String {
         .iter()
         .filter(|e| *e != "[DONE]")
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -76,7 +80,13 @@ fn chat(model: &str, stream: bool) -> Value {
 fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_sse() {
     let mut env = TestEnv::new();
     let p = ollama_provider(&env);
-    write(&mut env, &[p], "ollama/llama3.2:3b", &[], "'ollama/gpt-oss:20b': { params: { num_ctx: 4096 } }");
+    write(
+        &mut env,
+        &[p],
+        "ollama/llama3.2:3b",
+        &[],
+        "'ollama/gpt-oss:20b': { params: { num_ctx: 4096 } }",
+    );
     let d = env.start();
     wait_available(&d, "ollama/llama3.2:3b");
 
@@ -104,7 +114,13 @@ fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_
         .into_iter()
         .filter(|r| r["path"] == "/api/chat")
         .collect();
-    let by_model = |m: &str| chats.iter().find(|r| r["body"]["model"] == m).cloned().unwrap();
+    let by_model = |m: &str| {
+        chats
+            .iter()
+            .find(|r| r["body"]["model"] == m)
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(by_model("llama3.2:3b")["body"]["options"]["num_ctx"], 32768);
     assert_eq!(by_model("gpt-oss:20b")["body"]["options"]["num_ctx"], 4096);
 }
@@ -112,7 +128,9 @@ fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_
 #[test]
 fn chunks_reach_the_client_as_they_are_produced() {
     let mut env = TestEnv::new();
-    env.write_control(&json!({"token_delay_ms": 150, "reply_tokens": ["a", "b", "c", "d", "e", "f"]}));
+    env.write_control(
+        &json!({"token_delay_ms": 150, "reply_tokens": ["a", "b", "c", "d", "e", "f"]}),
+    );
     let p = ollama_provider(&env);
     write(&mut env, &[p], "ollama/llama3.2:3b", &[], "");
     let d = env.start();
@@ -129,7 +147,10 @@ fn chunks_reach_the_client_as_they_are_produced() {
     assert!(arrivals.len() >= 6, "{arrivals:?}");
     // Produced 150 ms apart: a buffering gateway would deliver them together at the end.
     let spread = *arrivals.last().unwrap() - arrivals[0];
-    assert!(spread >= Duration::from_millis(450), "chunks arrived bunched: {arrivals:?}");
+    assert!(
+        spread >= Duration::from_millis(450),
+        "chunks arrived bunched: {arrivals:?}"
+    );
 }
 
 #[test]
@@ -137,8 +158,17 @@ fn local_ollama_down_falls_back_to_the_cloud_with_its_key() {
     let mut env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
     let cloud = FakeCloud::openai(CLOUD_KEY);
-    let providers = [ollama_provider(&env), cloud_provider("cloud", &cloud, "openai-completions", 128000)];
-    write(&mut env, &providers, "ollama/llama3.2:3b", &["cloud/m1"], "");
+    let providers = [
+        ollama_provider(&env),
+        cloud_provider("cloud", &cloud, "openai-completions", 128000),
+    ];
+    write(
+        &mut env,
+        &providers,
+        "ollama/llama3.2:3b",
+        &["cloud/m1"],
+        "",
+    );
     let d = env.start();
     wait_available(&d, "cloud/m1");
 
@@ -148,11 +178,20 @@ fn local_ollama_down_falls_back_to_the_cloud_with_its_key() {
         assert_eq!(resp.headers()["x-openclawd-model"], "cloud/m1");
         assert_eq!(resp.headers()["x-openclawd-fallback"], "true");
         let text = resp.text().unwrap();
-        assert!(text.contains("from") && text.contains("the cloud"), "{text}");
+        assert!(
+            text.contains("from") && text.contains("the cloud"),
+            "{text}"
+        );
     }
     let got = cloud.received();
-    assert_eq!(got[0].headers["authorization"], format!("Bearer {CLOUD_KEY}"));
-    assert_eq!(got[0].body["model"], "m1", "the upstream sees its own model id");
+    assert_eq!(
+        got[0].headers["authorization"],
+        format!("Bearer {CLOUD_KEY}")
+    );
+    assert_eq!(
+        got[0].body["model"], "m1",
+        "the upstream sees its own model id"
+    );
 }
 
 #[test]
@@ -168,7 +207,10 @@ fn a_failed_model_cools_down_and_a_bad_request_does_not_fall_over() {
     write(&mut env, &providers, "a/m1", &["b/m1"], "");
     let d = env.start();
     wait_available(&d, "a/m1");
-    a.set(Behaviour::Status(500, json!({"error":{"message":"boom","type":"api_error","param":null,"code":null}}).to_string()));
+    a.set(Behaviour::Status(
+        500,
+        json!({"error":{"message":"boom","type":"api_error","param":null,"code":null}}).to_string(),
+    ));
     let resp = d.chat(&chat("a/m1", false), &[]);
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-openclawd-model"], "b/m1");
@@ -223,8 +265,17 @@ fn every_failover_class_is_classified_on_a_fresh_gateway() {
         assert_eq!(resp.headers()["x-openclawd-model"], "b/m1", "HTTP {code}");
         assert_eq!(resp.headers()["x-openclawd-attempts"], "2");
         let st = d.status().unwrap();
-        let a_entry = st["models"].as_array().unwrap().iter().find(|m| m["ref"] == "a/m1").unwrap().clone();
-        assert!(a_entry["cooldown_until"].is_string(), "a/m1 should cool down after {code}");
+        let a_entry = st["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["ref"] == "a/m1")
+            .unwrap()
+            .clone();
+        assert!(
+            a_entry["cooldown_until"].is_string(),
+            "a/m1 should cool down after {code}"
+        );
     }
 }
 
@@ -247,7 +298,10 @@ fn a_context_overflow_falls_over_to_a_larger_window_only() {
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-openclawd-model"], "big/m1");
-    assert!(same.received().is_empty(), "a model with no larger window was tried");
+    assert!(
+        same.received().is_empty(),
+        "a model with no larger window was tried"
+    );
 }
 
 #[test]
@@ -270,7 +324,10 @@ fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_event(
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert!(last["error"]["message"].is_string(), "{events:?}");
     assert!(!events.iter().any(|e| e == "[DONE]"));
-    assert!(b.received().is_empty(), "no second model after the first byte");
+    assert!(
+        b.received().is_empty(),
+        "no second model after the first byte"
+    );
 
     // The same through the native Ollama path: an error line mid-stream.
     let mut env = TestEnv::new();
@@ -289,7 +346,12 @@ fn anthropic_is_translated_both_ways_streaming_included() {
     let mut env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
     let claude = FakeCloud::anthropic(CLOUD_KEY);
-    let providers = [cloud_provider("anthropic", &claude, "anthropic-messages", 200000)];
+    let providers = [cloud_provider(
+        "anthropic",
+        &claude,
+        "anthropic-messages",
+        200000,
+    )];
     write(&mut env, &providers, "anthropic/m1", &[], "");
     let d = env.start();
     wait_available(&d, "anthropic/m1");
@@ -300,7 +362,10 @@ fn anthropic_is_translated_both_ways_streaming_included() {
     let resp = d.chat(&req, &[]);
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from Claude");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from Claude"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(body["usage"]["completion_tokens"], 4);
 
@@ -319,7 +384,10 @@ fn anthropic_is_translated_both_ways_streaming_included() {
 
     let sent = &claude.received()[0];
     assert_eq!(sent.body["system"], "Be brief.");
-    assert_eq!(sent.body["max_tokens"], 1000, "max_tokens from the model's maxTokens");
+    assert_eq!(
+        sent.body["max_tokens"], 1000,
+        "max_tokens from the model's maxTokens"
+    );
     assert_eq!(sent.headers["x-api-key"], CLOUD_KEY);
 }
 
@@ -336,24 +404,39 @@ fn the_real_openclaw_request_replays_to_every_provider_kind() {
     write(&mut env, &providers, "ollama/llama3.2:3b", &[], "");
     let d = env.start();
     wait_available(&d, "ollama/llama3.2:3b");
-    let mut req: Value =
-        serde_json::from_slice(&std::fs::read(fixture("openclaw/upstream-chat-request.json")).unwrap()).unwrap();
+    let mut req: Value = serde_json::from_slice(
+        &std::fs::read(fixture("openclaw/upstream-chat-request.json")).unwrap(),
+    )
+    .unwrap();
     for model in ["ollama/llama3.2:3b", "oai/m1", "claude/m1"] {
         req["model"] = json!(model);
         let resp = d.chat(&req, &[("x-openclawd-no-fallback", "1")]);
         assert_eq!(resp.status(), 200, "{model}");
         let events = sse_data(&resp.text().unwrap());
-        assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{model}: {events:?}");
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "{model}: {events:?}"
+        );
     }
     let tools = req["tools"].as_array().unwrap().len();
-    assert_eq!(openai.received()[0].body["tools"].as_array().unwrap().len(), tools);
-    assert_eq!(claude.received()[0].body["tools"].as_array().unwrap().len(), tools);
+    assert_eq!(
+        openai.received()[0].body["tools"].as_array().unwrap().len(),
+        tools
+    );
+    assert_eq!(
+        claude.received()[0].body["tools"].as_array().unwrap().len(),
+        tools
+    );
     let ollama_chat = env
         .ollama_requests()
         .into_iter()
         .find(|r| r["path"] == "/api/chat")
         .unwrap();
-    assert_eq!(ollama_chat["body"]["tools"].as_array().unwrap().len(), tools);
+    assert_eq!(
+        ollama_chat["body"]["tools"].as_array().unwrap().len(),
+        tools
+    );
 }
 
 #[test]
@@ -364,29 +447,57 @@ fn errors_are_openai_shaped_400_404_413_502() {
     let providers = [format!(
         "dead: {{ baseUrl: 'http://127.0.0.1:{dead}/v1', apiKey: 'x', api: 'openai-completions', models: [{{ id: 'm1', name: 'm' }}] }}"
     )];
-    write(&mut env, &providers, "dead/m1", &[], "'dead/m1': { alias: 'dm' }");
+    write(
+        &mut env,
+        &providers,
+        "dead/m1",
+        &[],
+        "'dead/m1': { alias: 'dm' }",
+    );
     let d = env.start();
     let url = format!("{}/v1/chat/completions", d.base);
 
     let (code, body) = http_post(&url, &[], "{not json").unwrap();
     assert_eq!(code, 400);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
     let (code, _) = http_post(&url, &[], r#"{"model":"dm"}"#).unwrap();
     assert_eq!(code, 400, "missing messages");
 
-    let (code, body) = http_post(&url, &[], r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#).unwrap();
+    let (code, body) = http_post(
+        &url,
+        &[],
+        r#"{"model":"nope","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .unwrap();
     assert_eq!(code, 404);
-    let msg = serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].as_str().unwrap().to_string();
+    let msg = serde_json::from_str::<Value>(&body).unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("dead/m1") && msg.contains("dm"), "{msg}");
 
-    let big = format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(8000));
+    let big = format!(
+        r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(8000)
+    );
     let (code, body) = http_post(&url, &[], &big).unwrap();
     assert_eq!(code, 413);
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].is_string());
 
-    let (code, body) = http_post(&url, &[], r#"{"model":"dm","messages":[{"role":"user","content":"x"}]}"#).unwrap();
+    let (code, body) = http_post(
+        &url,
+        &[],
+        r#"{"model":"dm","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .unwrap();
     assert_eq!(code, 502);
-    let msg = serde_json::from_str::<Value>(&body).unwrap()["error"]["message"].as_str().unwrap().to_string();
+    let msg = serde_json::from_str::<Value>(&body).unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("dead/m1") && msg.contains("connect"), "{msg}");
 
     let (code, body) = d.get("/v1/models").unwrap();

@@ -24,10 +24,20 @@ fn python_with_openai() -> PathBuf {
             .is_ok_and(|s| s.success())
     };
     if !ok(&py) {
-        let st = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap();
+        let st = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .unwrap();
         assert!(st.success(), "python3 -m venv failed");
         let st = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "openai>=1.40,<4"])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "openai>=1.40,<4",
+            ])
             .status()
             .unwrap();
         assert!(st.success(), "pip install openai failed (PyPI reachable?)");

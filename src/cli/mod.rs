@@ -98,9 +98,7 @@ pub enum Command {
         dry_run: bool,
     },
     /// Print shell completions.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 pub fn main() -> ExitCode {

@@ -46,7 +46,10 @@ fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snaps
         Err(_) => {
             let port = global
                 .port
-                .or_else(|| env.get("OPENCLAW_GATEWAY_PORT").and_then(|p| p.parse().ok()))
+                .or_else(|| {
+                    env.get("OPENCLAW_GATEWAY_PORT")
+                        .and_then(|p| p.parse().ok())
+                })
                 .unwrap_or(18789);
             (
                 format!("http://127.0.0.1:{port}"),
@@ -129,7 +132,10 @@ pub fn degraded_reasons(st: &Value) -> Vec<String> {
     if state != "running" && state != "-" {
         out.push(format!("Ollama is {state}"));
     }
-    if let Some(m) = st.pointer("/ollama/version_mismatch").and_then(Value::as_str) {
+    if let Some(m) = st
+        .pointer("/ollama/version_mismatch")
+        .and_then(Value::as_str)
+    {
         out.push(format!("Ollama version mismatch: {m}"));
     }
     let models = st.pointer("/models").and_then(Value::as_array);
@@ -318,8 +324,7 @@ pub fn models(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
                 Some(s) => s,
                 None => {
                     let env = env_map();
-                    config::load(&global.overrides(), &env)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                    config::load(&global.overrides(), &env).map_err(|e| anyhow::anyhow!("{e}"))?
                 }
             };
             let catalog = rt.block_on(crate::daemon::discover_once(&snapshot));
@@ -424,12 +429,19 @@ pub fn sessions(
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         if reports.is_empty() {
-            println!("No sessions stores under {}.", snapshot.paths.state_dir.display());
+            println!(
+                "No sessions stores under {}.",
+                snapshot.paths.state_dir.display()
+            );
         }
         let limit = snapshot.own.sessions.max_bytes;
         for r in &reports {
             if !r.exists {
-                println!("{} ({}): no sessions.json yet", r.agent_id, r.path.display());
+                println!(
+                    "{} ({}): no sessions.json yet",
+                    r.agent_id,
+                    r.path.display()
+                );
                 continue;
             }
             println!(

@@ -41,13 +41,35 @@ pub fn load(
     overrides: &Overrides,
     env: &BTreeMap<String, String>,
 ) -> Result<Snapshot, ConfigError> {
+    load_with(overrides, env, false)
+}
+
+/// The snapshot to serve with when the config files are broken at start: paths, gateway and
+/// environment resolved as usual, everything the broken files would say left at its default.
+/// Fails only on what no file can fix (bad command-line flags, no home directory).
+pub fn degraded_snapshot(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<Snapshot, ConfigError> {
+    load_with(overrides, env, true)
+}
+
+fn load_with(
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+    degraded: bool,
+) -> Result<Snapshot, ConfigError> {
     let home = paths::home_dir(env);
     let home = home.as_deref();
     let state_dir = paths::state_dir(overrides, env, home)?;
     let config_file = paths::config_file(overrides, env, home, &state_dir);
     let mut warnings = Vec::new();
 
-    let root = read_config(&config_file, &mut warnings)?;
+    let root = if degraded {
+        parse::Document::empty(&config_file)
+    } else {
+        read_config(&config_file, &mut warnings)?
+    };
     let resolved = include::resolve(root)?;
     let mut config = resolved.value;
     let locator = resolved.locator;
@@ -95,11 +117,19 @@ pub fn load(
     }
     let mut auth_profiles = BTreeMap::new();
     for file in &auth_files {
-        auth::load_auth_file(file, &mut auth_profiles, &mut warnings)?;
+        if let Err(e) = auth::load_auth_file(file, &mut auth_profiles, &mut warnings) {
+            if !degraded {
+                return Err(e);
+            }
+        }
     }
 
     let own_file = paths::own_file(&state_dir);
-    let own = own::load_own(&own_file, home)?;
+    let own = match own::load_own(&own_file, home) {
+        Ok(own) => own,
+        Err(_) if degraded => OwnSettings::default(),
+        Err(e) => return Err(e),
+    };
     let ollama_bin = paths::ollama_bin(overrides, &env, own.ollama.bin.as_deref(), home);
 
     let discovery_opt_in = paths::env_value(&env, "OLLAMA_API_KEY").is_some()

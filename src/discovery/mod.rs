@@ -151,7 +151,10 @@ async fn show(
         .await
         .map_err(|e| format!("/api/show failed: {}", describe_reqwest(&e)))?;
     if !resp.status().is_success() {
-        return Err(format!("/api/show answered HTTP {}", resp.status().as_u16()));
+        return Err(format!(
+            "/api/show answered HTTP {}",
+            resp.status().as_u16()
+        ));
     }
     let body: Value = resp
         .json()
@@ -178,7 +181,9 @@ fn facts_from_show(body: &Value) -> ModelFacts {
                 .filter(|k| k.ends_with(".context_length"))
                 .collect();
             keys.sort();
-            keys.first().and_then(|k| info.get(*k)).and_then(Value::as_u64)
+            keys.first()
+                .and_then(|k| info.get(*k))
+                .and_then(Value::as_u64)
         });
     let num_ctx = body
         .get("parameters")
@@ -307,7 +312,11 @@ mod tests {
     #[test]
     fn embedding_models_are_not_chat_models() {
         let body = serde_json::json!({"capabilities":["embedding"]});
-        let m = classify("nomic-embed-text".into(), facts_from_show(&body), &settings());
+        let m = classify(
+            "nomic-embed-text".into(),
+            facts_from_show(&body),
+            &settings(),
+        );
         assert!(m.not_chat.unwrap().contains("embedding"));
     }
 }

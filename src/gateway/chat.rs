@@ -74,7 +74,9 @@ async fn run_chain(
             outcome: format!("skipped: {why}"),
         };
         let Some(model) = catalog.get(model_ref) else {
-            attempts.push(skip("not in the catalogue (not configured, or not discovered yet)".into()));
+            attempts.push(skip(
+                "not in the catalogue (not configured, or not discovered yet)".into(),
+            ));
             continue;
         };
         if let Some(why) = &model.unroutable {
@@ -82,11 +84,17 @@ async fn run_chain(
             continue;
         }
         let Some(provider) = catalog.providers.get(&model.provider) else {
-            attempts.push(skip(format!("provider {} is not configured", model.provider)));
+            attempts.push(skip(format!(
+                "provider {} is not configured",
+                model.provider
+            )));
             continue;
         };
         if let Some(left) = state.cooldowns.remaining(model_ref) {
-            attempts.push(skip(format!("in cooldown for {}s after a failure", left.as_secs().max(1))));
+            attempts.push(skip(format!(
+                "in cooldown for {}s after a failure",
+                left.as_secs().max(1)
+            )));
             continue;
         }
         if provider.api == Api::Ollama {
@@ -154,7 +162,11 @@ async fn run_chain(
                     }
                     FailureClass::Auth => {
                         // The credential is bad for every model of this provider.
-                        for m in catalog.models.iter().filter(|m| m.provider == model.provider) {
+                        for m in catalog
+                            .models
+                            .iter()
+                            .filter(|m| m.provider == model.provider)
+                        {
                             state.cooldowns.fail(&m.model_ref, e.retry_after);
                         }
                     }
@@ -192,7 +204,9 @@ fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {
         ))
     })?;
     wire::openai::validate_chat_request(&req).map_err(|e| match e {
-        wire::WireError::BadRequest { message, param } => GatewayError::BadRequest { message, param },
+        wire::WireError::BadRequest { message, param } => {
+            GatewayError::BadRequest { message, param }
+        }
     })?;
     Ok(req)
 }
@@ -206,7 +220,10 @@ fn respond(answer: Answer, model_ref: &str, tried: usize, fell_back: bool) -> Re
             r
         }
         Answer::Stream(s) => {
-            let body = Body::from_stream(futures_util::StreamExt::map(s, Ok::<_, std::convert::Infallible>));
+            let body = Body::from_stream(futures_util::StreamExt::map(
+                s,
+                Ok::<_, std::convert::Infallible>,
+            ));
             let mut r = (StatusCode::OK, body).into_response();
             let h = r.headers_mut();
             h.insert(
@@ -268,7 +285,9 @@ pub fn is_local(base_url: &str) -> bool {
         return false;
     };
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local"),
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
         None => false,

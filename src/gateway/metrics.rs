@@ -66,9 +66,11 @@ impl Default for Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let attempts = Family::<AttemptLabels, Counter>::default();
         let fallbacks = Counter::default();
-        let upstream_latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let upstream_latency =
+            HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
         let ttft = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-        let tokens_per_second = HistogramFamily::new_with_constructor(rate_histogram as fn() -> Histogram);
+        let tokens_per_second =
+            HistogramFamily::new_with_constructor(rate_histogram as fn() -> Histogram);
         let overhead = Histogram::new(exponential_buckets(0.00001, 2.0, 20));
         let ollama_restarts = Gauge::default();
         let discovery_runs = Family::<ResultLabels, Counter>::default();

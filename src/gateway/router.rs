@@ -138,7 +138,10 @@ impl Cooldowns {
                 backoff: Backoff::model_cooldown(),
                 until: now,
             });
-        let wait = entry.backoff.next_delay().max(retry_after.unwrap_or_default());
+        let wait = entry
+            .backoff
+            .next_delay()
+            .max(retry_after.unwrap_or_default());
         entry.until = now + wait;
         wait
     }
@@ -216,7 +219,10 @@ mod tests {
             (Some("openclaw"), "ollama/gpt-oss:20b"),
             (Some("openclaw/main"), "ollama/gpt-oss:20b"),
             (Some("local"), "ollama/gpt-oss:20b"),
-            (Some("openrouter/z-ai/glm-4.5-air"), "openrouter/z-ai/glm-4.5-air"),
+            (
+                Some("openrouter/z-ai/glm-4.5-air"),
+                "openrouter/z-ai/glm-4.5-air",
+            ),
             (Some("z-ai/glm-4.5-air"), "openrouter/z-ai/glm-4.5-air"),
             (Some("qwen3-coder:30b"), "ollama/qwen3-coder:30b"),
         ] {
@@ -259,7 +265,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(cd.remaining("m").is_none());
         assert_eq!(cd.fail("m", None), Duration::from_secs(60));
-        assert_eq!(cd.fail("m", Some(Duration::from_secs(600))), Duration::from_secs(600));
+        assert_eq!(
+            cd.fail("m", Some(Duration::from_secs(600))),
+            Duration::from_secs(600)
+        );
         cd.succeed("m");
         assert!(cd.remaining("m").is_none());
         assert_eq!(cd.fail("m", None), Duration::from_secs(30));

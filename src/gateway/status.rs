@@ -21,7 +21,11 @@ pub fn readiness(state: &GatewayState) -> Result<(), String> {
     let mut chain: Vec<&str> = catalog.primary.iter().map(String::as_str).collect();
     chain.extend(catalog.fallbacks.iter().map(String::as_str));
     if chain.is_empty() {
-        return if catalog.models.iter().any(|m| model_available(state, &m.model_ref)) {
+        return if catalog
+            .models
+            .iter()
+            .any(|m| model_available(state, &m.model_ref))
+        {
             Ok(())
         } else {
             Err("no model is routable: configure models.providers or install an Ollama model with tools".into())

@@ -22,7 +22,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::HousekeepingStatus;
-use crate::config::{OwnSessions, SessionsAction, Snapshot};
+use crate::config::{OwnSessions, SessionsAction};
 
 /// Backups kept per agent.
 pub const BACKUPS_KEPT: usize = 10;
@@ -32,49 +32,7 @@ const UNKNOWN_LOCK_FRESH: Duration = Duration::from_secs(30);
 /// own stale-lock rule).
 const LOCK_MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
-/// One agent's `sessions.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionStore {
-    pub agent_id: String,
-    pub path: PathBuf,
-}
-
-/// Every sessions store of a snapshot (SPEC §2): `session.store` with `{agentId}` (and a
-/// leading `~`), else `<state>/agents/<id>/sessions/sessions.json`, for each configured agent
-/// and each agent dir present under `<state>/agents/`.
-pub fn session_stores(snapshot: &Snapshot) -> Vec<SessionStore> {
-    let agents_dir = snapshot.paths.state_dir.join("agents");
-    let mut ids: Vec<String> = snapshot.agents.iter().map(|a| a.id.clone()).collect();
-    if let Ok(entries) = fs::read_dir(&agents_dir) {
-        let mut present: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-        present.sort();
-        for id in present {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-    }
-    ids.into_iter()
-        .map(|id| {
-            let path = match &snapshot.session_store {
-                Some(template) => expand_home(&template.replace("{agentId}", &id)),
-                None => agents_dir.join(&id).join("sessions").join("sessions.json"),
-            };
-            SessionStore { agent_id: id, path }
-        })
-        .collect()
-}
-
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
+pub use crate::config::{session_stores, SessionStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -47,12 +47,18 @@ pub struct FakeCloud {
 impl FakeCloud {
     /// An OpenAI-compatible provider at `http://127.0.0.1:<port>/v1` requiring `Bearer <key>`.
     pub fn openai(key: &str) -> FakeCloud {
-        Self::start(key, Router::new().route("/v1/chat/completions", post(openai_chat)))
+        Self::start(
+            key,
+            Router::new().route("/v1/chat/completions", post(openai_chat)),
+        )
     }
 
     /// An Anthropic Messages provider at `http://127.0.0.1:<port>` requiring `x-api-key`.
     pub fn anthropic(key: &str) -> FakeCloud {
-        Self::start(key, Router::new().route("/v1/messages", post(anthropic_messages)))
+        Self::start(
+            key,
+            Router::new().route("/v1/messages", post(anthropic_messages)),
+        )
     }
 
     fn start(key: &str, router: Router<Shared>) -> FakeCloud {
@@ -193,13 +199,31 @@ async fn anthropic_messages(State(s): State<Shared>, headers: HeaderMap, body: S
     if req["stream"].as_bool() == Some(true) {
         let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
         let events = vec![
-            ev("message_start", json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}})),
-            ev("content_block_start", json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})),
+            ev(
+                "message_start",
+                json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}),
+            ),
+            ev(
+                "content_block_start",
+                json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+            ),
             ev("ping", json!({"type":"ping"})),
-            ev("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}})),
-            ev("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" from Claude"}})),
-            ev("content_block_stop", json!({"type":"content_block_stop","index":0})),
-            ev("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}})),
+            ev(
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}),
+            ),
+            ev(
+                "content_block_delta",
+                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" from Claude"}}),
+            ),
+            ev(
+                "content_block_stop",
+                json!({"type":"content_block_stop","index":0}),
+            ),
+            ev(
+                "message_delta",
+                json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}}),
+            ),
             ev("message_stop", json!({"type":"message_stop"})),
         ];
         return sse(events, false);

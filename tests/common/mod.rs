@@ -130,12 +130,30 @@ impl TestEnv {
         let mut v = vec![
             ("HOME".into(), self.home.path().display().to_string()),
             ("PATH".into(), path),
-            ("OPENCLAW_STATE_DIR".into(), self.state.display().to_string()),
-            ("OLLAMA_HOST".into(), format!("127.0.0.1:{}", self.ollama_port)),
-            ("OPENCLAW_GATEWAY_PORT".into(), self.gateway_port.to_string()),
-            ("OLLAMA_DOUBLE_CONTROL".into(), self.control.display().to_string()),
-            ("OLLAMA_DOUBLE_LOG".into(), self.request_log.display().to_string()),
-            ("OLLAMA_MODELS".into(), self.home.path().join("models").display().to_string()),
+            (
+                "OPENCLAW_STATE_DIR".into(),
+                self.state.display().to_string(),
+            ),
+            (
+                "OLLAMA_HOST".into(),
+                format!("127.0.0.1:{}", self.ollama_port),
+            ),
+            (
+                "OPENCLAW_GATEWAY_PORT".into(),
+                self.gateway_port.to_string(),
+            ),
+            (
+                "OLLAMA_DOUBLE_CONTROL".into(),
+                self.control.display().to_string(),
+            ),
+            (
+                "OLLAMA_DOUBLE_LOG".into(),
+                self.request_log.display().to_string(),
+            ),
+            (
+                "OLLAMA_MODELS".into(),
+                self.home.path().join("models").display().to_string(),
+            ),
             ("RUST_LOG".into(), "info,openclawd=debug".into()),
         ];
         v.extend(self.extra_env.iter().cloned());
@@ -157,7 +175,10 @@ impl TestEnv {
     }
 
     pub fn start_with(&self, args: &[&str]) -> Daemon {
-        let log = self.home.path().join(format!("openclawd-{}.log", free_port()));
+        let log = self
+            .home
+            .path()
+            .join(format!("openclawd-{}.log", free_port()));
         let child = self
             .command(args)
             .stdout(Stdio::null())
@@ -175,9 +196,11 @@ impl TestEnv {
                 .find(|(k, _)| k == "OPENCLAW_GATEWAY_TOKEN")
                 .map(|(_, v)| v.clone()),
         };
-        wait_for(Duration::from_secs(30), "openclawd's /health answers", || {
-            http_get(&format!("{}/health", d.base)).is_some_and(|(c, _)| c == 200)
-        });
+        wait_for(
+            Duration::from_secs(30),
+            "openclawd's /health answers",
+            || http_get(&format!("{}/health", d.base)).is_some_and(|(c, _)| c == 200),
+        );
         d
     }
 
@@ -203,9 +226,11 @@ impl TestEnv {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn ollama double");
-        wait_for(Duration::from_secs(20), "hand-started ollama answers", || {
-            http_get(&format!("{}/api/version", self.ollama_base())).is_some()
-        });
+        wait_for(
+            Duration::from_secs(20),
+            "hand-started ollama answers",
+            || http_get(&format!("{}/api/version", self.ollama_base())).is_some(),
+        );
         child
     }
 
@@ -231,7 +256,9 @@ pub struct Daemon {
 impl Daemon {
     pub fn status(&self) -> Option<Value> {
         self.get("/status").and_then(|(code, body)| {
-            (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
+            (code == 200)
+                .then(|| serde_json::from_str(&body).ok())
+                .flatten()
         })
     }
 
@@ -275,7 +302,8 @@ impl Daemon {
         }
         panic!(
             "timed out waiting for: {what}\nlast status: {}\nlog:\n{}",
-            last.map(|s| serde_json::to_string_pretty(&s).unwrap()).unwrap_or_default(),
+            last.map(|s| serde_json::to_string_pretty(&s).unwrap())
+                .unwrap_or_default(),
             self.log_text()
         );
     }
@@ -300,7 +328,10 @@ impl Daemon {
                 return st;
             }
             if Instant::now() > deadline {
-                panic!("openclawd did not exit in {limit:?}\nlog:\n{}", self.log_text());
+                panic!(
+                    "openclawd did not exit in {limit:?}\nlog:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

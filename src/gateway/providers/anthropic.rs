@@ -53,9 +53,13 @@ pub async fn call(
     req: &Value,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let default_max = target.model.config.max_tokens.unwrap_or(FALLBACK_MAX_TOKENS);
-    let mut body = wire::messages_request(req, &target.model.id, default_max).map_err(|e| {
-        AttemptError {
+    let default_max = target
+        .model
+        .config
+        .max_tokens
+        .unwrap_or(FALLBACK_MAX_TOKENS);
+    let mut body =
+        wire::messages_request(req, &target.model.id, default_max).map_err(|e| AttemptError {
             class: FailureClass::ClientError,
             message: e.to_string(),
             retry_after: None,
@@ -64,8 +68,7 @@ pub async fn call(
                 Some(HeaderValue::from_static("application/json")),
                 e.to_openai_body(),
             )),
-        }
-    })?;
+        })?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
     }
@@ -121,7 +124,10 @@ pub async fn call(
     }
     let translator = AnthropicStream {
         events: SseParser::new(),
-        translator: AnthropicStreamTranslator::new(&target.model.model_ref, oai::include_usage(req)),
+        translator: AnthropicStreamTranslator::new(
+            &target.model.model_ref,
+            oai::include_usage(req),
+        ),
     };
     let s = drive(resp.bytes_stream(), translator, target.first_byte_timeout).await?;
     Ok(Answer::Stream(s))

@@ -23,7 +23,13 @@ pub fn num_ctx(target: &Target<'_>) -> Option<u64> {
         .params
         .get("num_ctx")
         .and_then(Value::as_u64)
-        .or_else(|| target.model.config.context_window.map(|c| c.min(NUM_CTX_CAP)))
+        .or_else(|| {
+            target
+                .model
+                .config
+                .context_window
+                .map(|c| c.min(NUM_CTX_CAP))
+        })
 }
 
 /// Decode speed from Ollama's own counters: `eval_count` tokens in `eval_duration`.
@@ -94,7 +100,10 @@ pub async fn call(
         Err(_) => {
             return Err(AttemptError::new(
                 FailureClass::Timeout,
-                format!("Ollama did not answer within {:?}", target.first_byte_timeout),
+                format!(
+                    "Ollama did not answer within {:?}",
+                    target.first_byte_timeout
+                ),
             ))
         }
         Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "Ollama request failed")),
@@ -116,7 +125,9 @@ pub async fn call(
     if !stream {
         let bytes = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
             .await
-            .map_err(|_| AttemptError::new(FailureClass::Timeout, "Ollama's answer did not complete"))?
+            .map_err(|_| {
+                AttemptError::new(FailureClass::Timeout, "Ollama's answer did not complete")
+            })?
             .map_err(|e| AttemptError::from_reqwest(&e, "reading Ollama's answer"))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             AttemptError::new(
