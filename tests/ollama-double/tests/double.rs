@@ -3,7 +3,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Stdio;
 use std::time::Duration;
 use support::*;
@@ -154,6 +154,7 @@ fn a_broken_stdout_pipe_kills_the_server_with_sigpipe() {
         .env("HOME", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap();
     drop(child.stdout.take());
@@ -174,6 +175,11 @@ fn a_broken_stdout_pipe_kills_the_server_with_sigpipe() {
         let _ = read_response_or_eof(s);
     });
     let status = child.wait().unwrap();
+    // Like Go, the dead server leaves its runner behind; clean it up with the group.
+    // SAFETY: the group is the one process_group(0) created for this server.
+    unsafe {
+        libc::killpg(child.id() as i32, libc::SIGKILL);
+    }
     assert_eq!(status.signal(), Some(libc::SIGPIPE));
 }
 
@@ -934,4 +940,179 @@ fn gin_access_lines_go_to_stdout() {
         lines[0]
     );
     assert!(lines[1].contains(" | 404 | "));
+}
+
+// ---------------------------------------------------------------- install and upgrade
+
+/// Installs (or atomically upgrades) an `ollama` wrapper script pinning a version.
+fn install_wrapper(bin_dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let target = bin_dir.join("ollama");
+    let tmp = bin_dir.join(".ollama.new");
+    std::fs::write(
+        &tmp,
+        format!("#!/bin/sh\nOLLAMA_DOUBLE_VERSION={version} exec {BIN} \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, &target).unwrap();
+    target
+}
+
+#[test]
+fn an_upgraded_binary_reports_a_mismatch_against_the_old_server() {
+    let bin_dir = tempfile::tempdir().unwrap();
+    let wrapper = install_wrapper(bin_dir.path(), "0.16.1");
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(&wrapper)
+        .arg("serve")
+        .env_remove("OLLAMA_DOUBLE_VERSION")
+        .env("OLLAMA_HOST", "127.0.0.1:0")
+        .env("HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Listening on") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0);
+    }
+    assert!(line.contains("(version 0.16.1)"), "{line}");
+    let addr = line
+        .split("Listening on ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap()
+        .to_string();
+
+    install_wrapper(bin_dir.path(), "0.32.15");
+    let out = std::process::Command::new(&wrapper)
+        .arg("-v")
+        .env("OLLAMA_HOST", &addr)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, fixture("cli/version-mismatch.stdout.txt"));
+
+    let own = std::process::Command::new(&wrapper)
+        .arg("-v")
+        .env("OLLAMA_HOST", format!("127.0.0.1:{}", closed_port()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(own.stdout)
+        .unwrap()
+        .ends_with("Warning: client version is 0.32.15\n"));
+
+    // SAFETY: the group created for this server (the wrapper exec'd into it).
+    unsafe {
+        libc::killpg(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+// ---------------------------------------------------------------- streams vs fixtures
+
+#[test]
+fn streams_match_the_fixtures_up_to_times_ids_and_metrics() {
+    let server = Server::with_control(
+        r#"{"tool_call":true,"reply_tokens":["Hello","!"," How"," can"," I"," help"," you"," today","?"]}"#,
+    );
+    let tools =
+        r#""tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
+    let same = |body: &str, path: &str, file: &str| {
+        let ours = server.post(path, body).text();
+        assert_eq!(
+            blank_values(&ours, VOLATILE),
+            blank_values(&fixture_text(file), VOLATILE),
+            "{file}"
+        );
+    };
+    same(
+        &format!(r#"{{"model":"gpt-oss:20b","messages":{HELLO}}}"#),
+        "/api/chat",
+        "chat-stream-thinking.ndjson",
+    );
+    same(
+        &format!(r#"{{"model":"qwen3-coder:latest",{tools},"messages":{HELLO}}}"#),
+        "/api/chat",
+        "chat-stream-tools.ndjson",
+    );
+    same(
+        &format!(r#"{{"model":"gpt-oss:20b","stream":true,"messages":{HELLO}}}"#),
+        "/v1/chat/completions",
+        "v1-chat-stream-thinking.sse",
+    );
+    same(
+        &format!(r#"{{"model":"qwen3-coder:latest","stream":true,{tools},"messages":{HELLO}}}"#),
+        "/v1/chat/completions",
+        "v1-chat-stream-tools.sse",
+    );
+    same(
+        &format!(r#"{{"model":"qwen3-coder:latest",{tools},"messages":{HELLO}}}"#),
+        "/v1/chat/completions",
+        "v1-chat-completion-tools.json",
+    );
+
+    server.control("{}");
+    same(
+        &format!(r#"{{"model":"llama3.2:3b","messages":{HELLO}}}"#),
+        "/api/chat",
+        "chat-stream.ndjson",
+    );
+    same(
+        &format!(r#"{{"model":"llama3.2:3b","stream":false,"messages":{HELLO}}}"#),
+        "/api/chat",
+        "chat-nonstream.json",
+    );
+    same(
+        &format!(
+            r#"{{"model":"llama3.2:3b","stream":true,"stream_options":{{"include_usage":true}},"messages":{HELLO}}}"#
+        ),
+        "/v1/chat/completions",
+        "v1-chat-stream.sse",
+    );
+    same(
+        &format!(r#"{{"model":"llama3.2:3b","messages":{HELLO}}}"#),
+        "/v1/chat/completions",
+        "v1-chat-completion.json",
+    );
+    same(
+        r#"{"model":"llama3.2:3b"}"#,
+        "/api/generate",
+        "generate-preload.json",
+    );
+    same(
+        r#"{"model":"llama3.2:3b","keep_alive":0}"#,
+        "/api/generate",
+        "generate-unload.json",
+    );
+    same(
+        r#"{"model":"gpt-oss:20b","messages":[]}"#,
+        "/api/chat",
+        "chat-preload.json",
+    );
+    same(
+        r#"{"model":"gpt-oss:20b","messages":[],"keep_alive":"0"}"#,
+        "/api/chat",
+        "chat-unload.json",
+    );
+}
+
+#[test]
+fn an_old_server_streams_the_legacy_sse_fixture() {
+    let server = Server::with_version("0.16.1");
+    let ours = server
+        .post(
+            "/v1/chat/completions",
+            &format!(
+                r#"{{"model":"llama3.2:3b","stream":true,"stream_options":{{"include_usage":true}},"messages":{HELLO}}}"#
+            ),
+        )
+        .text();
+    assert_eq!(
+        blank_values(&ours, VOLATILE),
+        blank_values(&fixture_text("v1-chat-stream-legacy.sse"), VOLATILE)
+    );
 }

@@ -431,3 +431,58 @@ pub fn keys_in_order(json: &str) -> Vec<String> {
     }
     serde_json::from_str::<Keys>(json).unwrap().0
 }
+
+/// Replaces the value of every `"key":` in raw JSON text with `0`, keeping everything else
+/// byte for byte (for comparing streams up to timestamps, ids and measured metrics).
+pub fn blank_values(text: &str, keys: &[&str]) -> String {
+    let mut out = text.to_string();
+    for key in keys {
+        let needle = format!("\"{key}\":");
+        let mut result = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(&needle) {
+            let value_start = at + needle.len();
+            result.push_str(&rest[..value_start]);
+            let value = &rest[value_start..];
+            let len = if let Some(stripped) = value.strip_prefix('"') {
+                let mut escaped = false;
+                let mut end = stripped.len();
+                for (i, c) in stripped.char_indices() {
+                    match (escaped, c) {
+                        (true, _) => escaped = false,
+                        (false, '\\') => escaped = true,
+                        (false, '"') => {
+                            end = i;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                end + 2
+            } else {
+                value.find([',', '}', ']']).unwrap_or(value.len())
+            };
+            result.push('0');
+            rest = &value[len..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+/// Keys whose values legitimately differ between runs.
+pub const VOLATILE: &[&str] = &[
+    "created_at",
+    "created",
+    "id",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+];
