@@ -164,6 +164,8 @@ impl ModelSpec {
 pub struct ControlSource {
     path: Option<PathBuf>,
     last_good: Mutex<Control>,
+    /// The last problem reported, so a broken file is not reported on every request.
+    last_warning: Mutex<String>,
 }
 
 impl ControlSource {
@@ -174,6 +176,7 @@ impl ControlSource {
         Self {
             path,
             last_good: Mutex::new(Control::default()),
+            last_warning: Mutex::new(String::new()),
         }
     }
 
@@ -185,30 +188,38 @@ impl ControlSource {
             .last_good
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match std::fs::read(path) {
+        let problem = match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 *last_good = Control::default();
+                None
             }
-            Err(e) => log::warn(
-                "ollama-double: cannot read control file, keeping the previous one",
-                &[
-                    ("path", &path.display().to_string()),
-                    ("error", &e.to_string()),
-                ],
-            ),
-            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {}
+            Err(e) => Some(format!("cannot read it: {e}")),
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => None,
             Ok(bytes) => match serde_json::from_slice::<Control>(&bytes) {
-                Ok(control) => *last_good = control,
-                Err(e) => log::warn(
-                    "ollama-double: invalid control file, keeping the previous one",
-                    &[
-                        ("path", &path.display().to_string()),
-                        ("error", &e.to_string()),
-                    ],
-                ),
+                Ok(control) => {
+                    *last_good = control;
+                    None
+                }
+                Err(e) => Some(e.to_string()),
             },
-        }
+        };
+        self.warn_once(path, problem);
         last_good.clone()
+    }
+
+    fn warn_once(&self, path: &std::path::Path, problem: Option<String>) {
+        let mut last = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let problem = problem.unwrap_or_default();
+        if !problem.is_empty() && *last != problem {
+            log::warn(
+                "ollama-double: ignoring the control file, keeping the previous one",
+                &[("path", &path.display().to_string()), ("error", &problem)],
+            );
+        }
+        *last = problem;
     }
 }
 

@@ -1116,3 +1116,19 @@ fn an_old_server_streams_the_legacy_sse_fixture() {
         blank_values(&fixture_text("v1-chat-stream-legacy.sse"), VOLATILE)
     );
 }
+
+#[test]
+fn an_invalid_control_file_keeps_the_previous_control_and_warns() {
+    let server = Server::with_control(r#"{"fail_status":{"status":503,"paths":["/api/tags"]}}"#);
+    assert_eq!(server.get("/api/tags").status, 503);
+    server.control(r#"{"fail_status":{"status":503},"typo_key":1}"#);
+    assert_eq!(server.get("/api/tags").status, 503);
+    assert_eq!(
+        server.get("/").status,
+        200,
+        "the broken file was not applied"
+    );
+    server.wait_for_stderr("unknown field `typo_key`");
+    std::fs::remove_file(server.control_path()).unwrap();
+    assert_eq!(server.get("/api/tags").body, fixture("tags.json"));
+}
