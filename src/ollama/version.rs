@@ -61,7 +61,7 @@ pub async fn binary_version(bin: &Path) -> Result<String, VersionError> {
     for var in PROXY_VARS {
         cmd.env_remove(var);
     }
-    let child = cmd.spawn().map_err(|source| VersionError::Spawn {
+    let child = spawn_retrying_busy(&mut cmd).await.map_err(|source| VersionError::Spawn {
         bin: bin.to_path_buf(),
         source,
     })?;
@@ -81,6 +81,21 @@ pub async fn binary_version(bin: &Path) -> Result<String, VersionError> {
         stdout: stdout.trim().to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
+}
+
+/// Spawns, retrying briefly on ETXTBSY: a package manager (or an editor) may still hold the
+/// freshly written file open for writing when its change is noticed.
+async fn spawn_retrying_busy(cmd: &mut Command) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(test)]
