@@ -14,7 +14,7 @@ use openclawd::backoff::{Backoff, Schedule};
 use openclawd::config::OllamaAddress;
 use openclawd::ollama::process::{is_alive, stat};
 use openclawd::ollama::{
-    record, spawn, Management, OllamaState, OllamaStatus, ShutdownKind, SupervisorHandle,
+    record, spawn, Management, OllamaState, OllamaStatus, Preload, ShutdownKind, SupervisorHandle,
     SupervisorSettings,
 };
 
@@ -82,8 +82,9 @@ impl Env {
     /// package manager replaces the binary.
     fn install(&self, version: &str) {
         self.install_script(&format!(
-            "#!/bin/sh\nOLLAMA_DOUBLE_VERSION={version} OLLAMA_DOUBLE_CONTROL={} exec {} \"$@\"\n",
+            "#!/bin/sh\nOLLAMA_DOUBLE_VERSION={version} OLLAMA_DOUBLE_CONTROL={} OLLAMA_DOUBLE_LOG={} exec {} \"$@\"\n",
             self.control_path().display(),
+            self.request_log_path().display(),
             double_exe().display()
         ));
     }
@@ -93,6 +94,19 @@ impl Env {
         std::fs::write(&tmp, script).unwrap();
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&tmp, self.bin()).unwrap();
+    }
+
+    fn request_log_path(&self) -> PathBuf {
+        self.dir.path().join("requests.ndjson")
+    }
+
+    /// The requests the double received: `{"method","path","host","body"}` each.
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.request_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     fn control(&self, v: serde_json::Value) {
@@ -256,6 +270,12 @@ fn running_owned(s: &OllamaStatus) -> bool {
     s.state == OllamaState::Running && s.management == Some(Management::Owned)
 }
 
+/// Kills a server we started by hand together with its runner (same process group).
+fn kill_with_group(child: &mut Child) {
+    nix::sys::signal::killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+}
+
 fn sigkill(pid: u32) {
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
 }
@@ -280,7 +300,11 @@ async fn spawns_ollama_when_nothing_answers_and_stop_leaves_nothing() {
     let st = stat(pid).unwrap();
     assert_eq!((st.pgid, st.session), (pid, pid));
     let fd1 = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap();
-    assert!(fd1.ends_with("logs/ollama.log"), "stdout is {}", fd1.display());
+    assert!(
+        fd1.ends_with("logs/ollama.log"),
+        "stdout is {}",
+        fd1.display()
+    );
     wait_until("the server's startup lines in ollama.log", || {
         env.log_text().contains("Listening on")
     })
@@ -298,7 +322,11 @@ async fn spawns_ollama_when_nothing_answers_and_stop_leaves_nothing() {
     assert_eq!(h.current().state, OllamaState::Stopped);
     assert!(!is_alive(pid), "server gone");
     wait_until("the runner gone", || !is_alive(runner)).await;
-    assert_eq!(record::read(&env.state()).unwrap(), None, "ollama.json removed");
+    assert_eq!(
+        record::read(&env.state()).unwrap(),
+        None,
+        "ollama.json removed"
+    );
     assert_eq!(env.processes(), Vec::<u32>::new());
 }
 
@@ -316,13 +344,19 @@ async fn adopts_a_running_ollama_and_leaves_it_running_on_stop() {
     assert_eq!(s.management, Some(Management::Adopted));
     assert_eq!(s.pid, Some(theirs.id()));
     assert_eq!(s.server_version.as_deref(), Some(V1));
-    assert_eq!(record::read(&env.state()).unwrap(), None, "not ours: no record");
+    assert_eq!(
+        record::read(&env.state()).unwrap(),
+        None,
+        "not ours: no record"
+    );
 
     h.shutdown(ShutdownKind::Stop).await;
-    assert!(theirs.try_wait().unwrap().is_none(), "the adopted server keeps running");
+    assert!(
+        theirs.try_wait().unwrap().is_none(),
+        "the adopted server keeps running"
+    );
     assert_eq!(answers(env.port).await.as_deref(), Some(V1));
-    theirs.kill().unwrap();
-    theirs.wait().unwrap();
+    kill_with_group(&mut theirs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +377,10 @@ async fn a_killed_server_is_restarted_and_its_orphaned_runner_killed() {
     let reason = s.last_restart_reason.unwrap();
     assert!(reason.contains("signal 9"), "{reason}");
     wait_until("the old runner gone", || !is_alive(old_runner)).await;
-    assert_eq!(record::read(&env.state()).unwrap().unwrap().pid, s.pid.unwrap());
+    assert_eq!(
+        record::read(&env.state()).unwrap().unwrap().pid,
+        s.pid.unwrap()
+    );
 
     h.shutdown(ShutdownKind::Stop).await;
 }
@@ -422,7 +459,13 @@ async fn an_upgrade_replaces_an_adopted_terminal_ollama_with_ours() {
 async fn a_port_held_by_another_program_is_reported_and_that_program_left_alone() {
     let env = Env::new();
     let mut squatter = Command::new("python3")
-        .args(["-m", "http.server", &env.port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "-m",
+            "http.server",
+            &env.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -440,12 +483,18 @@ async fn a_port_held_by_another_program_is_reported_and_that_program_left_alone(
     .await;
     let reason = s.last_restart_reason.unwrap();
     assert!(reason.contains("held by another program"), "{reason}");
-    assert!(reason.contains(&format!("pid {}", squatter.id())), "{reason}");
+    assert!(
+        reason.contains(&format!("pid {}", squatter.id())),
+        "{reason}"
+    );
     assert!(reason.contains("http.server"), "{reason}");
     assert_eq!(s.management, None);
     // It keeps retrying, and still never touches the program.
     wait_status(&h, "a retry", |s| s.restarts >= 2).await;
-    assert!(squatter.try_wait().unwrap().is_none(), "the program is still alive");
+    assert!(
+        squatter.try_wait().unwrap().is_none(),
+        "the program is still alive"
+    );
 
     h.shutdown(ShutdownKind::Stop).await;
     squatter.kill().unwrap();
@@ -480,11 +529,17 @@ async fn handover_leaves_the_server_warm_for_the_next_supervisor_to_take_back() 
 async fn a_taken_back_server_that_dies_is_restarted() {
     let env = Env::new();
     let first = spawn(env.settings());
-    let pid = wait_status(&first, "owned", running_owned).await.pid.unwrap();
+    let pid = wait_status(&first, "owned", running_owned)
+        .await
+        .pid
+        .unwrap();
     first.shutdown(ShutdownKind::Handover).await;
 
     let second = spawn(env.settings());
-    wait_status(&second, "taken back", |s| running_owned(s) && s.pid == Some(pid)).await;
+    wait_status(&second, "taken back", |s| {
+        running_owned(s) && s.pid == Some(pid)
+    })
+    .await;
     sigkill(pid);
     let s = wait_status(&second, "a new server", |s| {
         running_owned(s) && s.pid != Some(pid)
@@ -569,9 +624,11 @@ async fn manage_false_never_spawns_but_uses_a_server_that_appears() {
     assert_eq!(s.management, Some(Management::Adopted));
     assert_eq!(s.pid, Some(theirs.id()));
 
-    theirs.kill().unwrap();
-    theirs.wait().unwrap();
-    wait_status(&h, "unreachable again", |s| s.state == OllamaState::Unreachable).await;
+    kill_with_group(&mut theirs);
+    wait_status(&h, "unreachable again", |s| {
+        s.state == OllamaState::Unreachable
+    })
+    .await;
     holds_throughout(&h, settings.adopt_grace * 2, |s| {
         s.state == OllamaState::Unreachable && s.management != Some(Management::Owned)
     })
@@ -589,8 +646,7 @@ async fn an_adopted_server_that_dies_is_replaced_by_ours_after_the_grace_period(
     let h = spawn(env.settings());
     wait_status(&h, "adopted", |s| s.management == Some(Management::Adopted)).await;
 
-    theirs.kill().unwrap();
-    theirs.wait().unwrap();
+    kill_with_group(&mut theirs);
     let s = wait_status(&h, "ours running", running_owned).await;
     assert_ne!(s.pid, Some(theirs.id()));
     assert_eq!(s.healthy_epoch, 2);
@@ -631,8 +687,7 @@ async fn a_remote_server_is_probed_and_never_spawned_or_signalled() {
     assert!(s.version_mismatch.unwrap().contains("runs 0.32.15"));
     assert!(theirs.try_wait().unwrap().is_none(), "never signalled");
 
-    theirs.kill().unwrap();
-    theirs.wait().unwrap();
+    kill_with_group(&mut theirs);
     wait_status(&h, "unreachable", |s| s.state == OllamaState::Unreachable).await;
     holds_throughout(&h, settings.adopt_grace * 2, |s| {
         s.state == OllamaState::Unreachable && s.management == Some(Management::Remote)
@@ -665,6 +720,71 @@ async fn a_new_address_moves_our_server() {
     assert!(!is_alive(old));
     assert_eq!(wait_answers(port).await, V1);
     h.shutdown(ShutdownKind::Stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_model_is_preloaded_once_ollama_is_healthy() {
+    let env = Env::new();
+    let mut settings = env.settings();
+    settings.preload = Some(Preload {
+        model: "llama3.2:3b".into(),
+        keep_alive: "30m".into(),
+    });
+    let h = spawn(settings);
+    wait_status(&h, "owned", running_owned).await;
+    let mut preload = None;
+    wait_until("a preload request", || {
+        preload = env
+            .requests()
+            .into_iter()
+            .find(|r| r["path"] == "/api/generate");
+        preload.is_some()
+    })
+    .await;
+    let preload = preload.unwrap();
+    assert_eq!(preload["method"], "POST");
+    assert_eq!(
+        preload["body"],
+        serde_json::json!({"model": "llama3.2:3b", "keep_alive": "30m"})
+    );
+    // Every request carried the loopback Host Ollama accepts.
+    let host = format!("127.0.0.1:{}", env.port);
+    for r in env.requests() {
+        assert_eq!(r["host"], host.as_str(), "{r}");
+    }
+    h.shutdown(ShutdownKind::Stop).await;
+    let generates = env
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/api/generate")
+        .count();
+    assert_eq!(generates, 1, "one preload per healthy epoch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_server_that_died_leaves_no_runner_and_is_replaced() {
+    let env = Env::new();
+    let first = spawn(env.settings());
+    let old = wait_status(&first, "owned", running_owned)
+        .await
+        .pid
+        .unwrap();
+    let old_runner = wait_runner(old).await;
+    first.shutdown(ShutdownKind::Handover).await;
+    // openclawd is down and its Ollama dies hard: the runner is orphaned.
+    sigkill(old);
+    wait_until("the old server gone", || !is_alive(old)).await;
+    assert!(is_alive(old_runner));
+
+    let second = spawn(env.settings());
+    let s = wait_status(&second, "a fresh server", running_owned).await;
+    assert_ne!(s.pid, Some(old));
+    wait_until("the orphaned runner gone", || !is_alive(old_runner)).await;
+    assert_eq!(
+        record::read(&env.state()).unwrap().unwrap().pid,
+        s.pid.unwrap()
+    );
+    second.shutdown(ShutdownKind::Stop).await;
 }
 
 // ---- measurements -----------------------------------------------------------------------
@@ -706,6 +826,12 @@ async fn measure_recovery_times() {
         after_upgrade.push(t.elapsed());
         h.shutdown(ShutdownKind::Stop).await;
     }
-    println!("SIGKILL of the server → running again: {}", summary(after_kill));
-    println!("binary replaced → new version serving: {}", summary(after_upgrade));
+    println!(
+        "SIGKILL of the server → running again: {}",
+        summary(after_kill)
+    );
+    println!(
+        "binary replaced → new version serving: {}",
+        summary(after_upgrade)
+    );
 }

@@ -32,7 +32,10 @@ pub fn open_for_child(path: &Path, max_bytes: u64) -> std::io::Result<(File, u64
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    if fs::metadata(path).map(|m| m.len() >= max_bytes).unwrap_or(false) {
+    if fs::metadata(path)
+        .map(|m| m.len() >= max_bytes)
+        .unwrap_or(false)
+    {
         // No writer holds it now (the previous server is gone), so a rename is safe.
         fs::rename(path, rotated_path(path))?;
     }
@@ -153,7 +156,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = log_path(dir.path());
         let (mut writer, _) = open_for_child(&path, 32).unwrap();
-        writer.write_all(b"first line that is long enough\nsecond\n").unwrap();
+        writer
+            .write_all(b"first line that is long enough\nsecond\n")
+            .unwrap();
         let mut partial = Vec::new();
         let offset = follow_once(&path, 0, 32, &mut partial);
         assert_eq!(offset, 0, "rotated");

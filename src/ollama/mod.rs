@@ -221,3 +221,142 @@ impl SupervisorHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        BindMode, GatewayConfig, ModelEntry, ModelSelection, OwnSettings, ProviderConfig,
+        ResolvedPaths,
+    };
+    use std::collections::BTreeMap;
+
+    fn snapshot(primary: Option<&str>) -> Snapshot {
+        Snapshot {
+            generation: 1,
+            loaded_at: std::time::SystemTime::now(),
+            paths: ResolvedPaths {
+                state_dir: "/home/u/.openclaw".into(),
+                config_file: "/home/u/.openclaw/openclaw.json".into(),
+                included_files: vec![],
+                own_file: "/home/u/.openclaw/openclawd/openclawd.json".into(),
+                auth_files: vec![],
+                ollama_bin: "/usr/local/bin/ollama".into(),
+            },
+            providers: BTreeMap::new(),
+            model: ModelSelection {
+                primary: primary.map(String::from),
+                fallbacks: vec![],
+            },
+            model_entries: BTreeMap::new(),
+            agents: vec![],
+            gateway: GatewayConfig {
+                port: 18789,
+                bind: BindMode::Loopback,
+                bind_addr: "127.0.0.1".parse().unwrap(),
+                token: None,
+            },
+            session_store: None,
+            auth_profiles: BTreeMap::new(),
+            env: BTreeMap::new(),
+            ollama: OllamaAddress {
+                base_url: "http://127.0.0.1:11434".into(),
+                host: "127.0.0.1".into(),
+                port: 11434,
+                loopback: true,
+            },
+            discovery_opt_in: true,
+            own: OwnSettings::default(),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn settings_from_a_snapshot_take_spec_defaults_and_preload_the_ollama_primary() {
+        let s = SupervisorSettings::from_snapshot(&snapshot(Some("ollama/gpt-oss:20b")));
+        assert_eq!(s.bin, PathBuf::from("/usr/local/bin/ollama"));
+        assert_eq!(s.state_dir, PathBuf::from("/home/u/.openclaw"));
+        assert!(s.manage);
+        assert_eq!(s.start_timeout, Duration::from_secs(120));
+        assert_eq!(s.probe_interval, Duration::from_secs(2));
+        assert_eq!(s.adopt_grace, Duration::from_secs(5));
+        assert_eq!(s.version_check_interval, Duration::from_secs(600));
+        assert_eq!(
+            s.preload,
+            Some(Preload {
+                model: "gpt-oss:20b".into(),
+                keep_alive: "30m".into()
+            })
+        );
+    }
+
+    #[test]
+    fn only_an_ollama_primary_is_preloaded_and_only_when_enabled() {
+        let cloud = SupervisorSettings::from_snapshot(&snapshot(Some("anthropic/claude-x")));
+        assert_eq!(cloud.preload, None);
+        assert_eq!(
+            SupervisorSettings::from_snapshot(&snapshot(None)).preload,
+            None
+        );
+
+        let mut off = snapshot(Some("ollama/gpt-oss:20b"));
+        off.own.ollama.preload = false;
+        assert_eq!(SupervisorSettings::from_snapshot(&off).preload, None);
+
+        // An alias, and a differently named provider speaking the Ollama api.
+        let mut aliased = snapshot(Some("fast"));
+        aliased.model_entries.insert(
+            "local/qwen3-coder:30b".into(),
+            ModelEntry {
+                alias: Some("fast".into()),
+                params: Default::default(),
+            },
+        );
+        aliased.providers.insert(
+            "local".into(),
+            ProviderConfig {
+                id: "local".into(),
+                base_url: "http://127.0.0.1:11434".into(),
+                api: Api::Ollama,
+                api_key: None,
+                headers: BTreeMap::new(),
+                models_explicit: false,
+                models: vec![],
+                timeout: None,
+            },
+        );
+        assert_eq!(
+            SupervisorSettings::from_snapshot(&aliased)
+                .preload
+                .map(|p| p.model),
+            Some("qwen3-coder:30b".into())
+        );
+    }
+
+    #[test]
+    fn status_serializes_with_the_status_keys() {
+        let settings = SupervisorSettings::new(
+            snapshot(None).ollama,
+            "/usr/bin/ollama".into(),
+            "/tmp".into(),
+        );
+        let mut st = OllamaStatus::initial(&settings);
+        st.state = OllamaState::CrashLoop;
+        st.management = Some(Management::Owned);
+        let v = serde_json::to_value(&st).unwrap();
+        assert_eq!(v["state"], "crash_loop");
+        assert_eq!(v["management"], "owned");
+        assert_eq!(v["base_url"], "http://127.0.0.1:11434");
+        for key in [
+            "pid",
+            "server_version",
+            "binary_version",
+            "restarts",
+            "last_restart_reason",
+            "healthy_epoch",
+            "version_mismatch",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {v}");
+        }
+    }
+}

@@ -182,7 +182,11 @@ pub fn listener_on_port(port: u16) -> Option<Listener> {
     let mut pids = Vec::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
@@ -228,7 +232,9 @@ pub fn parse_systemd_unit(cgroup: &str) -> Option<(String, bool)> {
         if !unit.contains("ollama") {
             return None;
         }
-        let user = path.split('/').any(|c| c.starts_with("user@") && c.ends_with(".service"));
+        let user = path
+            .split('/')
+            .any(|c| c.starts_with("user@") && c.ends_with(".service"));
         Some((unit.to_string(), user))
     })
 }

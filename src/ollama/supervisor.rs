@@ -90,7 +90,11 @@ pub fn spawn(settings: SupervisorSettings) -> SupervisorHandle {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         match OllamaClient::new(&settings.address) {
-            Ok(client) => Supervisor::new(settings, client, status_tx).run(cmd_rx).await,
+            Ok(client) => {
+                Supervisor::new(settings, client, status_tx)
+                    .run(cmd_rx)
+                    .await
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 status_tx.send_modify(|s| {
@@ -126,7 +130,9 @@ enum Server {
     Absent,
     Remote,
     /// Someone else's server; `pid` when `/proc` tells who listens.
-    Adopted { pid: Option<u32> },
+    Adopted {
+        pid: Option<u32>,
+    },
     Owned(Owned),
 }
 
@@ -729,8 +735,7 @@ impl Supervisor {
                         self.settings.address.base_url,
                         self.settings.adopt_grace.as_secs_f64()
                     );
-                    self.st.last_restart_reason =
-                        Some(format!("the adopted Ollama stopped ({e})"));
+                    self.st.last_restart_reason = Some(format!("the adopted Ollama stopped ({e})"));
                     self.in_adopt_grace = true;
                     self.spawn_due = Some(now + self.settings.adopt_grace);
                 } else {
@@ -741,8 +746,13 @@ impl Supervisor {
                 }
             }
             Server::Owned(o) => {
-                let (pid, start_time, ready, deadline, ours) =
-                    (o.pid, o.start_time, o.ready, o.start_deadline, o.exit.is_some());
+                let (pid, start_time, ready, deadline, ours) = (
+                    o.pid,
+                    o.start_time,
+                    o.ready,
+                    o.start_deadline,
+                    o.exit.is_some(),
+                );
                 if !ours && !process::is_same_process(pid, start_time) {
                     // A taken-back server is not our child: its death shows here.
                     self.on_owned_exit(None).await;
@@ -1044,9 +1054,10 @@ impl Supervisor {
         if self.st.state != OllamaState::Running {
             return;
         }
-        let (Some(server), Some(binary)) =
-            (self.st.server_version.clone(), self.st.binary_version.clone())
-        else {
+        let (Some(server), Some(binary)) = (
+            self.st.server_version.clone(),
+            self.st.binary_version.clone(),
+        ) else {
             return;
         };
         if server == binary {
@@ -1107,7 +1118,10 @@ impl Supervisor {
                 self.restarted_for_binary = Some(binary);
                 match run_manager_command(&argv).await {
                     Ok(()) => {
-                        tracing::info!("{reason}: restarted the adopted Ollama with `{}`", argv.join(" "));
+                        tracing::info!(
+                            "{reason}: restarted the adopted Ollama with `{}`",
+                            argv.join(" ")
+                        );
                         self.st.restarts += 1;
                         self.st.last_restart_reason = Some(reason);
                         self.st.version_mismatch = None;
@@ -1155,8 +1169,14 @@ impl Supervisor {
 /// Who runs an adopted server, and so how it can be restarted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Manager {
-    Systemd { unit: String, user: bool },
-    Launchd { label: String, uid: u32 },
+    Systemd {
+        unit: String,
+        user: bool,
+    },
+    Launchd {
+        label: String,
+        uid: u32,
+    },
     /// A same-user process running `ollama serve`: we may replace it.
     Plain(u32),
     Unknown,
@@ -1449,7 +1469,10 @@ mod tests {
         assert!(w.is_loop(Instant::now()));
         // The first crash was 50 s ago; 4 min 10 s + later it is 5 min old.
         tokio::time::advance(Duration::from_secs(250)).await;
-        assert!(!w.is_loop(Instant::now()), "the oldest crash left the window");
+        assert!(
+            !w.is_loop(Instant::now()),
+            "the oldest crash left the window"
+        );
         w.record(Instant::now());
         assert!(w.is_loop(Instant::now()), "a new crash makes 5 again");
     }
@@ -1497,16 +1520,27 @@ mod tests {
             unit: "ollama.service".into(),
             user: false,
         };
-        assert_eq!(sys.user_command(Some(1)), "sudo systemctl restart ollama.service");
+        assert_eq!(
+            sys.user_command(Some(1)),
+            "sudo systemctl restart ollama.service"
+        );
         assert_eq!(
             sys.restart_argv(),
-            ["systemctl", "--no-ask-password", "restart", "ollama.service"]
+            [
+                "systemctl",
+                "--no-ask-password",
+                "restart",
+                "ollama.service"
+            ]
         );
         let user = Manager::Systemd {
             unit: "ollama.service".into(),
             user: true,
         };
-        assert_eq!(user.user_command(None), "systemctl --user restart ollama.service");
+        assert_eq!(
+            user.user_command(None),
+            "systemctl --user restart ollama.service"
+        );
         let brew = Manager::Launchd {
             label: "homebrew.mxcl.ollama".into(),
             uid: 501,

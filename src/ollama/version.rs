@@ -61,10 +61,12 @@ pub async fn binary_version(bin: &Path) -> Result<String, VersionError> {
     for var in PROXY_VARS {
         cmd.env_remove(var);
     }
-    let child = spawn_retrying_busy(&mut cmd).await.map_err(|source| VersionError::Spawn {
-        bin: bin.to_path_buf(),
-        source,
-    })?;
+    let child = spawn_retrying_busy(&mut cmd)
+        .await
+        .map_err(|source| VersionError::Spawn {
+            bin: bin.to_path_buf(),
+            source,
+        })?;
     let out = tokio::time::timeout(VERSION_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| VersionError::Timeout {
