@@ -14,8 +14,8 @@ use openclawd::backoff::{Backoff, Schedule};
 use openclawd::config::OllamaAddress;
 use openclawd::ollama::process::{is_alive, stat};
 use openclawd::ollama::{
-    record, spawn, Management, OllamaState, OllamaStatus, Preload, ShutdownKind, SupervisorHandle,
-    SupervisorSettings,
+    record, spawn, stop_recorded, Management, OllamaState, OllamaStatus, Preload, ShutdownKind,
+    SupervisorHandle, SupervisorSettings,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -523,6 +523,24 @@ async fn handover_leaves_the_server_warm_for_the_next_supervisor_to_take_back() 
     wait_until("the taken-back server gone", || !is_alive(pid)).await;
     wait_until("its runner gone", || !is_alive(runner)).await;
     assert_eq!(record::read(&env.state()).unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_without_a_daemon_stops_the_recorded_server() {
+    let env = Env::new();
+    let first = spawn(env.settings());
+    let pid = wait_status(&first, "owned", running_owned)
+        .await
+        .pid
+        .unwrap();
+    let runner = wait_runner(pid).await;
+    first.shutdown(ShutdownKind::Handover).await;
+
+    assert_eq!(stop_recorded(&env.state()).await.unwrap(), Some(pid));
+    assert!(!is_alive(pid));
+    wait_until("its runner gone", || !is_alive(runner)).await;
+    assert_eq!(record::read(&env.state()).unwrap(), None);
+    assert_eq!(stop_recorded(&env.state()).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

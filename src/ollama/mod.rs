@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backoff::Backoff;
 use crate::config::{Api, OllamaAddress, Snapshot};
 
-pub use supervisor::spawn;
+pub use supervisor::{spawn, stop_recorded};
 
 /// A model to load as soon as Ollama is healthy, so the first request does not pay the load.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -119,7 +119,9 @@ pub fn session_members(session: u32, not_before: Option<u64>) -> Vec<u32> {
 pub fn kill_group_and_session(pgid: u32, not_before: Option<u64>) {
     signal_group(pgid, Signal::SIGKILL);
     for pid in session_members(pgid, not_before) {
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        if is_same_user(pid) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
     }
 }
 

@@ -1338,6 +1338,26 @@ async fn terminate_foreign_owned(pid: u32, start_time: Option<u64>) {
     process::kill_group_and_session(pid, start_time);
 }
 
+/// Stops the Ollama `ollama.json` names when no openclawd runs (`openclawd stop`): SIGTERM to
+/// its group, 10 s grace, SIGKILL, then removes the record. Returns the pid it stopped, or
+/// `None` when the record was absent or named a process that is gone (the record is removed).
+pub async fn stop_recorded(state_dir: &Path) -> Result<Option<u32>, record::RecordError> {
+    let Some(rec) = record::read(state_dir)? else {
+        return Ok(None);
+    };
+    let stopped = if process::is_same_process(rec.pid, rec.start_time) {
+        terminate_foreign_owned(rec.pid, rec.start_time).await;
+        Some(rec.pid)
+    } else {
+        if !process::is_alive(rec.pid) {
+            process::kill_group_and_session(rec.pid, rec.start_time);
+        }
+        None
+    };
+    record::remove(state_dir)?;
+    Ok(stopped)
+}
+
 fn listening_pid(port: u16) -> Option<u32> {
     process::listener_on_port(port)?.pids.first().copied()
 }
