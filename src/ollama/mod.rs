@@ -128,6 +128,20 @@ pub enum OllamaState {
     CrashLoop,
 }
 
+impl OllamaState {
+    /// The `/status` spelling (`crash_loop`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OllamaState::Running => "running",
+            OllamaState::Starting => "starting",
+            OllamaState::Restarting => "restarting",
+            OllamaState::Stopped => "stopped",
+            OllamaState::Unreachable => "unreachable",
+            OllamaState::CrashLoop => "crash_loop",
+        }
+    }
+}
+
 /// `/status` `ollama.management`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
