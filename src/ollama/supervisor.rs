@@ -1358,8 +1358,14 @@ pub async fn stop_recorded(state_dir: &Path) -> Result<Option<u32>, record::Reco
     Ok(stopped)
 }
 
+/// The process listening on `port`; of several sharing the socket, the one running
+/// `ollama serve`.
 fn listening_pid(port: u16) -> Option<u32> {
-    process::listener_on_port(port)?.pids.first().copied()
+    let pids = process::listener_on_port(port)?.pids;
+    pids.iter()
+        .copied()
+        .find(|p| process::cmdline(*p).is_some_and(|a| process::runs_ollama_serve(&a)))
+        .or_else(|| pids.first().copied())
 }
 
 fn describe_exit(status: Option<ExitStatus>) -> String {
