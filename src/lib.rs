@@ -2,5 +2,12 @@
 //! See ARCHITECTURE.md for the module map and the data flow.
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod discovery;
+pub mod fsutil;
+pub mod gateway;
+pub mod housekeeping;
 pub mod ollama;
+pub mod watch;

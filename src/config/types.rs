@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Everything the daemon knows about its configuration at one instant.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Snapshot {
     /// Incremented by the watcher on every successful swap (1 = first load).
     pub generation: u64,
@@ -84,7 +84,7 @@ impl Api {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProviderConfig {
     pub id: String,
     /// As configured, trailing `/` removed.
@@ -155,7 +155,7 @@ pub enum BindMode {
     Custom,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// `--port`, `OPENCLAW_GATEWAY_PORT`, `gateway.port`, 18789.
     pub port: u16,
@@ -318,4 +318,84 @@ pub struct Overrides {
     /// `loopback`, `lan`, or an IP address.
     pub bind: Option<String>,
     pub ollama_bin: Option<PathBuf>,
+}
+
+/// One `sessions.json` to guard (see [`crate::config::session_stores`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStore {
+    pub agent_id: String,
+    pub path: PathBuf,
+}
+
+// Secrets never reach logs: the Debug output of everything that holds one shows only whether
+// it is set (and the environment only its variable names).
+
+/// What Debug prints in place of a secret.
+struct Redacted(bool);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0 { "Some(<redacted>)" } else { "None" })
+    }
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("base_url", &self.base_url)
+            .field("api", &self.api)
+            .field("api_key", &Redacted(self.api_key.is_some()))
+            // Header values often carry credentials (`Authorization`, `x-api-key`).
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("models_explicit", &self.models_explicit)
+            .field("models", &self.models)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("bind_addr", &self.bind_addr)
+            .field("token", &Redacted(self.token.is_some()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation)
+            .field("loaded_at", &self.loaded_at)
+            .field("paths", &self.paths)
+            .field("providers", &self.providers)
+            .field("model", &self.model)
+            .field("model_entries", &self.model_entries)
+            .field("agents", &self.agents)
+            .field("gateway", &self.gateway)
+            .field("session_store", &self.session_store)
+            .field("auth_profiles", &self.auth_profiles)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("ollama", &self.ollama)
+            .field("discovery_opt_in", &self.discovery_opt_in)
+            .field("own", &self.own)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+impl ResolvedPaths {
+    /// Every file a change to which means "reload": the config, its includes, openclawd's own
+    /// settings and every agent's `auth-profiles.json` (existing or not).
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.config_file.clone()];
+        files.extend(self.included_files.iter().cloned());
+        files.push(self.own_file.clone());
+        files.extend(self.auth_files.iter().cloned());
+        files
+    }
 }

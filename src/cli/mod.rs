@@ -1,0 +1,141 @@
+//! The command line (clap). `anyhow` lives here, at the edge, and nowhere else.
+
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openclawd",
+    version,
+    about = "Keeps a local LLM stack (Ollama + OpenClaw) running by itself",
+    long_about = "openclawd supervises `ollama serve`, watches ~/.openclaw/openclaw.json, discovers \
+                  Ollama models, and serves an OpenAI-compatible routing gateway with fallbacks on \
+                  port 18789."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// State directory (default: $OPENCLAW_STATE_DIR, else ~/.openclaw).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// OpenClaw config file (default: $OPENCLAW_CONFIG_PATH, else <state>/openclaw.json).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Gateway port (default: $OPENCLAW_GATEWAY_PORT, gateway.port, 18789).
+    #[arg(long, global = true)]
+    pub port: Option<u16>,
+    /// Gateway bind: loopback, lan, or an IP address (non-loopback requires a token).
+    #[arg(long, global = true)]
+    pub bind: Option<String>,
+    /// The ollama executable (default: $OPENCLAWD_OLLAMA_BIN, else `ollama` on PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ollama_bin: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            state_dir: self.state_dir.clone(),
+            config: self.config.clone(),
+            port: self.port,
+            bind: self.bind.clone(),
+            ollama_bin: self.ollama_bin.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run in the foreground (what launchd and systemd start).
+    Run {
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+        /// Reclaim the port even from a healthy OpenClaw gateway.
+        #[arg(long)]
+        force: bool,
+        /// Take over from a running openclawd (it hands over and keeps Ollama warm).
+        #[arg(long)]
+        takeover: bool,
+    },
+    /// Show the running daemon's state (exit 0 healthy, 1 degraded, 3 not running).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the model catalogue: source, tools, reasoning, context, availability.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each sessions.json: size, entries, overflowing entries, last action.
+    Sessions {
+        #[arg(long)]
+        json: bool,
+        /// Apply the sessions guard now (backup first), instead of only reporting.
+        #[arg(long)]
+        prune_now: bool,
+        /// With --prune-now: say what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            log_format,
+            force,
+            takeover,
+        } => crate::daemon::run(crate::daemon::RunOptions {
+            overrides: cli.global.overrides(),
+            log_format,
+            force,
+            takeover,
+        }),
+        Command::Status { json } => status::status(&cli.global, json),
+        Command::Models { json } => status::models(&cli.global, json),
+        Command::Sessions {
+            json,
+            prune_now,
+            dry_run,
+        } => status::sessions(&cli.global, json, prune_now, dry_run),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "openclawd",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("openclawd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

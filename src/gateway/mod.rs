@@ -1,0 +1,15 @@
+//! The routing gateway (SPEC §5): an OpenAI-compatible API on port 18789 that resolves each
+//! request's model, walks the fallback chain, and speaks each provider's wire format.
+
+mod chat;
+pub mod error;
+pub mod metrics;
+pub mod providers;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod status;
+pub mod wire;
+
+pub use error::GatewayError;
+pub use state::GatewayState;

@@ -1,0 +1,134 @@
+//! `anthropic-messages`: OpenAI chat ⇄ Anthropic Messages, both ways, streaming included.
+
+use axum::http::{HeaderValue, StatusCode};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::translate::{drive, StreamTranslate};
+use super::{classify_status, Answer, AttemptError, FailureClass, Target, Upstreams};
+use crate::gateway::wire::anthropic::{self as wire, AnthropicStreamTranslator};
+use crate::gateway::wire::openai::{self as oai};
+use crate::gateway::wire::sse::SseParser;
+use crate::gateway::wire::TranslateEvent;
+
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Used when neither the request nor the model config says how long an answer may be.
+const FALLBACK_MAX_TOKENS: u64 = 4096;
+
+struct AnthropicStream {
+    events: SseParser,
+    translator: AnthropicStreamTranslator,
+}
+
+impl StreamTranslate for AnthropicStream {
+    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        for ev in self.events.push(chunk) {
+            out.extend(self.translator.feed(&ev));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        if let Some(ev) = self.events.finish() {
+            out.extend(self.translator.feed(&ev));
+        }
+        out.extend(self.translator.finish());
+        out
+    }
+}
+
+fn messages_url(base: &str) -> String {
+    if base.ends_with("/v1") {
+        format!("{base}/messages")
+    } else {
+        format!("{base}/v1/messages")
+    }
+}
+
+pub async fn call(
+    up: &Upstreams,
+    target: &Target<'_>,
+    req: &Value,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
+    let default_max = target
+        .model
+        .config
+        .max_tokens
+        .unwrap_or(FALLBACK_MAX_TOKENS);
+    let mut body =
+        wire::messages_request(req, &target.model.id, default_max).map_err(|e| AttemptError {
+            class: FailureClass::ClientError,
+            message: e.to_string(),
+            retry_after: None,
+            relay: Some((
+                StatusCode::BAD_REQUEST,
+                Some(HeaderValue::from_static("application/json")),
+                e.to_openai_body(),
+            )),
+        })?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("stream".into(), Value::Bool(stream));
+    }
+    let mut rb = up
+        .client(target)
+        .post(messages_url(&target.provider.base_url))
+        .header("anthropic-version", ANTHROPIC_VERSION)
+        .json(&body);
+    if let Some(key) = &target.api_key {
+        rb = rb.header("x-api-key", key);
+    }
+    for (k, v) in &target.provider.headers {
+        rb = rb.header(k, v);
+    }
+    let resp = match tokio::time::timeout(target.first_byte_timeout, rb.send()).await {
+        Err(_) => {
+            return Err(AttemptError::new(
+                FailureClass::Timeout,
+                format!("no answer within {:?}", target.first_byte_timeout),
+            ))
+        }
+        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let raw = super::read_error_body(resp).await;
+        let message = wire::error_message(&raw);
+        let mut err = classify_status(status, &headers, Bytes::new(), message.clone());
+        if let Some(relay) = err.relay.as_mut() {
+            relay.1 = Some(HeaderValue::from_static("application/json"));
+            relay.2 = oai::error_body(&message, oai::INVALID_REQUEST_ERROR, None, None);
+        }
+        return Err(err);
+    }
+    if !stream {
+        let bytes = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
+            .await
+            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
+            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            AttemptError::new(
+                FailureClass::ServerError,
+                format!("the answer is not JSON: {e}"),
+            )
+        })?;
+        let out = wire::messages_response(&value, &target.model.model_ref);
+        return Ok(Answer::Json {
+            body: Bytes::from(out.to_string()),
+            content_type: HeaderValue::from_static("application/json"),
+        });
+    }
+    let translator = AnthropicStream {
+        events: SseParser::new(),
+        translator: AnthropicStreamTranslator::new(
+            &target.model.model_ref,
+            oai::include_usage(req),
+        ),
+    };
+    let s = drive(resp.bytes_stream(), translator, target.first_byte_timeout).await?;
+    Ok(Answer::Stream(s))
+}

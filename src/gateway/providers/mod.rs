@@ -1,0 +1,224 @@
+//! Provider adapters: one call to one upstream model, classified on failure so the chain
+//! knows whether to try the next model. Streams are returned only once their first byte is
+//! in hand: until then a failure is still invisible to the client and can fall over.
+
+mod anthropic;
+mod ollama;
+mod openai;
+mod translate;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use bytes::Bytes;
+use futures_util::Stream;
+use serde_json::Value;
+
+use super::metrics::Metrics;
+use crate::config::{Api, ProviderConfig};
+use crate::discovery::CatalogModel;
+
+/// A stream of OpenAI SSE bytes for the client. Upstream failures after the first byte are
+/// already turned into an SSE error event inside it.
+pub type SseStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+
+pub enum Answer {
+    Json {
+        body: Bytes,
+        content_type: HeaderValue,
+    },
+    Stream(SseStream),
+}
+
+/// Why an attempt failed, in the terms the chain decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    Connect,
+    Timeout,
+    RateLimited,
+    ServerError,
+    ModelNotFound,
+    Auth,
+    ContextLength,
+    /// A client error no other model would answer differently: relayed, no fallback.
+    ClientError,
+}
+
+impl FailureClass {
+    pub fn falls_over(self) -> bool {
+        !matches!(self, FailureClass::ClientError)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureClass::Connect => "connect",
+            FailureClass::Timeout => "timeout",
+            FailureClass::RateLimited => "rate_limited",
+            FailureClass::ServerError => "server_error",
+            FailureClass::ModelNotFound => "model_not_found",
+            FailureClass::Auth => "auth",
+            FailureClass::ContextLength => "context_length",
+            FailureClass::ClientError => "client_error",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AttemptError {
+    pub class: FailureClass,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+    /// For `ClientError`: the upstream's status and body, relayed as is.
+    pub relay: Option<(StatusCode, Option<HeaderValue>, Bytes)>,
+}
+
+impl AttemptError {
+    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        AttemptError {
+            class,
+            message: message.into(),
+            retry_after: None,
+            relay: None,
+        }
+    }
+
+    pub(crate) fn from_reqwest(e: &reqwest::Error, phase: &str) -> Self {
+        let class = if e.is_timeout() {
+            FailureClass::Timeout
+        } else {
+            FailureClass::Connect
+        };
+        AttemptError::new(
+            class,
+            format!("{phase}: {}", crate::discovery::describe_reqwest(e)),
+        )
+    }
+}
+
+/// Everything one attempt needs to know about its target.
+pub struct Target<'a> {
+    pub model: &'a CatalogModel,
+    pub provider: &'a ProviderConfig,
+    pub api_key: Option<String>,
+    /// `agents.defaults.models[ref].params`.
+    pub params: serde_json::Map<String, Value>,
+    pub first_byte_timeout: Duration,
+    /// The upstream is on this machine (no proxy; `Host` rewritten for Ollama).
+    pub local: bool,
+}
+
+/// The HTTP clients, one pool each: loopback/private traffic never sees a proxy.
+pub struct Upstreams {
+    pub direct: reqwest::Client,
+    pub proxied: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Upstreams {
+    pub fn new(metrics: Arc<Metrics>) -> Result<Upstreams, reqwest::Error> {
+        let base = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+        };
+        Ok(Upstreams {
+            direct: base().no_proxy().build()?,
+            proxied: base().build()?,
+            metrics,
+        })
+    }
+
+    fn client(&self, target: &Target<'_>) -> &reqwest::Client {
+        if target.local {
+            &self.direct
+        } else {
+            &self.proxied
+        }
+    }
+
+    /// One attempt at `target`. `req` is the client's parsed body, `raw` its bytes.
+    pub async fn call(
+        &self,
+        target: &Target<'_>,
+        req: &Value,
+        stream: bool,
+    ) -> Result<Answer, AttemptError> {
+        match target.provider.api {
+            Api::Ollama => ollama::call(self, target, req, stream).await,
+            Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
+            Api::AnthropicMessages => anthropic::call(self, target, req, stream).await,
+            Api::Other(ref api) => Err(AttemptError::new(
+                FailureClass::ClientError,
+                format!("api {api} is not supported"),
+            )),
+        }
+    }
+}
+
+/// Classifies a non-2xx upstream answer.
+pub fn classify_status(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: Bytes,
+    message: String,
+) -> AttemptError {
+    let code = status.as_u16();
+    let class = match code {
+        401 | 403 => FailureClass::Auth,
+        404 => FailureClass::ModelNotFound,
+        408 => FailureClass::Timeout,
+        429 => FailureClass::RateLimited,
+        413 => FailureClass::ContextLength,
+        500..=599 => FailureClass::ServerError,
+        _ if crate::gateway::wire::is_context_overflow(&message) => FailureClass::ContextLength,
+        _ => FailureClass::ClientError,
+    };
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let relay = (class == FailureClass::ClientError).then(|| {
+        let ct = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+        (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+            ct,
+            body,
+        )
+    });
+    AttemptError {
+        class,
+        message: format!("HTTP {code}: {message}"),
+        retry_after,
+        relay,
+    }
+}
+
+/// Reads a whole (small) error body, never failing.
+pub(crate) async fn read_error_body(resp: reqwest::Response) -> Bytes {
+    match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {
+        Ok(Ok(b)) => b,
+        _ => Bytes::new(),
+    }
+}
+
+/// Shortens an upstream body for an error message.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,148 @@
+//! `openai-completions`: pass-through. The request's `model` is rewritten to the upstream id;
+//! the answer's bytes are forwarded untouched.
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{
+    classify_status, excerpt, read_error_body, Answer, AttemptError, FailureClass, SseStream,
+    Target, Upstreams,
+};
+use crate::gateway::wire::openai::sse_error_event;
+
+pub async fn call(
+    up: &Upstreams,
+    target: &Target<'_>,
+    req: &Value,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
+    let mut body = req.clone();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("model".into(), Value::String(target.model.id.clone()));
+    }
+    let url = format!("{}/chat/completions", target.provider.base_url);
+    let mut rb = up.client(target).post(url).json(&body);
+    if let Some(key) = &target.api_key {
+        rb = rb.bearer_auth(key);
+    }
+    for (k, v) in &target.provider.headers {
+        rb = rb.header(k, v);
+    }
+    let send = rb.send();
+    let resp = match tokio::time::timeout(target.first_byte_timeout, send).await {
+        Err(_) => {
+            return Err(AttemptError::new(
+                FailureClass::Timeout,
+                format!("no answer within {:?}", target.first_byte_timeout),
+            ))
+        }
+        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let headers = resp.headers().clone();
+        let body = read_error_body(resp).await;
+        let message = openai_error_message(&body);
+        return Err(classify_status(status, &headers, body, message));
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    if !stream {
+        let body = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
+            .await
+            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
+            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
+        return Ok(Answer::Json { body, content_type });
+    }
+    let mut upstream = resp.bytes_stream();
+    let first = match tokio::time::timeout(target.first_byte_timeout, upstream.next()).await {
+        Err(_) => {
+            return Err(AttemptError::new(
+                FailureClass::Timeout,
+                format!("no first byte within {:?}", target.first_byte_timeout),
+            ))
+        }
+        Ok(None) => {
+            return Err(AttemptError::new(
+                FailureClass::ServerError,
+                "stream ended before its first byte",
+            ))
+        }
+        Ok(Some(Err(e))) => return Err(AttemptError::from_reqwest(&e, "stream failed")),
+        Ok(Some(Ok(b))) => b,
+    };
+    Ok(Answer::Stream(passthrough(first, upstream)))
+}
+
+/// Forwards upstream chunks; an upstream failure, or an end without `[DONE]`, becomes an SSE
+/// error event so the client never mistakes a truncated answer for a complete one.
+fn passthrough(
+    first: Bytes,
+    upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+) -> SseStream {
+    let state = (Some(first), Box::pin(upstream), Tail::default(), false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(first, mut up, mut tail, ended)| async move {
+            if ended {
+                return None;
+            }
+            if let Some(b) = first {
+                tail.push(&b);
+                return Some((b, (None, up, tail, false)));
+            }
+            match up.next().await {
+                Some(Ok(b)) => {
+                    tail.push(&b);
+                    Some((b, (None, up, tail, false)))
+                }
+                Some(Err(e)) => {
+                    let msg = format!(
+                        "upstream stream failed: {}",
+                        crate::discovery::describe_reqwest(&e)
+                    );
+                    Some((sse_error_event(&msg, "api_error"), (None, up, tail, true)))
+                }
+                None if tail.saw_done() => None,
+                None => Some((
+                    sse_error_event("upstream stream ended without [DONE]", "api_error"),
+                    (None, up, tail, true),
+                )),
+            }
+        },
+    ))
+}
+
+/// The last bytes seen, to tell a complete SSE stream from a truncated one.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+        let excess = self.0.len().saturating_sub(32);
+        self.0.drain(..excess);
+    }
+    fn saw_done(&self) -> bool {
+        self.0.windows(6).any(|w| w == b"[DONE]")
+    }
+}
+
+/// `error.message` of an OpenAI error body, else the body itself.
+pub fn openai_error_message(body: &Bytes) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| v.get("error").and_then(Value::as_str).map(str::to_string))
+        })
+        .unwrap_or_else(|| excerpt(body))
+}

@@ -1,0 +1,135 @@
+//! Drives a translating stream: upstream bytes → framer → translator → OpenAI SSE bytes.
+//! Holds the answer back until its first event exists, so a failure before that can still
+//! fall over to the next model.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use super::{AttemptError, FailureClass, SseStream};
+use crate::gateway::wire::openai::sse_error_event;
+use crate::gateway::wire::{is_context_overflow, TranslateEvent};
+
+/// A framer plus translator for one upstream dialect.
+pub trait StreamTranslate: Send + 'static {
+    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent>;
+    /// The upstream closed; anything still owed (or the error of a premature end).
+    fn finish(&mut self) -> Vec<TranslateEvent>;
+    /// Called once when the answer ended well, e.g. to record tokens/s.
+    fn completed(&mut self) {}
+}
+
+type Upstream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+struct Driver<T> {
+    upstream: Upstream,
+    translator: T,
+    pending: VecDeque<Bytes>,
+    ended: bool,
+}
+
+enum Step {
+    Event(Bytes),
+    Error(String),
+    Eof,
+}
+
+impl<T: StreamTranslate> Driver<T> {
+    fn absorb(&mut self, events: Vec<TranslateEvent>) -> Option<String> {
+        for e in events {
+            match e {
+                TranslateEvent::Sse(b) => self.pending.push_back(b),
+                TranslateEvent::UpstreamError(msg) => return Some(msg),
+            }
+        }
+        None
+    }
+
+    async fn next_step(&mut self) -> Step {
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return Step::Event(b);
+            }
+            if self.ended {
+                return Step::Eof;
+            }
+            let events = match self.upstream.next().await {
+                Some(Ok(chunk)) => self.translator.push(&chunk),
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Step::Error(format!(
+                        "upstream connection failed: {}",
+                        crate::discovery::describe_reqwest(&e)
+                    ));
+                }
+                None => {
+                    self.ended = true;
+                    let events = self.translator.finish();
+                    if let Some(msg) = self.absorb(events) {
+                        return Step::Error(msg);
+                    }
+                    self.translator.completed();
+                    continue;
+                }
+            };
+            if let Some(msg) = self.absorb(events) {
+                self.ended = true;
+                return Step::Error(msg);
+            }
+        }
+    }
+}
+
+/// Waits (up to `first_byte`) for the first translated event, then streams the rest.
+pub async fn drive<T: StreamTranslate>(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    translator: T,
+    first_byte: Duration,
+) -> Result<SseStream, AttemptError> {
+    let mut d = Driver {
+        upstream: Box::pin(upstream),
+        translator,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    let first = match tokio::time::timeout(first_byte, d.next_step()).await {
+        Err(_) => {
+            return Err(AttemptError::new(
+                FailureClass::Timeout,
+                format!("no first token within {first_byte:?}"),
+            ))
+        }
+        Ok(Step::Event(b)) => b,
+        Ok(Step::Error(msg)) => {
+            let class = if is_context_overflow(&msg) {
+                FailureClass::ContextLength
+            } else {
+                FailureClass::ServerError
+            };
+            return Err(AttemptError::new(class, msg));
+        }
+        Ok(Step::Eof) => {
+            return Err(AttemptError::new(
+                FailureClass::ServerError,
+                "the upstream answered nothing",
+            ))
+        }
+    };
+    d.pending.push_front(first);
+    let stream = futures_util::stream::unfold((d, false), |(mut d, done)| async move {
+        if done {
+            return None;
+        }
+        match d.next_step().await {
+            Step::Event(b) => Some((b, (d, false))),
+            Step::Error(msg) => {
+                tracing::warn!("stream failed after its first byte: {msg}");
+                Some((sse_error_event(&msg, "api_error"), (d, true)))
+            }
+            Step::Eof => None,
+        }
+    });
+    Ok(Box::pin(stream))
+}

@@ -1,0 +1,43 @@
+//! What the gateway's handlers share: the current snapshot and catalogue (swapped atomically
+//! by the daemon), cooldowns, metrics, upstream clients, and the other components' status.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::watch;
+
+use super::metrics::Metrics;
+use super::providers::Upstreams;
+use super::router::Cooldowns;
+use crate::config::Snapshot;
+use crate::discovery::Catalog;
+use crate::housekeeping::HousekeepingStatus;
+use crate::ollama::OllamaStatus;
+
+pub struct GatewayState {
+    pub started_at: SystemTime,
+    pub listen: SocketAddr,
+    pub config: ArcSwap<Snapshot>,
+    /// The last reload's error (file:line and what to do); `None` when the config is good.
+    pub config_error: ArcSwapOption<String>,
+    pub catalog: ArcSwap<Catalog>,
+    pub cooldowns: Cooldowns,
+    pub metrics: Arc<Metrics>,
+    pub upstreams: Upstreams,
+    pub ollama: watch::Receiver<OllamaStatus>,
+    pub housekeeping: watch::Receiver<HousekeepingStatus>,
+}
+
+impl GatewayState {
+    /// Whether a model of `provider` is served by the supervised Ollama and it is down.
+    pub fn local_ollama_down(&self, base_url: &str) -> Option<String> {
+        let status = self.ollama.borrow();
+        if status.base_url.trim_end_matches('/') != base_url.trim_end_matches('/') {
+            return None;
+        }
+        (status.state != crate::ollama::OllamaState::Running)
+            .then(|| format!("Ollama is not running (state {})", status.state.as_str()))
+    }
+}
