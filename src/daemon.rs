@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::LogFormat;
 use crate::config::{self, Overrides, Snapshot};
-use crate::discovery::{self, build_catalog, Catalog, Discovery};
+use crate::discovery::{self, build_catalog, Catalog};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::providers::Upstreams;
 use crate::gateway::router::Cooldowns;
@@ -144,6 +144,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         config: ArcSwap::from_pointee(snapshot),
         config_error: ArcSwapOption::from(config_error.map(Arc::new)),
         catalog: ArcSwap::from_pointee(catalog),
+        last_discovery: ArcSwapOption::empty(),
         cooldowns: Cooldowns::default(),
         metrics: metrics.clone(),
         upstreams: Upstreams::new(metrics.clone()).context("building the HTTP clients")?,
@@ -331,6 +332,8 @@ async fn config_reload_loop(
                 let settings = SupervisorSettings::from_snapshot(&next);
                 let stores = session_files(&next);
                 state.config.store(Arc::new(next));
+                let discovery_error = state.catalog.load().discovery_error.clone();
+                state.rebuild_catalog(discovery_error);
                 if state.config_error.swap(None).is_some() {
                     tracing::info!("configuration fixed; the error is cleared");
                 }
@@ -419,7 +422,6 @@ async fn discovery_loop(
     };
     let mut ollama = state.ollama.clone();
     let mut last_epoch = ollama.borrow().healthy_epoch;
-    let mut last: Option<Discovery> = None;
     // Ollama's models directory: a pull or rm shows up without waiting for the interval.
     let (dir_watcher, mut dir_rx) = match FileWatcher::new(Duration::from_millis(500)) {
         Ok((w, rx)) => (Some(w), Some(rx)),
@@ -441,8 +443,7 @@ async fn discovery_loop(
                     tracing::info!("Ollama's models changed on disk; rediscovering");
                 }
                 _ = tokio::time::sleep(interval) => {},
-                r = ollama.changed() => {
-                    if r.is_err() { return }
+                Ok(()) = ollama.changed() => {
                     let epoch = ollama.borrow().healthy_epoch;
                     if epoch == last_epoch { continue }
                     last_epoch = epoch;
@@ -467,7 +468,6 @@ async fn discovery_loop(
                 watched_dir = wanted;
             }
         }
-        let listen = Some(state.listen);
         let mut error = None;
         if discovery::catalog::discovery_enabled(&snapshot) {
             match discovery::discover(
@@ -486,10 +486,10 @@ async fn discovery_loop(
                             result: "ok".into(),
                         })
                         .inc();
-                    if last.as_ref() != Some(&d) {
+                    if state.last_discovery.load().as_deref() != Some(&d) {
                         tracing::info!(models = d.models.len(), "discovered Ollama models");
                     }
-                    last = Some(d);
+                    state.last_discovery.store(Some(Arc::new(d)));
                 }
                 Err(e) => {
                     state
@@ -507,8 +507,7 @@ async fn discovery_loop(
                 }
             }
         }
-        let catalog = build_catalog(&snapshot, last.as_ref(), error, listen);
-        state.catalog.store(Arc::new(catalog));
+        state.rebuild_catalog(error);
     }
 }
 
@@ -534,8 +533,9 @@ async fn metrics_bridge(state: Arc<GatewayState>, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = ollama.changed() => if r.is_err() { return },
-            r = hk.changed() => if r.is_err() { return },
+            Ok(()) = ollama.changed() => {},
+            Ok(()) = hk.changed() => {},
+            else => return,
         }
     }
 }

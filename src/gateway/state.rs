@@ -12,7 +12,7 @@ use super::metrics::Metrics;
 use super::providers::Upstreams;
 use super::router::Cooldowns;
 use crate::config::Snapshot;
-use crate::discovery::Catalog;
+use crate::discovery::{build_catalog, Catalog, Discovery};
 use crate::housekeeping::HousekeepingStatus;
 use crate::ollama::OllamaStatus;
 
@@ -23,6 +23,8 @@ pub struct GatewayState {
     /// The last reload's error (file:line and what to do); `None` when the config is good.
     pub config_error: ArcSwapOption<String>,
     pub catalog: ArcSwap<Catalog>,
+    /// The last successful discovery, kept so a config swap can rebuild the catalogue at once.
+    pub last_discovery: ArcSwapOption<Discovery>,
     pub cooldowns: Cooldowns,
     pub metrics: Arc<Metrics>,
     pub upstreams: Upstreams,
@@ -31,6 +33,19 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
+    /// Rebuilds the catalogue from the current snapshot and the last discovery.
+    pub fn rebuild_catalog(&self, discovery_error: Option<String>) {
+        let snapshot = self.config.load();
+        let discovery = self.last_discovery.load_full();
+        let catalog = build_catalog(
+            &snapshot,
+            discovery.as_deref(),
+            discovery_error,
+            Some(self.listen),
+        );
+        self.catalog.store(Arc::new(catalog));
+    }
+
     /// Whether a model of `provider` is served by the supervised Ollama and it is down.
     pub fn local_ollama_down(&self, base_url: &str) -> Option<String> {
         let status = self.ollama.borrow();
