@@ -19,14 +19,20 @@ fn measure_config_edit_to_routing_visible() {
     let env = TestEnv::new();
     env.write_config("{ agents: { defaults: { model: 'ollama/a0' } } }");
     let d = env.start();
-    d.wait_until("first", Duration::from_secs(10), |s| s["routing"]["primary"] == "ollama/a0");
+    d.wait_until("first", Duration::from_secs(10), |s| {
+        s["routing"]["primary"] == "ollama/a0"
+    });
     let mut times = Vec::new();
     for i in 1..=20 {
         let primary = format!("ollama/a{i}");
         let t = Instant::now();
-        env.write_config(&format!("{{ agents: {{ defaults: {{ model: '{primary}' }} }} }}"));
+        env.write_config(&format!(
+            "{{ agents: {{ defaults: {{ model: '{primary}' }} }} }}"
+        ));
         loop {
-            if d.status().is_some_and(|s| s["routing"]["primary"] == primary.as_str()) {
+            if d.status()
+                .is_some_and(|s| s["routing"]["primary"] == primary.as_str())
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -41,12 +47,15 @@ fn measure_config_edit_to_routing_visible() {
 #[ignore]
 fn measure_discovery_of_200_models_and_pull_to_routable() {
     let mut env = TestEnv::new();
-    env.extra_env.push(("OLLAMA_API_KEY".into(), "ollama-local".into()));
+    env.extra_env
+        .push(("OLLAMA_API_KEY".into(), "ollama-local".into()));
     let models_dir = env.home.path().join("models");
     std::fs::create_dir_all(&models_dir).unwrap();
     env.write_control(&json!({"models": [{"name": "llama3.2:3b"}], "tags_shape": "legacy"}));
     let d = env.start();
-    d.wait_until("one model", Duration::from_secs(30), |s| s["models"].as_array().is_some_and(|m| m.len() == 1));
+    d.wait_until("one model", Duration::from_secs(30), |s| {
+        s["models"].as_array().is_some_and(|m| m.len() == 1)
+    });
 
     let many: Vec<Value> = (0..200)
         .map(|i| json!({"name": format!("m{i}:7b"), "family": "llama", "capabilities": ["completion", "tools"], "context_length": 32768}))
@@ -54,8 +63,13 @@ fn measure_discovery_of_200_models_and_pull_to_routable() {
     let t = Instant::now();
     env.write_control(&json!({"models": many, "tags_shape": "legacy"}));
     std::fs::write(models_dir.join("touch"), "x").unwrap();
-    d.wait_until("200 models", Duration::from_secs(60), |s| s["models"].as_array().is_some_and(|m| m.len() == 200));
-    println!("discovery of a 200-model catalogue (legacy tags: 200 /api/show): {:?}", t.elapsed());
+    d.wait_until("200 models", Duration::from_secs(60), |s| {
+        s["models"].as_array().is_some_and(|m| m.len() == 200)
+    });
+    println!(
+        "discovery of a 200-model catalogue (legacy tags: 200 /api/show): {:?}",
+        t.elapsed()
+    );
 
     let mut times = Vec::new();
     let mut names: Vec<Value> = vec![json!({"name": "llama3.2:3b"})];
@@ -66,7 +80,11 @@ fn measure_discovery_of_200_models_and_pull_to_routable() {
         env.write_control(&json!({"models": names, "tags_shape": "legacy"}));
         std::fs::write(models_dir.join(format!("manifest{i}")), "x").unwrap();
         loop {
-            if d.status().is_some_and(|s| s["models"].as_array().is_some_and(|m| m.iter().any(|m| m["ref"] == r.as_str()))) {
+            if d.status().is_some_and(|s| {
+                s["models"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|m| m["ref"] == r.as_str()))
+            }) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -86,8 +104,13 @@ fn measure_added_latency_c1_non_streaming() {
         env.ollama_port
     ));
     let d = env.start();
-    d.wait_until("ollama up", Duration::from_secs(30), |s| s["ollama"]["state"] == "running");
-    let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    d.wait_until("ollama up", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    });
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let body = json!({"model": "llama3.2:3b", "messages": [{"role": "user", "content": "hi"}]});
     let direct = format!("{}/v1/chat/completions", env.ollama_base());
     let via = format!("{}/v1/chat/completions", d.base);
