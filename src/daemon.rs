@@ -47,8 +47,10 @@ pub struct RunOptions {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -469,7 +471,21 @@ async fn discovery_loop(
             }
         }
         let mut error = None;
-        if discovery::catalog::discovery_enabled(&snapshot) {
+        // While the supervised Ollama is (re)starting, asking it would only fail: wait for its
+        // healthy epoch instead of reporting a failure.
+        let waiting_for_ollama = {
+            let o = state.ollama.borrow();
+            o.base_url.trim_end_matches('/') == snapshot.ollama.base_url.trim_end_matches('/')
+                && o.state != crate::ollama::OllamaState::Running
+        };
+        if waiting_for_ollama && discovery::catalog::discovery_enabled(&snapshot) {
+            let o = state.ollama.borrow().state;
+            error = Some(format!(
+                "Failed to discover Ollama models: Ollama is {} at {}; discovery runs when it is up",
+                o.as_str(),
+                snapshot.ollama.base_url
+            ));
+        } else if discovery::catalog::discovery_enabled(&snapshot) {
             match discovery::discover(
                 &client,
                 &snapshot.ollama.base_url,

@@ -117,12 +117,16 @@ fn emit_complete_lines(partial: &mut Vec<u8>) {
     }
 }
 
-/// Forwards one Ollama log line at the level Ollama gave it (`level=WARN` ...).
+/// Forwards one Ollama log line at the level Ollama gave it (`level=WARN` ...). gin's access
+/// lines (`[GIN] ...`, one per request, our own health probes among them) go to debug.
 fn emit(line: &str) {
-    let level = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("level="))
-        .unwrap_or("INFO");
+    let level = if line.starts_with("[GIN]") {
+        "DEBUG"
+    } else {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("level="))
+            .unwrap_or("INFO")
+    };
     match level {
         "ERROR" => tracing::error!(target: "ollama", "{line}"),
         "WARN" => tracing::warn!(target: "ollama", "{line}"),
