@@ -10,4 +10,5 @@ pub mod fsutil;
 pub mod gateway;
 pub mod housekeeping;
 pub mod ollama;
+pub(crate) mod procinfo;
 pub mod watch;

@@ -3,9 +3,6 @@
 //! wedging agents ("Context overflow", oversized files).
 
 mod port;
-mod process;
-#[cfg(target_os = "linux")]
-mod procfs;
 mod sessions;
 
 use serde::Serialize;

@@ -15,8 +15,8 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 use tokio::time::{sleep, timeout, Instant};
 
-use super::process::{self, ListenerSocket, ProcessInfo};
 use crate::config::ReclaimPolicy;
+use crate::procinfo::{self as process, ListenerSocket, ProcessInfo};
 
 const OPENCLAWD: &str = "openclawd";
 const POLL: Duration = Duration::from_millis(50);
@@ -552,7 +552,7 @@ struct ProcessHandle {
 impl ProcessHandle {
     fn open(info: &ProcessInfo) -> Result<ProcessHandle, PortError> {
         #[cfg(target_os = "linux")]
-        let pidfd = match super::procfs::pidfd_open(info.pid) {
+        let pidfd = match crate::procinfo::linux::pidfd_open(info.pid) {
             Ok(fd) => fd,
             // Already gone: nothing to pin, `is_same_process` says so.
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
@@ -584,7 +584,7 @@ impl ProcessHandle {
         };
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.pidfd {
-            return match super::procfs::pidfd_send_signal(fd, signal as i32) {
+            return match crate::procinfo::linux::pidfd_send_signal(fd, signal as i32) {
                 Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(failed(e)),
                 _ => Ok(()),
             };

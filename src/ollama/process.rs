@@ -2,7 +2,6 @@
 //! sessions, the pid listening on a TCP port, and group signalling. On systems without `/proc`
 //! every lookup answers "unknown" (`None` / empty) rather than failing.
 
-use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -22,23 +21,25 @@ pub struct ProcStat {
     pub start_time: u64,
 }
 
-/// Parses the text of `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); field N is fields[N - 3].
-    Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgid: fields.get(2)?.parse().ok()?,
-        session: fields.get(3)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
-}
-
+/// `/proc/<pid>/stat` of `pid`, when the platform has `/proc`.
 pub fn stat(pid: u32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    #[cfg(target_os = "linux")]
+    {
+        crate::procinfo::linux::read_stat(pid)
+            .ok()
+            .map(|s| ProcStat {
+                state: s.state,
+                ppid: s.ppid,
+                pgid: s.pgid,
+                session: s.session,
+                start_time: s.start_ticks,
+            })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
 }
 
 /// The process start time (field 22 of `/proc/<pid>/stat`), when `/proc` knows it.
@@ -140,24 +141,6 @@ pub fn signal_pid(pid: u32, signal: Signal) -> Result<(), nix::Error> {
     kill(Pid::from_raw(pid as i32), signal)
 }
 
-/// Socket inodes in LISTEN state on `port`, from a `/proc/net/tcp{,6}` table.
-pub fn parse_listen_inodes(table: &str, port: u16) -> Vec<(u64, u32)> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let local = f.get(1)?;
-            let port_hex = local.rsplit(':').next()?;
-            let state = f.get(3)?;
-            let uid: u32 = f.get(7)?.parse().ok()?;
-            let inode: u64 = f.get(9)?.parse().ok()?;
-            (u16::from_str_radix(port_hex, 16).ok()? == port && *state == "0A")
-                .then_some((inode, uid))
-        })
-        .collect()
-}
-
 /// Who listens on a TCP port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -167,49 +150,21 @@ pub struct Listener {
     pub uid: u32,
 }
 
-/// The process listening on `port` (any local address), via `/proc/net/tcp{,6}` → socket inode
-/// → `/proc/<pid>/fd`. `None` when nothing listens or `/proc` is not there.
+/// The processes listening on `port` (any local address). `None` when nothing listens or the
+/// platform cannot tell.
 pub fn listener_on_port(port: u16) -> Option<Listener> {
-    let mut inodes = HashSet::new();
-    let mut uid = None;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = fs::read_to_string(table) {
-            for (inode, u) in parse_listen_inodes(&text, port) {
-                inodes.insert(inode);
-                uid.get_or_insert(u);
-            }
-        }
-    }
-    let uid = uid?;
-    let mut pids = Vec::new();
-    if let Ok(dir) = fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
-                continue;
-            };
-            let holds = fds.flatten().any(|fd| {
-                fs::read_link(fd.path()).ok().is_some_and(|target| {
-                    let t = target.to_string_lossy();
-                    t.strip_prefix("socket:[")
-                        .and_then(|r| r.strip_suffix(']'))
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .is_some_and(|n| inodes.contains(&n))
-                })
-            });
-            if holds {
-                pids.push(pid);
-            }
-        }
+    let sockets = crate::procinfo::find_listeners(port).ok()?;
+    let uid = sockets.iter().find_map(|s| s.owner_uid);
+    let mut pids: Vec<u32> = sockets.into_iter().flat_map(|s| s.pids).collect();
+    if pids.is_empty() && uid.is_none() {
+        return None;
     }
     pids.sort_unstable();
-    Some(Listener { pids, uid })
+    pids.dedup();
+    Some(Listener {
+        pids,
+        uid: uid.unwrap_or(u32::MAX),
+    })
 }
 
 /// A one-line description of `pid` for messages: `pid 123 (python3 -m http.server 8000)`.
@@ -227,18 +182,9 @@ pub fn systemd_unit(pid: u32) -> Option<(String, bool)> {
 }
 
 pub fn parse_systemd_unit(cgroup: &str) -> Option<(String, bool)> {
-    cgroup.lines().find_map(|line| {
-        // `0::/system.slice/ollama.service` (v2) or `1:name=systemd:/system.slice/...` (v1).
-        let path = line.splitn(3, ':').nth(2)?;
-        let unit = path.rsplit('/').find(|c| c.ends_with(".service"))?;
-        if !unit.contains("ollama") {
-            return None;
-        }
-        let user = path
-            .split('/')
-            .any(|c| c.starts_with("user@") && c.ends_with(".service"));
-        Some((unit.to_string(), user))
-    })
+    crate::procinfo::service_unit(cgroup)
+        .filter(|u| u.name.contains("ollama"))
+        .map(|u| (u.name, u.user))
 }
 
 #[cfg(test)]
@@ -246,32 +192,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_fields_are_counted_after_the_last_parenthesis() {
-        let text = "4242 (weird ) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654 1000 10";
-        let s = parse_stat(text).unwrap();
-        assert_eq!(s.state, 'S');
-        assert_eq!(s.ppid, 1);
-        assert_eq!(s.pgid, 4242);
-        assert_eq!(s.session, 4242);
-        assert_eq!(s.start_time, 987654);
-    }
-
-    #[test]
     fn own_process_is_alive_and_has_a_start_time() {
         let me = std::process::id();
         assert!(is_alive(me));
         assert!(is_same_process(me, start_time(me)));
         assert!(!is_same_process(me, start_time(me).map(|t| t + 1)));
-    }
-
-    #[test]
-    fn listen_inodes_match_port_and_listen_state_only() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:2CAA 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 55501 1 0 100 0 0 10 0\n\
-   1: 0100007F:2CAA 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 55502 1 0 20 4 30 10 -1\n\
-   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 55503 1 0 100 0 0 10 0\n";
-        assert_eq!(parse_listen_inodes(table, 11434), vec![(55501, 1000)]);
-        assert_eq!(parse_listen_inodes(table, 8080), vec![(55503, 0)]);
     }
 
     #[test]

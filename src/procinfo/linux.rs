@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::process::{ListenerSocket, ProcessInfo, ServiceUnit};
+use super::{service_unit, ListenerSocket, ProcessInfo};
 
 /// One LISTEN row of `/proc/net/tcp{,6}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +141,9 @@ fn socket_inode(link: &str) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stat {
     pub state: char,
+    pub ppid: u32,
+    pub pgid: u32,
+    pub session: u32,
     /// Field 22: start time in clock ticks after boot (what OpenClaw's lock records).
     pub start_ticks: u64,
 }
@@ -153,6 +156,9 @@ pub(crate) fn parse_stat(text: &str) -> Option<Stat> {
     // `rest` starts at field 3 (state); field 22 is index 19.
     Some(Stat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgid: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -228,20 +234,6 @@ pub(crate) fn still_running(pid: u32, start: Option<&str>) -> bool {
     }
 }
 
-/// The systemd unit a process runs in, from `/proc/<pid>/cgroup`.
-pub(crate) fn service_unit(cgroup: &str) -> Option<ServiceUnit> {
-    cgroup.lines().find_map(|line| {
-        let path = line.rsplit_once(':')?.1;
-        let name = path
-            .split('/')
-            .rfind(|seg| seg.ends_with(".service") && !seg.starts_with("user@"))?;
-        Some(ServiceUnit {
-            name: name.to_string(),
-            user: path.contains("/user@"),
-        })
-    })
-}
-
 /// Wall-clock start of a process: boot time + start ticks.
 fn started_at(start_ticks: u64) -> Option<SystemTime> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
@@ -301,6 +293,7 @@ pub(crate) fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procinfo::ServiceUnit;
 
     #[test]
     fn net_tcp_listen_rows_are_decoded() {
@@ -334,6 +327,9 @@ mod tests {
             parse_stat(text),
             Some(Stat {
                 state: 'S',
+                ppid: 1,
+                pgid: 4242,
+                session: 4242,
                 start_ticks: 91234567
             })
         );

@@ -1,5 +1,7 @@
-//! Platform-neutral view of "who listens on this port and what is it", with the Linux
-//! (`/proc`) and macOS (`lsof` + `ps`) back ends behind one set of functions.
+//! What the machine says about a process: who listens on a port, which user runs it, its
+//! command line, start time and service unit. One platform-neutral set of functions, with the
+//! Linux (`/proc`) and macOS (`lsof` + `ps`) back ends behind it. Used by the port reclaimer
+//! and the Ollama supervisor alike.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -71,8 +73,24 @@ impl ProcessInfo {
     }
 }
 
+/// The systemd unit a process runs in, from the text of `/proc/<pid>/cgroup` (v1 or v2).
+pub(crate) fn service_unit(cgroup: &str) -> Option<ServiceUnit> {
+    cgroup.lines().find_map(|line| {
+        let path = line.rsplit_once(':')?.1;
+        let name = path
+            .split('/')
+            .rfind(|seg| seg.ends_with(".service") && !seg.starts_with("user@"))?;
+        Some(ServiceUnit {
+            name: name.to_string(),
+            user: path.contains("/user@"),
+        })
+    })
+}
+
 #[cfg(target_os = "linux")]
-pub(crate) use super::procfs::{find_listeners, inspect, still_running};
+pub(crate) use linux::{find_listeners, inspect, still_running};
+#[cfg(target_os = "linux")]
+pub(crate) mod linux;
 
 #[cfg(all(unix, not(target_os = "linux")))]
 pub(crate) use lsof::{find_listeners, inspect, still_running};
