@@ -318,7 +318,7 @@ fn progress_bar(json: bool, steps: u64) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {bar:20} {pos}/{len} {wide_msg}")
     {
         bar.set_style(style);
     }
@@ -328,7 +328,8 @@ fn progress_bar(json: bool, steps: u64) -> ProgressBar {
 
 /// Context window, tools, reasoning and provider from `/status`.
 fn describe(row: &mut ModelReport, status: &Value, models: &[Value]) {
-    let entry = lookup(status, models, &row.model).or_else(|| lookup(status, models, &row.requested));
+    let entry =
+        lookup(status, models, &row.model).or_else(|| lookup(status, models, &row.requested));
     let Some(m) = entry else {
         return;
     };
@@ -377,15 +378,15 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
         .iter()
         .find(|m| m.ok && speed(m).is_some() && m.tools == Some(true));
     let summary = |m: &ModelReport| {
-        let mut s = format!(
-            "{} at {:.1} tok/s",
-            m.model,
-            speed(m).unwrap_or_default()
-        );
+        let mut s = format!("{} at {:.1} tok/s", m.model, speed(m).unwrap_or_default());
         if let Some(t) = m.ttft_ms {
             s.push_str(&format!(", first token in {}", human_ms(t.median)));
         }
-        s.push_str(&format!(" (median of {} runs)", m.runs_ok));
+        s.push_str(&format!(
+            " (median of {} run{})",
+            m.runs_ok,
+            if m.runs_ok == 1 { "" } else { "s" }
+        ));
         s
     };
     let conclusion = match (fastest_tools, fastest) {
@@ -403,6 +404,10 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
         ),
         _ if succeeded > 0 => {
             "Models answered, but too briefly to measure a decode speed: raise --max-tokens."
+                .to_string()
+        }
+        _ if models.is_empty() => {
+            "No models to test: the gateway's catalogue is empty (see `openclawd models`)."
                 .to_string()
         }
         _ => "No model answered: see the reasons above.".to_string(),
@@ -517,7 +522,7 @@ impl Gateway {
             ok: error.is_none(),
             error,
             ttft_ms: t.ttft.map(ms),
-            tokens_per_second: t.tokens_per_second,
+            tokens_per_second: t.tokens_per_second.map(|r| round_to(r, 3)),
             total_ms: ms(t.total),
             completion_tokens: Some(t.completion_tokens),
             token_source: Some(t.token_source),
@@ -533,10 +538,7 @@ fn answered_by(resp: &reqwest::Response) -> Option<String> {
 }
 
 fn request_failed(e: &reqwest::Error) -> String {
-    format!(
-        "the request to the gateway failed: {}",
-        describe_reqwest(e)
-    )
+    format!("the request to the gateway failed: {}", describe_reqwest(e))
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -555,19 +557,25 @@ async fn gateway_error(resp: reqwest::Response) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
-    let message = message
-        .strip_prefix("All models failed (1): ")
-        .map(|m| {
-            m.split_once(": ")
-                .map_or(m, |(_, reason)| reason)
-                .to_string()
-        })
-        .unwrap_or(message);
-    format!("HTTP {}: {message}", status.as_u16())
+    // The gateway's chain framing, `All models failed (1): <ref>: <reason>`: the reason alone
+    // (it carries the upstream's own status).
+    match message.strip_prefix("All models failed (1): ") {
+        Some(m) => m
+            .split_once(": ")
+            .map_or(m, |(_, reason)| reason)
+            .to_string(),
+        None => format!("HTTP {}: {message}", status.as_u16()),
+    }
 }
 
+/// Milliseconds, to the microsecond (more digits would be noise in the JSON).
 fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    round_to(d.as_secs_f64() * 1000.0, 3)
+}
+
+fn round_to(v: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (v * scale).round() / scale
 }
 
 /// `840 ms`, `2.31 s`.
@@ -638,8 +646,7 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
                 .tokens_per_second
                 .as_ref()
                 .map_or_else(|| "-".to_string(), rate_spread);
-            if m.token_source == Some(TokenSource::CountedChunks) && m.tokens_per_second.is_some()
-            {
+            if m.token_source == Some(TokenSource::CountedChunks) && m.tokens_per_second.is_some() {
                 rate.push('*');
                 counted = true;
             }
@@ -672,11 +679,7 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
         }
     };
     let mut out = String::new();
-    let head: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| pad(i, h))
-        .collect();
+    let head: Vec<String> = header.iter().enumerate().map(|(i, h)| pad(i, h)).collect();
     out.push_str(&paint(Cell::Header, head.join("  ").trim_end()));
     out.push('\n');
     for (m, (ok, cells)) in report.models.iter().zip(&rows) {
@@ -699,16 +702,18 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
     }
     out.push('\n');
     out.push_str(&format!(
-        "{} of {} models answered; {} timed run{} each of at most {} tokens after one warm-up. \
-         LOAD: Ollama's load time in the warm-up (near 0 when the model was already loaded). \
-         TTFT/TOK/S/TOTAL: median (min–max).",
+        "{} of {} models answered; per model one warm-up, then {} streamed run{} of at most {} \
+         tokens: median (min–max).\n",
         report.succeeded,
         report.models.len(),
         report.runs,
         if report.runs == 1 { "" } else { "s" },
         report.max_tokens,
     ));
-    out.push('\n');
+    out.push_str(
+        "LOAD: Ollama's model load time during the warm-up (near 0 when it was loaded already). \
+         TTFT: time to first token. TOK/S: decode speed after the first token.\n",
+    );
     if counted {
         out.push_str("* counted stream chunks: the upstream reported no token usage.\n");
     }
@@ -802,7 +807,12 @@ mod tests {
         let order: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
         assert_eq!(
             order,
-            ["ollama/fast-no-tools", "ollama/mid", "ollama/slow", "ollama/broken"]
+            [
+                "ollama/fast-no-tools",
+                "ollama/mid",
+                "ollama/slow",
+                "ollama/broken"
+            ]
         );
         assert_eq!(report.fastest_with_tools.as_deref(), Some("ollama/mid"));
         assert_eq!(report.fastest.as_deref(), Some("ollama/fast-no-tools"));
@@ -828,7 +838,10 @@ mod tests {
             vec![row("ollama/a", None, true, false)],
         );
         assert_eq!(report.succeeded, 0);
-        assert_eq!(report.conclusion, "No model answered: see the reasons above.");
+        assert_eq!(
+            report.conclusion,
+            "No model answered: see the reasons above."
+        );
     }
 
     #[test]

@@ -240,7 +240,9 @@ pub fn native_timings(m: &OllamaMetrics) -> Option<Value> {
     let mut out = Map::new();
     let mut ms = |key: &str, d: Option<Duration>| {
         if let Some(d) = d {
-            out.insert(key.into(), Value::from(d.as_secs_f64() * 1000.0));
+            // Microsecond precision: Ollama's nanoseconds would only be noise here.
+            let ms = (d.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+            out.insert(key.into(), Value::from(ms));
         }
     };
     ms("load_duration_ms", m.load_duration);
@@ -345,7 +347,11 @@ mod tests {
     fn counted_chunks_give_ttft_rate_and_total() {
         let t0 = Instant::now();
         let mut m = StreamMeter::new(t0);
-        assert_eq!(m.observe(ROLE, t0 + ms(100)), None, "a role chunk is no token");
+        assert_eq!(
+            m.observe(ROLE, t0 + ms(100)),
+            None,
+            "a role chunk is no token"
+        );
         assert_eq!(m.observe(&content("Hel"), t0 + ms(200)), Some(ms(200)));
         for i in 1..=10 {
             assert_eq!(m.observe(&content("lo"), t0 + ms(200 + 50 * i)), None);
@@ -382,7 +388,8 @@ mod tests {
     fn events_split_across_reads_and_reasoning_and_tool_calls_count() {
         let t0 = Instant::now();
         let mut m = StreamMeter::new(t0);
-        let reasoning = b"data: {\"choices\":[{\"delta\":{\"content\":\"\",\"reasoning\":\"Hmm\"}}]}\n\n";
+        let reasoning =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"\",\"reasoning\":\"Hmm\"}}]}\n\n";
         let (a, b) = reasoning.split_at(20);
         assert_eq!(m.observe(a, t0 + ms(10)), None);
         assert_eq!(m.observe(b, t0 + ms(20)), Some(ms(20)));
@@ -394,7 +401,10 @@ mod tests {
             b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
             t0 + ms(40),
         );
-        m.observe(b"data: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n", t0 + ms(50));
+        m.observe(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"\"}}]}\n\n",
+            t0 + ms(50),
+        );
         let t = m.finish(t0 + ms(60));
         assert_eq!(t.token_chunks, 3);
         assert!(!t.done, "no [DONE]: incomplete");
