@@ -195,3 +195,106 @@ fn a_config_edit_swaps_routing_a_broken_edit_is_reported_and_the_fix_clears_it()
     });
     assert_eq!(st["config"]["generation"], 3);
 }
+
+fn recorded_ollama_pid(env: &TestEnv) -> Option<i32> {
+    let text = std::fs::read_to_string(env.state.join("openclawd/ollama.json")).ok()?;
+    serde_json::from_str::<Value>(&text).ok()?["pid"]
+        .as_i64()
+        .map(|p| p as i32)
+}
+
+#[test]
+fn a_crashed_openclawd_leaves_ollama_warm_and_the_next_one_takes_it_back() {
+    let env = TestEnv::new();
+    let mut first = env.start();
+    let st = first.wait_until("owned Ollama running", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running" && s["ollama"]["management"] == "owned"
+    });
+    let ollama_pid = st["ollama"]["pid"].as_i64().unwrap() as i32;
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(10));
+    // Not killing the Ollama on drop: this test checks it survived.
+    std::mem::forget(first);
+    assert!(pid_alive(ollama_pid), "Ollama died with openclawd");
+
+    let mut second = env.start();
+    let st = second.wait_until("Ollama taken back", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    });
+    assert_eq!(st["ollama"]["management"], "owned");
+    assert_eq!(
+        st["ollama"]["pid"], ollama_pid,
+        "taken back without a restart"
+    );
+    assert_eq!(st["ollama"]["restarts"], 0);
+
+    second.signal(Signal::SIGTERM);
+    assert!(second.wait_exit(Duration::from_secs(30)).success());
+    wait_for(
+        Duration::from_secs(15),
+        "the owned Ollama stopped with openclawd",
+        || !pid_alive(ollama_pid),
+    );
+}
+
+#[test]
+fn sigusr2_hands_over_leaving_ollama_running() {
+    let env = TestEnv::new();
+    let mut d = env.start();
+    let st = d.wait_until("owned Ollama running", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    });
+    let ollama_pid = st["ollama"]["pid"].as_i64().unwrap() as i32;
+    d.signal(Signal::SIGUSR2);
+    assert!(d.wait_exit(Duration::from_secs(30)).success());
+    assert!(
+        pid_alive(ollama_pid),
+        "the handover must leave Ollama running"
+    );
+    assert_eq!(
+        recorded_ollama_pid(&env),
+        Some(ollama_pid),
+        "ollama.json kept for the successor"
+    );
+    kill_recorded_ollama(&env.state);
+}
+
+#[test]
+fn a_stale_openclaw_gateway_on_the_port_is_reclaimed_and_counted() {
+    let env = TestEnv::new();
+    // A process that looks like OpenClaw's gateway by its command line and answers nothing.
+    let script = format!(
+        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',{}))\ns.listen(1)\ntime.sleep(600)\n",
+        env.gateway_port
+    );
+    let mut stale = std::process::Command::new("python3")
+        .args(["-c", &script, "openclaw", "gateway"])
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the stale gateway listens", || {
+        std::net::TcpStream::connect(("127.0.0.1", env.gateway_port)).is_ok()
+    });
+    let d = env.start();
+    let st = d.wait_until("reclaim counted", Duration::from_secs(10), |s| {
+        s["housekeeping"]["port_reclaims_total"] == 1
+    });
+    assert!(st["housekeeping"]["last_action"]
+        .as_str()
+        .unwrap()
+        .contains("port"));
+    let status = stale.wait().unwrap();
+    assert!(!status.success(), "the stale gateway was stopped");
+}
+
+#[test]
+fn an_unrelated_program_on_the_port_is_never_signalled() {
+    let env = TestEnv::new();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", env.gateway_port)).unwrap();
+    let (code, _out, err) = env.cli(&["run"]);
+    assert!(!code.success());
+    assert!(
+        err.contains(&std::process::id().to_string()),
+        "names the pid: {err}"
+    );
+    drop(listener);
+}

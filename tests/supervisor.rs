@@ -1,7 +1,6 @@
 //! The Ollama supervisor against the `ollama` test double: real processes, real HTTP on free
 //! loopback ports, temp state dirs. Every wait is a deadline on observable state.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -24,13 +23,8 @@ const V2: &str = "0.33.0";
 
 // ---- harness ----------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 /// `<target>/debug/ollama`, built by `cargo build -p ollama-double`.
 fn double_exe() -> PathBuf {

@@ -162,6 +162,11 @@ impl StreamMeter {
         }
     }
 
+    /// `data: [DONE]` was seen: the answer is complete.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// Time to first token, once seen.
     pub fn ttft(&self) -> Option<Duration> {
         self.first_token_at
@@ -264,8 +269,8 @@ pub fn add_native_timings(completion: &mut Value, m: &OllamaMetrics) {
 
 /// Watches a stream on its way to the client without holding anything back: each chunk is
 /// passed on the moment it is polled, and a copy is read by a [`StreamMeter`]. Records the time
-/// to first token when the first token goes out, and the decode speed when the stream ends
-/// complete.
+/// to first token when the first token goes out, and the decode speed when `[DONE]` goes out
+/// (a stream that fails or is cut short has no decode speed).
 pub fn metered(
     inner: SseStream,
     started: Instant,
@@ -282,7 +287,7 @@ pub fn metered(
 
 struct Metered {
     inner: SseStream,
-    /// `None` once the stream ended and was recorded.
+    /// `None` once the answer was complete and recorded.
     meter: Option<StreamMeter>,
     metrics: Arc<Metrics>,
     model_ref: String,
@@ -294,27 +299,21 @@ impl Stream for Metered {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let polled = this.inner.as_mut().poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(bytes)) => {
-                if let Some(meter) = this.meter.as_mut() {
-                    if let Some(ttft) = meter.observe(bytes, Instant::now()) {
-                        let m = &this.metrics;
-                        m.model(&m.ttft, &this.model_ref, ttft.as_secs_f64());
-                    }
-                }
+        if let (Poll::Ready(Some(bytes)), Some(meter)) = (&polled, this.meter.as_mut()) {
+            let now = Instant::now();
+            let m = &this.metrics;
+            if let Some(ttft) = meter.observe(bytes, now) {
+                m.model(&m.ttft, &this.model_ref, ttft.as_secs_f64());
             }
-            Poll::Ready(None) => {
+            // Recorded as `[DONE]` leaves, before the client can read it and ask /metrics.
+            if meter.is_done() {
                 if let Some(meter) = this.meter.take() {
-                    let timing = meter.finish(Instant::now());
-                    if let (true, None, Some(rate)) =
-                        (timing.done, &timing.error, timing.tokens_per_second)
-                    {
-                        let m = &this.metrics;
+                    let timing = meter.finish(now);
+                    if let (None, Some(rate)) = (&timing.error, timing.tokens_per_second) {
                         m.model(&m.tokens_per_second, &this.model_ref, rate);
                     }
                 }
             }
-            Poll::Pending => {}
         }
         polled
     }
@@ -449,6 +448,22 @@ mod tests {
         let mut untouched = serde_json::json!({});
         add_native_timings(&mut untouched, &OllamaMetrics::default());
         assert_eq!(untouched, serde_json::json!({}));
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_short_has_a_ttft_but_no_decode_speed() {
+        let chunks: Vec<bytes::Bytes> = vec![content("a").into(), content("b").into()];
+        let metrics = Arc::new(Metrics::default());
+        let s = metered(
+            Box::pin(futures_util::stream::iter(chunks)),
+            Instant::now(),
+            metrics.clone(),
+            "ollama/m".into(),
+        );
+        assert_eq!(s.count().await, 2);
+        let text = metrics.render();
+        assert!(text.contains("openclawd_time_to_first_token_seconds_count{model=\"ollama/m\"} 1"));
+        assert!(!text.contains("openclawd_tokens_per_second_count{model=\"ollama/m\"}"));
     }
 
     #[tokio::test(start_paused = true)]

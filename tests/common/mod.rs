@@ -12,11 +12,26 @@ use serde_json::Value;
 
 pub mod cloud;
 
+/// A free loopback port for a server a test starts by number (the daemon, the double).
+///
+/// Taken below Linux's ephemeral range (32768+), where the OS hands out port-0 binds (the
+/// cloud doubles, client sockets): a port released here can then not be grabbed by another
+/// test's port-0 bind before the daemon binds it. The start is spread by pid so concurrent
+/// test processes rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20000;
+    const SPAN: u32 = 12000;
+    let start = (std::process::id() * 97) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n * 7) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
 pub fn openclawd_bin() -> PathBuf {

@@ -1,11 +1,11 @@
 //! `anthropic-messages`: OpenAI chat ⇄ Anthropic Messages, both ways, streaming included.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::translate::{drive, StreamTranslate};
-use super::{classify_status, Answer, AttemptError, FailureClass, Target, Upstreams};
+use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
 use crate::gateway::wire::anthropic::{self as wire, AnthropicStreamTranslator};
 use crate::gateway::wire::openai::{self as oai};
 use crate::gateway::wire::sse::SseParser;
@@ -58,17 +58,8 @@ pub async fn call(
         .config
         .max_tokens
         .unwrap_or(FALLBACK_MAX_TOKENS);
-    let mut body =
-        wire::messages_request(req, &target.model.id, default_max).map_err(|e| AttemptError {
-            class: FailureClass::ClientError,
-            message: e.to_string(),
-            retry_after: None,
-            relay: Some((
-                StatusCode::BAD_REQUEST,
-                Some(HeaderValue::from_static("application/json")),
-                e.to_openai_body(),
-            )),
-        })?;
+    let mut body = wire::messages_request(req, &target.model.id, default_max)
+        .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
     }
@@ -83,39 +74,10 @@ pub async fn call(
     for (k, v) in &target.provider.headers {
         rb = rb.header(k, v);
     }
-    let resp = match tokio::time::timeout(target.first_byte_timeout, rb.send()).await {
-        Err(_) => {
-            return Err(AttemptError::new(
-                FailureClass::Timeout,
-                format!("no answer within {:?}", target.first_byte_timeout),
-            ))
-        }
-        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let headers = resp.headers().clone();
-        let raw = super::read_error_body(resp).await;
-        let message = wire::error_message(&raw);
-        let mut err = classify_status(status, &headers, Bytes::new(), message.clone());
-        if let Some(relay) = err.relay.as_mut() {
-            relay.1 = Some(HeaderValue::from_static("application/json"));
-            relay.2 = oai::error_body(&message, oai::INVALID_REQUEST_ERROR, None, None);
-        }
-        return Err(err);
-    }
+    let budget = target.first_byte_timeout;
+    let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;
     if !stream {
-        let bytes = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
-            .await
-            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AttemptError::new(
-                FailureClass::ServerError,
-                format!("the answer is not JSON: {e}"),
-            )
-        })?;
+        let value = read_json(resp, budget).await?;
         let out = wire::messages_response(&value, &target.model.model_ref);
         return Ok(Answer::Json {
             body: Bytes::from(out.to_string()),
@@ -129,6 +91,6 @@ pub async fn call(
             oai::include_usage(req),
         ),
     };
-    let s = drive(resp.bytes_stream(), translator, target.first_byte_timeout).await?;
+    let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
 }

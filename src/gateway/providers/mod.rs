@@ -200,6 +200,96 @@ pub fn classify_status(
     }
 }
 
+impl AttemptError {
+    /// A request this provider cannot express: the client's fault, answered 400, no fallback.
+    pub(crate) fn untranslatable(e: crate::gateway::wire::WireError) -> Self {
+        AttemptError {
+            class: FailureClass::ClientError,
+            message: e.to_string(),
+            retry_after: None,
+            relay: Some((
+                StatusCode::BAD_REQUEST,
+                Some(HeaderValue::from_static("application/json")),
+                e.to_openai_body(),
+            )),
+        }
+    }
+}
+
+/// How an upstream's error bodies reach the client when they are relayed (no fallback).
+#[derive(Clone, Copy)]
+pub(crate) enum ErrorDialect {
+    /// Already OpenAI-shaped: relay the bytes as they are.
+    OpenAi,
+    /// Another dialect: extract the message with this and wrap it in OpenAI's shape.
+    Translated(fn(&[u8]) -> String),
+}
+
+/// Sends `rb` within the first-byte `budget`; a non-2xx answer becomes a classified failure.
+pub(crate) async fn send(
+    rb: reqwest::RequestBuilder,
+    budget: Duration,
+    dialect: ErrorDialect,
+) -> Result<reqwest::Response, AttemptError> {
+    let resp = match tokio::time::timeout(budget, rb.send()).await {
+        Err(_) => {
+            return Err(AttemptError::new(
+                FailureClass::Timeout,
+                format!("no answer within {budget:?}"),
+            ))
+        }
+        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let headers = resp.headers().clone();
+    let raw = read_error_body(resp).await;
+    Err(match dialect {
+        ErrorDialect::OpenAi => {
+            let message = openai::openai_error_message(&raw);
+            classify_status(status, &headers, raw, message)
+        }
+        ErrorDialect::Translated(extract) => {
+            let message = extract(&raw);
+            let mut err = classify_status(status, &headers, Bytes::new(), message.clone());
+            if let Some(relay) = err.relay.as_mut() {
+                use crate::gateway::wire::openai as oai;
+                relay.1 = Some(HeaderValue::from_static("application/json"));
+                relay.2 = oai::error_body(&message, oai::INVALID_REQUEST_ERROR, None, None);
+            }
+            err
+        }
+    })
+}
+
+/// Reads a whole non-streamed answer within `budget`.
+pub(crate) async fn read_body(
+    resp: reqwest::Response,
+    budget: Duration,
+) -> Result<Bytes, AttemptError> {
+    tokio::time::timeout(budget, resp.bytes())
+        .await
+        .map_err(|_| AttemptError::new(FailureClass::Timeout, "the answer did not complete"))?
+        .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))
+}
+
+/// Reads a whole JSON answer within `budget`.
+pub(crate) async fn read_json(
+    resp: reqwest::Response,
+    budget: Duration,
+) -> Result<Value, AttemptError> {
+    let bytes = read_body(resp, budget).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        AttemptError::new(
+            FailureClass::ServerError,
+            format!("the upstream answered something that is not JSON: {e}"),
+        )
+    })
+}
+
 /// Reads a whole (small) error body, never failing.
 pub(crate) async fn read_error_body(resp: reqwest::Response) -> Bytes {
     match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {

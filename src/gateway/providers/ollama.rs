@@ -1,11 +1,11 @@
 //! `ollama`: Ollama's native `/api/chat` (NDJSON), so `num_ctx` can be sent (SPEC §4).
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::translate::{drive, StreamTranslate};
-use super::{classify_status, Answer, AttemptError, FailureClass, Target, Upstreams};
+use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
 use crate::gateway::measure;
 use crate::gateway::wire::ndjson::NdjsonSplitter;
 use crate::gateway::wire::ollama::{self as wire, OllamaStreamTranslator};
@@ -61,60 +61,16 @@ pub async fn call(
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), &target.params)
-        .map_err(|e| AttemptError {
-            class: FailureClass::ClientError,
-            message: e.to_string(),
-            retry_after: None,
-            relay: Some((
-                StatusCode::BAD_REQUEST,
-                Some(HeaderValue::from_static("application/json")),
-                e.to_openai_body(),
-            )),
-        })?;
+        .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
     }
     let url = format!("{}/api/chat", target.provider.base_url);
-    let send = up.client(target).post(url).json(&body).send();
-    let resp = match tokio::time::timeout(target.first_byte_timeout, send).await {
-        Err(_) => {
-            return Err(AttemptError::new(
-                FailureClass::Timeout,
-                format!(
-                    "Ollama did not answer within {:?}",
-                    target.first_byte_timeout
-                ),
-            ))
-        }
-        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "Ollama request failed")),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let headers = resp.headers().clone();
-        let raw = super::read_error_body(resp).await;
-        let message = wire::error_message(&raw);
-        let mut err = classify_status(status, &headers, Bytes::new(), message.clone());
-        if let Some(relay) = err.relay.as_mut() {
-            // Clients speak OpenAI: relay Ollama's error in OpenAI's shape.
-            relay.1 = Some(HeaderValue::from_static("application/json"));
-            relay.2 = oai::error_body(&message, oai::INVALID_REQUEST_ERROR, None, None);
-        }
-        return Err(err);
-    }
+    let rb = up.client(target).post(url).json(&body);
+    let budget = target.first_byte_timeout;
+    let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;
     if !stream {
-        let bytes = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
-            .await
-            .map_err(|_| {
-                AttemptError::new(FailureClass::Timeout, "Ollama's answer did not complete")
-            })?
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading Ollama's answer"))?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AttemptError::new(
-                FailureClass::ServerError,
-                format!("Ollama answered something that is not JSON: {e}"),
-            )
-        })?;
+        let value = read_json(resp, budget).await?;
         let mut out = wire::chat_response(&value, &target.model.model_ref);
         // `openclawd.load_duration_ms` & co.: what `openclawd bench` reports as load time.
         measure::add_native_timings(&mut out, &wire::OllamaMetrics::from_response(&value));
@@ -127,6 +83,6 @@ pub async fn call(
         lines: NdjsonSplitter::new(),
         translator: OllamaStreamTranslator::new(&target.model.model_ref, oai::include_usage(req)),
     };
-    let s = drive(resp.bytes_stream(), translator, target.first_byte_timeout).await?;
+    let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
 }

@@ -7,8 +7,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{
-    classify_status, excerpt, read_error_body, Answer, AttemptError, FailureClass, SseStream,
-    Target, Upstreams,
+    excerpt, read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, SseStream, Target,
+    Upstreams,
 };
 use crate::gateway::wire::openai::sse_error_event;
 
@@ -30,34 +30,15 @@ pub async fn call(
     for (k, v) in &target.provider.headers {
         rb = rb.header(k, v);
     }
-    let send = rb.send();
-    let resp = match tokio::time::timeout(target.first_byte_timeout, send).await {
-        Err(_) => {
-            return Err(AttemptError::new(
-                FailureClass::Timeout,
-                format!("no answer within {:?}", target.first_byte_timeout),
-            ))
-        }
-        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        let headers = resp.headers().clone();
-        let body = read_error_body(resp).await;
-        let message = openai_error_message(&body);
-        return Err(classify_status(status, &headers, body, message));
-    }
+    let budget = target.first_byte_timeout;
+    let resp = send(rb, budget, ErrorDialect::OpenAi).await?;
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
         .unwrap_or(HeaderValue::from_static("application/json"));
     if !stream {
-        let body = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
-            .await
-            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
+        let body = read_body(resp, budget).await?;
         return Ok(Answer::Json { body, content_type });
     }
     let mut upstream = resp.bytes_stream();
