@@ -1,5 +1,6 @@
 //! The command line (clap). `anyhow` lives here, at the edge, and nowhere else.
 
+mod bench;
 mod status;
 
 use std::path::PathBuf;
@@ -97,6 +98,26 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Measure each model's speed through the running gateway: load time, time to first
+    /// token, tokens/s and total time, as a table sorted by speed.
+    Bench {
+        /// A model to test (ref, alias or id); repeat for several. Default: every model in the
+        /// catalogue.
+        #[arg(long = "model", value_name = "REF")]
+        models: Vec<String>,
+        /// Timed runs per model, after one warm-up.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// The prompt sent to every model (default: a fixed one, so results compare).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// At most this many tokens per answer.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+        max_tokens: u32,
+        /// Print the results as JSON (no progress bar).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -121,6 +142,22 @@ pub fn main() -> ExitCode {
             prune_now,
             dry_run,
         } => status::sessions(&cli.global, json, prune_now, dry_run),
+        Command::Bench {
+            models,
+            runs,
+            prompt,
+            max_tokens,
+            json,
+        } => bench::bench(
+            &cli.global,
+            bench::BenchOptions {
+                models,
+                runs,
+                prompt: prompt.unwrap_or_else(|| bench::DEFAULT_PROMPT.to_string()),
+                max_tokens,
+                json,
+            },
+        ),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -12,9 +12,9 @@ use crate::config::{self, Snapshot};
 
 /// Exit codes of `status` (like `systemctl status`).
 const EXIT_DEGRADED: u8 = 1;
-const EXIT_NOT_RUNNING: u8 = 3;
+pub(super) const EXIT_NOT_RUNNING: u8 = 3;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,7 +26,7 @@ fn env_map() -> std::collections::BTreeMap<String, String> {
 }
 
 /// Where the daemon listens and its token, from the same config the daemon reads.
-fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snapshot>) {
+pub(super) fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snapshot>) {
     let env = env_map();
     match config::load(&global.overrides(), &env) {
         Ok(s) => {
@@ -60,7 +60,7 @@ fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snaps
     }
 }
 
-async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
+pub(super) async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(3))
@@ -77,12 +77,12 @@ async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
     resp.json().await.ok()
 }
 
-struct Paint {
+pub(super) struct Paint {
     on: bool,
 }
 
 impl Paint {
-    fn new() -> Paint {
+    pub(super) fn new() -> Paint {
         Paint {
             on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         }
@@ -94,16 +94,16 @@ impl Paint {
             s.to_string()
         }
     }
-    fn green(&self, s: &str) -> String {
+    pub(super) fn green(&self, s: &str) -> String {
         self.c("32", s)
     }
-    fn red(&self, s: &str) -> String {
+    pub(super) fn red(&self, s: &str) -> String {
         self.c("31", s)
     }
-    fn yellow(&self, s: &str) -> String {
+    pub(super) fn yellow(&self, s: &str) -> String {
         self.c("33", s)
     }
-    fn bold(&self, s: &str) -> String {
+    pub(super) fn bold(&self, s: &str) -> String {
         self.c("1", s)
     }
 }

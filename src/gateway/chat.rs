@@ -135,9 +135,16 @@ async fn run_chain(
                 m.record_request(model_ref, 200, fell_back);
                 let overhead = started.elapsed().saturating_sub(upstream_wait);
                 m.overhead.observe(overhead.as_secs_f64());
-                if stream {
-                    m.model(&m.ttft, model_ref, started.elapsed().as_secs_f64());
-                }
+                // TTFT and tokens/s are measured on the way out, as the client receives them.
+                let answer = match answer {
+                    Answer::Stream(s) => Answer::Stream(super::measure::metered(
+                        s,
+                        started,
+                        state.metrics.clone(),
+                        model_ref.clone(),
+                    )),
+                    whole => whole,
+                };
                 if fell_back {
                     tracing::info!(model = %model_ref, attempts = tried, "answered by a fallback");
                 }

@@ -103,7 +103,7 @@ impl Default for Metrics {
         );
         registry.register(
             "tokens_per_second",
-            "Decode speed where the upstream reports usage",
+            "Decode speed of streamed answers as sent to the client (see gateway::measure)",
             tokens_per_second.clone(),
         );
         registry.register(

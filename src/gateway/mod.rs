@@ -3,6 +3,7 @@
 
 mod chat;
 pub mod error;
+pub mod measure;
 pub mod metrics;
 pub mod providers;
 pub mod router;

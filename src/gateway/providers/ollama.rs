@@ -1,14 +1,12 @@
 //! `ollama`: Ollama's native `/api/chat` (NDJSON), so `num_ctx` can be sent (SPEC §4).
 
-use std::sync::Arc;
-
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::translate::{drive, StreamTranslate};
 use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
-use crate::gateway::metrics::Metrics;
+use crate::gateway::measure;
 use crate::gateway::wire::ndjson::NdjsonSplitter;
 use crate::gateway::wire::ollama::{self as wire, OllamaStreamTranslator};
 use crate::gateway::wire::openai::{self as oai};
@@ -32,18 +30,9 @@ pub fn num_ctx(target: &Target<'_>) -> Option<u64> {
         })
 }
 
-/// Decode speed from Ollama's own counters: `eval_count` tokens in `eval_duration`.
-pub fn decode_rate(m: &wire::OllamaMetrics) -> Option<f64> {
-    let secs = m.eval_duration?.as_secs_f64();
-    let n = m.eval_count?;
-    (secs > 0.0 && n > 0).then(|| n as f64 / secs)
-}
-
 struct OllamaStream {
     lines: NdjsonSplitter,
     translator: OllamaStreamTranslator,
-    metrics: Arc<Metrics>,
-    model_ref: String,
 }
 
 impl StreamTranslate for OllamaStream {
@@ -62,15 +51,6 @@ impl StreamTranslate for OllamaStream {
         }
         out.extend(self.translator.finish());
         out
-    }
-
-    fn completed(&mut self) {
-        if let Some(m) = self.translator.metrics() {
-            if let Some(tps) = decode_rate(m) {
-                self.metrics
-                    .model(&self.metrics.tokens_per_second, &self.model_ref, tps);
-            }
-        }
     }
 }
 
@@ -91,11 +71,9 @@ pub async fn call(
     let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;
     if !stream {
         let value = read_json(resp, budget).await?;
-        if let Some(tps) = decode_rate(&wire::OllamaMetrics::from_response(&value)) {
-            up.metrics
-                .model(&up.metrics.tokens_per_second, &target.model.model_ref, tps);
-        }
-        let out = wire::chat_response(&value, &target.model.model_ref);
+        let mut out = wire::chat_response(&value, &target.model.model_ref);
+        // `openclawd.load_duration_ms` & co.: what `openclawd bench` reports as load time.
+        measure::add_native_timings(&mut out, &wire::OllamaMetrics::from_response(&value));
         return Ok(Answer::Json {
             body: Bytes::from(out.to_string()),
             content_type: HeaderValue::from_static("application/json"),
@@ -104,8 +82,6 @@ pub async fn call(
     let translator = OllamaStream {
         lines: NdjsonSplitter::new(),
         translator: OllamaStreamTranslator::new(&target.model.model_ref, oai::include_usage(req)),
-        metrics: up.metrics.clone(),
-        model_ref: target.model.model_ref.clone(),
     };
     let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
