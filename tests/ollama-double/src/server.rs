@@ -629,6 +629,8 @@ async fn serve() -> i32 {
                 _ = shutdown_rx.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // Go's net/http sets TCP_NODELAY on every connection; so does the double.
+                        let _ = stream.set_nodelay(true);
                         tokio::spawn(serve_connection(
                             state.clone(),
                             stream,
