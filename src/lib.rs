@@ -10,4 +10,5 @@ pub mod fsutil;
 pub mod gateway;
 pub mod housekeeping;
 pub mod ollama;
+pub mod service;
 pub mod watch;

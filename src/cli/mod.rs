@@ -1,5 +1,7 @@
 //! The command line (clap). `anyhow` lives here, at the edge, and nowhere else.
 
+mod doctor;
+mod service;
 mod status;
 
 use std::path::PathBuf;
@@ -99,6 +101,46 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// Install openclawd as a service: a systemd user unit (Linux) or a launchd agent (macOS),
+    /// with the environment it needs in a 0600 file; then load and start it.
+    Install {
+        /// Print what would be written and run; write and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A system unit in /etc/systemd/system (needs root) instead of a user unit.
+        #[arg(long)]
+        system: bool,
+        /// The service manager to write for (default: this OS's).
+        #[arg(long, value_enum)]
+        manager: Option<crate::service::ManagerKind>,
+    },
+    /// Stop and remove the service installed by `install`.
+    Uninstall {
+        /// The system unit instead of the user unit.
+        #[arg(long)]
+        system: bool,
+        /// The service manager (default: this OS's).
+        #[arg(long, value_enum)]
+        manager: Option<crate::service::ManagerKind>,
+    },
+    /// Start openclawd in the background (through systemd/launchd when installed there).
+    Start,
+    /// Stop openclawd (and the Ollama it started), through systemd/launchd when they run it.
+    Stop,
+    /// Restart with a handover: the new instance takes over the port and the warm Ollama.
+    Restart,
+    /// Check the whole stack and say how to fix each problem (exit 1 when something fails).
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write man pages generated from these definitions (stdout: openclawd.1).
+    #[command(hide = true)]
+    Manpage {
+        /// Write every page (openclawd.1, openclawd-run.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -130,6 +172,17 @@ pub fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Install {
+            dry_run,
+            system,
+            manager,
+        } => service::install(&cli.global, dry_run, system, manager),
+        Command::Uninstall { system, manager } => service::uninstall(&cli.global, system, manager),
+        Command::Start => service::start(&cli.global),
+        Command::Stop => service::stop(&cli.global),
+        Command::Restart => service::restart(&cli.global),
+        Command::Doctor { json } => doctor::doctor(&cli.global, json),
+        Command::Manpage { dir } => service::manpage(dir.as_deref()),
     };
     match result {
         Ok(code) => code,

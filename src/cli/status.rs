@@ -14,7 +14,7 @@ use crate::config::{self, Snapshot};
 const EXIT_DEGRADED: u8 = 1;
 const EXIT_NOT_RUNNING: u8 = 3;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,7 +26,7 @@ fn env_map() -> std::collections::BTreeMap<String, String> {
 }
 
 /// Where the daemon listens and its token, from the same config the daemon reads.
-fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snapshot>) {
+pub(super) fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snapshot>) {
     let env = env_map();
     match config::load(&global.overrides(), &env) {
         Ok(s) => {
@@ -60,7 +60,7 @@ fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, Option<Snaps
     }
 }
 
-async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
+pub(super) async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(3))
