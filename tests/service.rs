@@ -169,12 +169,12 @@ fn install_dry_run_renders_a_notify_unit_and_a_plist_with_absolute_paths_and_no_
     }
     // The env file shows which variables it carries, never their values.
     let shown_env = section(&out, "service.env");
-    assert!(shown_env.contains("ANTHROPIC_API_KEY=<secret"), "{shown_env}");
+    assert!(
+        shown_env.contains("ANTHROPIC_API_KEY=<secret"),
+        "{shown_env}"
+    );
     assert!(shown_env.contains("OLLAMA_API_KEY=<secret"), "{shown_env}");
-    assert!(shown_env.contains(&format!(
-        "OLLAMA_HOST='127.0.0.1:{}'",
-        env.ollama_port
-    )));
+    assert!(shown_env.contains(&format!("OLLAMA_HOST='127.0.0.1:{}'", env.ollama_port)));
     for secret in [SECRET, "sk-or-service-test", "gw-service-token"] {
         assert!(!out.contains(secret), "{secret} printed:\n{out}");
     }
@@ -202,7 +202,9 @@ fn install_dry_run_renders_a_notify_unit_and_a_plist_with_absolute_paths_and_no_
     assert_eq!(args[0], "/bin/sh");
     assert_eq!(args[3], env_path);
     assert_eq!(args[4], openclawd_abs());
-    assert!(args.iter().all(|a| !a.starts_with('/') || Path::new(a).is_absolute()));
+    assert!(args
+        .iter()
+        .all(|a| !a.starts_with('/') || Path::new(a).is_absolute()));
     assert_eq!(plist["RunAtLoad"], true);
     assert_eq!(plist["KeepAlive"], true);
     let log = env.state.join("logs/openclawd.log").display().to_string();
@@ -265,8 +267,7 @@ fn the_launchd_wrapper_gives_openclawd_the_env_file() {
 }
 
 #[test]
-fn install_writes_files_with_private_env_and_uninstall_removes_them_when_systemd_does_not_answer()
-{
+fn install_writes_files_with_private_env_and_uninstall_removes_them_when_systemd_does_not_answer() {
     let env = fixture_env();
     let calls = fake_systemctl(&env, false);
 
@@ -286,27 +287,37 @@ fn install_writes_files_with_private_env_and_uninstall_removes_them_when_systemd
     assert!(unit.contains(&format!("EnvironmentFile={}", env_file(&env).display())));
     assert_eq!(mode(&env_file(&env)), 0o600);
     let vars = std::fs::read_to_string(env_file(&env)).unwrap();
-    assert!(vars.contains(&format!("ANTHROPIC_API_KEY='{SECRET}'")), "{vars}");
+    assert!(
+        vars.contains(&format!("ANTHROPIC_API_KEY='{SECRET}'")),
+        "{vars}"
+    );
     assert!(vars.contains("OPENROUTER_API_KEY='sk-or-service-test'"));
     assert!(vars.contains("OPENCLAW_GATEWAY_TOKEN='gw-service-token'"));
     assert!(vars.contains("OLLAMA_API_KEY='ollama-local'"));
-    assert!(vars.contains(&format!(
-        "OPENCLAW_STATE_DIR='{}'",
-        env.state.display()
-    )));
+    assert!(vars.contains(&format!("OPENCLAW_STATE_DIR='{}'", env.state.display())));
     assert!(vars.contains(&format!("PATH='{}:", env.bin_dir.display())));
-    assert!(!vars.contains("\nHOME="), "only what openclawd and Ollama read");
+    assert!(
+        !vars.contains("\nHOME="),
+        "only what openclawd and Ollama read"
+    );
     for secret in [SECRET, "sk-or-service-test", "gw-service-token"] {
         assert!(!unit.contains(secret), "{secret} inline in the unit");
     }
     assert_eq!(
         recorded_calls(&calls),
-        vec!["--version", "--user is-active openclawd.service", "--user daemon-reload"]
+        vec![
+            "--version",
+            "--user is-active openclawd.service",
+            "--user daemon-reload"
+        ]
     );
 
     let (code, out, err) = env.cli(&["uninstall"]);
     assert_eq!(code.code(), Some(1), "{out}{err}");
-    assert!(err.contains("systemctl --user disable --now openclawd.service"), "{err}");
+    assert!(
+        err.contains("systemctl --user disable --now openclawd.service"),
+        "{err}"
+    );
     assert!(!unit_path(&env).exists());
     assert!(!env_file(&env).exists());
     assert!(out.contains("removed"), "{out}");
@@ -319,7 +330,10 @@ fn with_an_answering_systemd_install_loads_the_unit_and_start_stop_restart_go_th
 
     let (code, out, err) = env.cli(&["install"]);
     assert!(code.success(), "{out}{err}");
-    assert!(out.contains("loginctl enable-linger"), "linger hint:\n{out}");
+    assert!(
+        out.contains("loginctl enable-linger"),
+        "linger hint:\n{out}"
+    );
     let c = recorded_calls(&calls);
     let reload = c.iter().position(|l| l == "--user daemon-reload").unwrap();
     let enable = c
@@ -366,7 +380,12 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
     assert!(pid_alive(pid), "the daemon outlives the `start` command");
     // Detached: its own session, not the test's.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     assert_eq!(fields[3], pid.to_string(), "session leader: {stat}");
 
     let st = wait_status(&env, "owned Ollama running", owned_ollama_running);
@@ -374,9 +393,11 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
     let ollama_pid = st["ollama"]["pid"].as_i64().unwrap() as i32;
     let (code, _, _) = env.cli(&["status"]);
     assert_ne!(code.code(), Some(3), "status sees the background daemon");
-    assert!(std::fs::read_to_string(env.state.join("openclawd/openclawd.log"))
-        .unwrap()
-        .contains("gateway listening"));
+    assert!(
+        std::fs::read_to_string(env.state.join("openclawd/openclawd.log"))
+            .unwrap()
+            .contains("gateway listening")
+    );
 
     let (code, out, _) = env.cli(&["start"]);
     assert!(code.success());
@@ -385,7 +406,10 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
 
     let (code, out, err) = env.cli(&["stop"]);
     assert!(code.success(), "{out}{err}");
-    assert!(out.contains(&format!("stopped openclawd (pid {pid})")), "{out}");
+    assert!(
+        out.contains(&format!("stopped openclawd (pid {pid})")),
+        "{out}"
+    );
     assert!(!pid_alive(pid));
     wait_for(Duration::from_secs(10), "its Ollama exits", || {
         !pid_alive(ollama_pid)
@@ -400,7 +424,11 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
 fn stop_without_a_daemon_still_stops_the_ollama_it_had_started() {
     let env = TestEnv::new();
     let mut d = env.start();
-    let st = d.wait_until("owned Ollama", Duration::from_secs(30), owned_ollama_running);
+    let st = d.wait_until(
+        "owned Ollama",
+        Duration::from_secs(30),
+        owned_ollama_running,
+    );
     let ollama_pid = st["ollama"]["pid"].as_i64().unwrap() as i32;
     // A crash: the daemon is gone, its Ollama keeps running, recorded in ollama.json.
     d.signal(Signal::SIGKILL);
@@ -410,7 +438,9 @@ fn stop_without_a_daemon_still_stops_the_ollama_it_had_started() {
     let (code, out, err) = env.cli(&["stop"]);
     assert!(code.success(), "{out}{err}");
     assert!(
-        out.contains(&format!("stopped the Ollama it had started (pid {ollama_pid}")),
+        out.contains(&format!(
+            "stopped the Ollama it had started (pid {ollama_pid}"
+        )),
         "{out}"
     );
     wait_for(Duration::from_secs(15), "the recorded Ollama exits", || {
@@ -427,7 +457,11 @@ fn stop_without_a_daemon_still_stops_the_ollama_it_had_started() {
 fn upgrade_restart_hands_over_and_the_new_instance_keeps_the_same_warm_ollama() {
     let env = TestEnv::new();
     let mut a = env.start();
-    let st = a.wait_until("owned Ollama", Duration::from_secs(30), owned_ollama_running);
+    let st = a.wait_until(
+        "owned Ollama",
+        Duration::from_secs(30),
+        owned_ollama_running,
+    );
     let ollama_pid = st["ollama"]["pid"].clone();
     assert_eq!(st["ollama"]["restarts"], 0);
 
@@ -447,7 +481,10 @@ fn upgrade_restart_hands_over_and_the_new_instance_keeps_the_same_warm_ollama() 
     let st = wait_status(&env, "B serves with the owned Ollama", |s| {
         s["daemon"]["pid"] == b && owned_ollama_running(s)
     });
-    assert_eq!(st["ollama"]["pid"], ollama_pid, "the same Ollama, taken back");
+    assert_eq!(
+        st["ollama"]["pid"], ollama_pid,
+        "the same Ollama, taken back"
+    );
     assert_eq!(st["ollama"]["restarts"], 0, "not restarted");
 
     // Starting the new binary by hand with --takeover does the same.
@@ -462,9 +499,11 @@ fn upgrade_restart_hands_over_and_the_new_instance_keeps_the_same_warm_ollama() 
     let (code, out, _) = env.cli(&["stop"]);
     assert!(code.success(), "{out}");
     let opid = ollama_pid.as_i64().unwrap() as i32;
-    wait_for(Duration::from_secs(15), "Ollama stops with the last openclawd", || {
-        !pid_alive(opid)
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "Ollama stops with the last openclawd",
+        || !pid_alive(opid),
+    );
 }
 
 // ---- sd_notify ----------------------------------------------------------------------------
@@ -491,8 +530,7 @@ impl NotifySocket {
                 match sock.recv(&mut buf) {
                     Ok(n) => {
                         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                        let accepts =
-                            TcpStream::connect(("127.0.0.1", gateway_port)).is_ok();
+                        let accepts = TcpStream::connect(("127.0.0.1", gateway_port)).is_ok();
                         m.lock().unwrap().push((text, accepts));
                     }
                     Err(e)
@@ -554,12 +592,25 @@ fn ready_arrives_once_the_port_accepts_then_reloads_watchdog_and_stopping_follow
     };
 
     let (ready, accepted) = notify.wait_for("READY=1", |t| t.lines().any(|l| l == "READY=1"));
-    assert!(accepted, "READY=1 came before the port accepted connections");
+    assert!(
+        accepted,
+        "READY=1 came before the port accepted connections"
+    );
     assert!(ready.contains("STATUS=listening on"), "{ready}");
-    d.wait_until("up", Duration::from_secs(30), |s| s["config"]["generation"] == 1);
+    d.wait_until("up", Duration::from_secs(30), |s| {
+        s["config"]["generation"] == 1
+    });
 
-    let pings = || notify.all().iter().filter(|(t, _)| t == "WATCHDOG=1\n").count();
-    wait_for(Duration::from_secs(10), "two watchdog pings", || pings() >= 2);
+    let pings = || {
+        notify
+            .all()
+            .iter()
+            .filter(|(t, _)| t == "WATCHDOG=1\n")
+            .count()
+    };
+    wait_for(Duration::from_secs(10), "two watchdog pings", || {
+        pings() >= 2
+    });
 
     env.write_config("{ agents: { defaults: { model: 'ollama/llama3.2:3b' } } }");
     let (reloading, _) = notify.wait_for("RELOADING=1", |t| t.contains("RELOADING=1"));
@@ -583,7 +634,9 @@ fn ready_arrives_once_the_port_accepts_then_reloads_watchdog_and_stopping_follow
 fn without_notify_socket_nothing_is_sent_and_the_daemon_runs_as_usual() {
     let env = TestEnv::new();
     let d = env.start();
-    d.wait_until("up", Duration::from_secs(30), |s| s["config"]["generation"] == 1);
+    d.wait_until("up", Duration::from_secs(30), |s| {
+        s["config"]["generation"] == 1
+    });
     assert!(!d.log_text().contains("sd_notify failed"));
 }
 
@@ -605,7 +658,10 @@ fn doctor(env: &TestEnv) -> (i32, BTreeMap<String, Value>, String) {
 fn assert_fails(checks: &BTreeMap<String, Value>, id: &str, detail: &str, fix: &str) {
     let c = &checks[id];
     assert_eq!(c["status"], "fail", "{id}: {c}");
-    assert!(c["detail"].as_str().unwrap().contains(detail), "{id} detail: {c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains(detail),
+        "{id} detail: {c}"
+    );
     assert!(c["fix"].as_str().unwrap().contains(fix), "{id} fix: {c}");
 }
 
@@ -630,8 +686,10 @@ fn doctor_names_a_missing_ollama_binary_and_how_to_install_it() {
 #[test]
 fn doctor_names_a_proxy_that_would_capture_loopback_and_the_no_proxy_fix() {
     let mut env = TestEnv::new();
-    env.extra_env
-        .push(("HTTP_PROXY".into(), "http://user:pw@proxy.invalid:3128".into()));
+    env.extra_env.push((
+        "HTTP_PROXY".into(),
+        "http://user:pw@proxy.invalid:3128".into(),
+    ));
     let (code, checks, _) = doctor(&env);
     assert_eq!(code, 1);
     assert_fails(
@@ -640,7 +698,10 @@ fn doctor_names_a_proxy_that_would_capture_loopback_and_the_no_proxy_fix() {
         "HTTP_PROXY=http://***@proxy.invalid:3128",
         "NO_PROXY=127.0.0.1,localhost,::1",
     );
-    assert!(!checks["proxy"].to_string().contains("pw@"), "credentials masked");
+    assert!(
+        !checks["proxy"].to_string().contains("pw@"),
+        "credentials masked"
+    );
 
     env.extra_env
         .push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
@@ -661,8 +722,17 @@ fn doctor_names_a_broken_config_with_file_and_line() {
     let at = format!("{file}:");
     assert!(detail.contains(&at), "{detail}");
     let after = &detail[detail.find(&at).unwrap() + at.len()..];
-    assert!(after.starts_with(|ch: char| ch.is_ascii_digit()), "a line number: {detail}");
-    assert!(c["fix"].as_str().unwrap().contains(&format!("edit {file}:")), "{c}");
+    assert!(
+        after.starts_with(|ch: char| ch.is_ascii_digit()),
+        "a line number: {detail}"
+    );
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("edit {file}:")),
+        "{c}"
+    );
 }
 
 #[test]
@@ -711,9 +781,16 @@ fn doctor_names_oversized_sessions_and_changes_nothing() {
         &format!("{}: {} bytes (limit 1000)", path.display(), text.len()),
         "openclawd sessions --prune-now",
     );
-    assert!(checks["sessions"]["detail"].as_str().unwrap().contains("1 overflowing"));
+    assert!(checks["sessions"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 overflowing"));
     assert!(human.contains("✗ sessions files size"), "{human}");
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "doctor only reads");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "doctor only reads"
+    );
 }
 
 #[test]
@@ -722,7 +799,11 @@ fn doctor_with_a_healthy_running_stack_reports_the_port_as_ours_and_the_service_
     env.extra_env
         .push(("OLLAMA_API_KEY".into(), "ollama-local".into()));
     let d = env.start();
-    d.wait_until("owned Ollama", Duration::from_secs(30), owned_ollama_running);
+    d.wait_until(
+        "owned Ollama",
+        Duration::from_secs(30),
+        owned_ollama_running,
+    );
     let (_, checks, _) = doctor(&env);
     for id in [
         "config",

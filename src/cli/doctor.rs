@@ -84,7 +84,10 @@ fn mask_userinfo(url: &str) -> String {
     }
 }
 
-fn check_config(overrides: &config::Overrides, env: &BTreeMap<String, String>) -> (Check, Option<Snapshot>) {
+fn check_config(
+    overrides: &config::Overrides,
+    env: &BTreeMap<String, String>,
+) -> (Check, Option<Snapshot>) {
     match config::load(overrides, env) {
         Ok(s) => {
             let c = if s.paths.config_file.exists() {
@@ -106,7 +109,10 @@ fn check_config(overrides: &config::Overrides, env: &BTreeMap<String, String>) -
                     "config",
                     "config parses",
                     Level::Warn,
-                    format!("no config at {}; defaults apply", s.paths.config_file.display()),
+                    format!(
+                        "no config at {}; defaults apply",
+                        s.paths.config_file.display()
+                    ),
                 )
                 .fix("set up OpenClaw (`openclaw onboard`), or pass --config")
             };
@@ -139,8 +145,12 @@ fn check_daemon(scene: &Scene, installed: bool) -> Check {
             Level::Ok,
             format!(
                 "pid {} listening on {}",
-                st.pointer("/daemon/pid").map(Value::to_string).unwrap_or_default(),
-                st.pointer("/gateway/listen").and_then(Value::as_str).unwrap_or("?")
+                st.pointer("/daemon/pid")
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+                st.pointer("/gateway/listen")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             ),
         ),
         None => check(
@@ -174,7 +184,11 @@ fn check_binary(scene: &Scene) -> Check {
         None => {
             let found = bin.is_file();
             let detail = if found {
-                format!("{} does not report a version (`{} --version` failed)", bin.display(), bin.display())
+                format!(
+                    "{} does not report a version (`{} --version` failed)",
+                    bin.display(),
+                    bin.display()
+                )
             } else if bin.components().count() > 1 {
                 format!("{} does not exist", bin.display())
             } else {
@@ -240,7 +254,9 @@ fn check_server(scene: &Scene) -> Check {
             "ollama_server",
             "Ollama server reachable",
             Level::Fail,
-            format!("nothing answers at {base} (ollama.manage is off, so openclawd does not start it)"),
+            format!(
+                "nothing answers at {base} (ollama.manage is off, so openclawd does not start it)"
+            ),
         )
         .fix("ollama serve"),
     }
@@ -258,7 +274,10 @@ fn restart_command(scene: &Scene) -> String {
     }
     let s = &scene.snapshot;
     if !s.ollama.loopback {
-        return format!("upgrade or restart Ollama on the host of {}", s.ollama.base_url);
+        return format!(
+            "upgrade or restart Ollama on the host of {}",
+            s.ollama.base_url
+        );
     }
     let listener = process::listener_on_port(s.ollama.port);
     let pid = listener.as_ref().and_then(|l| {
@@ -272,7 +291,8 @@ fn restart_command(scene: &Scene) -> String {
     match pid {
         Some(pid) if recorded.as_ref().is_some_and(|r| r.pid == pid) => {
             if scene.status.is_some() {
-                "openclawd restart (openclawd restarts the Ollama it owns on the installed version)".into()
+                "openclawd restart (openclawd restarts the Ollama it owns on the installed version)"
+                    .into()
             } else {
                 "openclawd start (it takes its Ollama back and restarts it on the installed version)".into()
             }
@@ -336,8 +356,18 @@ fn check_models(scene: &Scene) -> (Check, Check) {
     let title_t = "tools-capable models present";
     let Some(result) = &scene.discovery else {
         return (
-            check("models", title_m, Level::Skip, "needs a running Ollama server"),
-            check("tools_models", title_t, Level::Skip, "needs a running Ollama server"),
+            check(
+                "models",
+                title_m,
+                Level::Skip,
+                "needs a running Ollama server",
+            ),
+            check(
+                "tools_models",
+                title_t,
+                Level::Skip,
+                "needs a running Ollama server",
+            ),
         );
     };
     let d = match result {
@@ -346,7 +376,12 @@ fn check_models(scene: &Scene) -> (Check, Check) {
             return (
                 check("models", title_m, Level::Fail, e.clone())
                     .fix("check that the server is Ollama and answers /api/tags"),
-                check("tools_models", title_t, Level::Skip, "model discovery failed"),
+                check(
+                    "tools_models",
+                    title_t,
+                    Level::Skip,
+                    "model discovery failed",
+                ),
             )
         }
     };
@@ -391,7 +426,12 @@ fn check_auth(scene: &Scene) -> Check {
     let s = &scene.snapshot;
     let title = "OLLAMA_API_KEY or ollama auth profile";
     if let Some(p) = s.auth_profiles.values().find(|p| p.provider == "ollama") {
-        return check("ollama_auth", title, Level::Ok, format!("auth profile {}", p.id));
+        return check(
+            "ollama_auth",
+            title,
+            Level::Ok,
+            format!("auth profile {}", p.id),
+        );
     }
     if s.env.get("OLLAMA_API_KEY").is_some_and(|v| !v.is_empty()) {
         return check("ollama_auth", title, Level::Ok, "OLLAMA_API_KEY is set");
@@ -464,7 +504,12 @@ fn check_proxy(scene: &Scene, service_vars: Option<&BTreeMap<String, String>>) -
         )
         .fix("openclawd install (it rewrites the service environment with NO_PROXY=127.0.0.1,localhost,::1)");
     }
-    check("proxy", title, Level::Ok, "no proxy variable would capture 127.0.0.1")
+    check(
+        "proxy",
+        title,
+        Level::Ok,
+        "no proxy variable would capture 127.0.0.1",
+    )
 }
 
 fn check_port(scene: &Scene) -> Check {
@@ -477,7 +522,12 @@ fn check_port(scene: &Scene) -> Check {
         listen.ends_with(&format!(":{port}")).then_some(pid)
     });
     if let Some(pid) = ours {
-        return check("port", title, Level::Ok, format!("port {port} is openclawd's (pid {pid})"));
+        return check(
+            "port",
+            title,
+            Level::Ok,
+            format!("port {port} is openclawd's (pid {pid})"),
+        );
     }
     let addr = SocketAddr::new(s.gateway.bind_addr, port);
     match TcpListener::bind(addr) {
@@ -488,11 +538,12 @@ fn check_port(scene: &Scene) -> Check {
             let (who, fix) = match pid {
                 Some(pid) => {
                     let desc = process::describe(pid);
-                    let cmd = process::cmdline(pid).unwrap_or_default().join(" ").to_lowercase();
+                    let cmd = process::cmdline(pid)
+                        .unwrap_or_default()
+                        .join(" ")
+                        .to_lowercase();
                     let fix = if cmd.contains("openclaw") && cmd.contains("gateway") {
-                        format!(
-                            "openclaw gateway stop (or `openclaw gateway run --port 18790` for OpenClaw's own gateway), or start openclawd with --force"
-                        )
+                        "openclaw gateway stop (or `openclaw gateway run --port 18790` for OpenClaw's own gateway), or start openclawd with --force".to_string()
                     } else if cmd.contains("openclawd") {
                         "openclawd restart (it takes over from the old instance)".into()
                     } else {
@@ -508,9 +559,20 @@ fn check_port(scene: &Scene) -> Check {
                     "stop it, or set gateway.port / --port".into(),
                 ),
             };
-            check("port", title, Level::Fail, format!("port {port} is held by {who}")).fix(fix)
+            check(
+                "port",
+                title,
+                Level::Fail,
+                format!("port {port} is held by {who}"),
+            )
+            .fix(fix)
         }
-        Err(e) => check("port", title, Level::Warn, format!("cannot test {addr}: {e}")),
+        Err(e) => check(
+            "port",
+            title,
+            Level::Warn,
+            format!("cannot test {addr}: {e}"),
+        ),
     }
 }
 
@@ -560,7 +622,10 @@ fn check_sessions(scene: &Scene) -> Check {
         "sessions",
         title,
         Level::Ok,
-        format!("{seen} sessions files, the largest {largest} bytes (limit {})", s.own.sessions.max_bytes),
+        format!(
+            "{seen} sessions files, the largest {largest} bytes (limit {})",
+            s.own.sessions.max_bytes
+        ),
     )
 }
 
@@ -590,10 +655,7 @@ fn service_exe_in(text: &str, kind: ManagerKind) -> Option<String> {
     }
 }
 
-fn check_service(
-    global: &GlobalArgs,
-    scene: &Scene,
-) -> (Check, Option<BTreeMap<String, String>>) {
+fn check_service(global: &GlobalArgs, scene: &Scene) -> (Check, Option<BTreeMap<String, String>>) {
     let title = "service installed and loaded";
     let kind = ManagerKind::native();
     let overrides = global.overrides();
@@ -623,7 +685,10 @@ fn check_service(
                     "service",
                     title,
                     Level::Fail,
-                    format!("{} runs {exe}, which no longer exists (moved by an upgrade?)", file.display()),
+                    format!(
+                        "{} runs {exe}, which no longer exists (moved by an upgrade?)",
+                        file.display()
+                    ),
                 )
                 .fix("openclawd install (it rewrites the service with this executable's path)"),
                 None,
@@ -631,12 +696,19 @@ fn check_service(
         }
     }
     let env_file = ctx.env_file();
-    let service_vars = std::fs::read_to_string(&env_file).ok().map(|t| service_env::parse(&t));
+    let service_vars = std::fs::read_to_string(&env_file)
+        .ok()
+        .map(|t| service_env::parse(&t));
     match std::fs::metadata(&env_file) {
         Err(_) => {
             return (
-                check("service", title, Level::Fail, format!("{} is missing", env_file.display()))
-                    .fix("openclawd install"),
+                check(
+                    "service",
+                    title,
+                    Level::Fail,
+                    format!("{} is missing", env_file.display()),
+                )
+                .fix("openclawd install"),
                 service_vars,
             )
         }
@@ -685,7 +757,11 @@ fn check_service(
             "service",
             title,
             Level::Ok,
-            format!("{} is installed and {} runs it", file.display(), kind.name()),
+            format!(
+                "{} is installed and {} runs it",
+                file.display(),
+                kind.name()
+            ),
         ),
         Some(false) => check(
             "service",
@@ -698,7 +774,11 @@ fn check_service(
             "service",
             title,
             Level::Warn,
-            format!("{} is installed but {} does not answer", file.display(), kind.name()),
+            format!(
+                "{} is installed but {} does not answer",
+                file.display(),
+                kind.name()
+            ),
         )
         .fix(fix),
     };
@@ -720,7 +800,11 @@ fn check_service(
                 Level::Warn,
                 format!(
                     "the service environment lacks {} which this shell has",
-                    missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .fix("openclawd install (then the service gets them)")
@@ -848,13 +932,19 @@ mod tests {
     #[test]
     fn proxy_without_loopback_no_proxy_is_a_problem_with_a_merged_fix() {
         let vars: BTreeMap<String, String> = [
-            ("http_proxy".to_string(), "http://u:p@proxy:3128".to_string()),
+            (
+                "http_proxy".to_string(),
+                "http://u:p@proxy:3128".to_string(),
+            ),
             ("NO_PROXY".to_string(), "corp.example".to_string()),
         ]
         .into();
         let (set, fix) = proxy_problem(&vars).unwrap();
         assert_eq!(set, "http_proxy=http://***@proxy:3128");
-        assert!(fix.contains("NO_PROXY=corp.example,127.0.0.1,localhost,::1"), "{fix}");
+        assert!(
+            fix.contains("NO_PROXY=corp.example,127.0.0.1,localhost,::1"),
+            "{fix}"
+        );
         let ok: BTreeMap<String, String> = [
             ("HTTP_PROXY".to_string(), "http://proxy:3128".to_string()),
             ("no_proxy".to_string(), "localhost,127.0.0.1".to_string()),

@@ -34,7 +34,9 @@ pub fn install(
     let overrides = global.overrides();
     let kind = manager.unwrap_or_else(ManagerKind::native);
     if system && kind == ManagerKind::Launchd {
-        anyhow::bail!("--system is for systemd; on macOS openclawd installs a LaunchAgent for your user");
+        anyhow::bail!(
+            "--system is for systemd; on macOS openclawd installs a LaunchAgent for your user"
+        );
     }
     let ctx = ServiceContext::new(kind, system, &overrides, &env)?;
     let plan = service::plan_install(&ctx, &overrides, &env);
@@ -498,7 +500,9 @@ fn restart_managed(
     let ctx = &m.ctx;
     let Some(old) = service_main_pid(ctx) else {
         let result = match ctx.kind {
-            ManagerKind::Systemd => systemd::run(ctx.system, &["restart", systemd::UNIT]).map(|_| ()),
+            ManagerKind::Systemd => {
+                systemd::run(ctx.system, &["restart", systemd::UNIT]).map(|_| ())
+            }
             ManagerKind::Launchd => launchd_start(ctx),
         };
         return report_managed("restart", m, result);
@@ -507,7 +511,12 @@ fn restart_managed(
     let signalled = match ctx.kind {
         ManagerKind::Systemd => systemd::run(
             ctx.system,
-            &["kill", "--kill-whom=main", "--signal=SIGUSR2", systemd::UNIT],
+            &[
+                "kill",
+                "--kill-whom=main",
+                "--signal=SIGUSR2",
+                systemd::UNIT,
+            ],
         )
         .map(|_| ()),
         ManagerKind::Launchd => service::run_command(

@@ -69,11 +69,9 @@ pub fn is_openclawd(pid: u32) -> bool {
         return false;
     }
     match process::cmdline(pid) {
-        Some(argv) => argv.first().is_some_and(|a0| {
-            Path::new(a0)
-                .file_name()
-                .is_some_and(|n| n == "openclawd")
-        }),
+        Some(argv) => argv
+            .first()
+            .is_some_and(|a0| Path::new(a0).file_name().is_some_and(|n| n == "openclawd")),
         // No /proc (macOS): the pid file is removed on every clean exit; trust a live pid.
         None => !Path::new("/proc/self").exists(),
     }

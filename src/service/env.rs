@@ -391,7 +391,8 @@ mod tests {
     #[test]
     fn sh_reads_the_quoting_the_same_way() {
         let mut e = ServiceEnv::default();
-        e.vars.insert("A".into(), "it's a \"test\" $HOME `x`".into());
+        e.vars
+            .insert("A".into(), "it's a \"test\" $HOME `x`".into());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("service.env");
         std::fs::write(&file, render(&e)).unwrap();
@@ -414,10 +415,7 @@ mod tests {
         assert!(no_proxy_covers_loopback("127.0.0.0/8,.localhost"));
         assert!(!no_proxy_covers_loopback("localhost"));
         assert!(!no_proxy_covers_loopback("corp.example"));
-        assert_eq!(
-            with_loopback(Some("localhost")),
-            "localhost,127.0.0.1,::1"
-        );
+        assert_eq!(with_loopback(Some("localhost")), "localhost,127.0.0.1,::1");
     }
 
     #[test]

@@ -63,15 +63,9 @@ pub fn render(p: &PlistParams<'_>) -> String {
         }
         let rendered = line
             .replace("{{LABEL}}", LABEL)
-            .replace(
-                "{{ENV_FILE}}",
-                &xml_escape(&p.env_file.to_string_lossy()),
-            )
+            .replace("{{ENV_FILE}}", &xml_escape(&p.env_file.to_string_lossy()))
             .replace("{{EXE}}", &xml_escape(&p.exe.to_string_lossy()))
-            .replace(
-                "{{STATE_DIR}}",
-                &xml_escape(&p.state_dir.to_string_lossy()),
-            )
+            .replace("{{STATE_DIR}}", &xml_escape(&p.state_dir.to_string_lossy()))
             .replace("{{LOG_FILE}}", &xml_escape(&p.log_file.to_string_lossy()));
         out.push_str(&rendered);
         out.push('\n');

@@ -328,7 +328,12 @@ pub struct InstallPlan {
 fn config_sources(
     overrides: &Overrides,
     env: &BTreeMap<String, String>,
-) -> (Vec<String>, BTreeSet<String>, Option<Snapshot>, Option<String>) {
+) -> (
+    Vec<String>,
+    BTreeSet<String>,
+    Option<Snapshot>,
+    Option<String>,
+) {
     match config::load(overrides, env) {
         Ok(s) => {
             let texts = std::iter::once(&s.paths.config_file)
@@ -435,8 +440,7 @@ pub fn plan_install(
         mode: 0o600,
     }];
     let mut dirs = Vec::new();
-    let commands;
-    match ctx.kind {
+    let commands = match ctx.kind {
         ManagerKind::Systemd => {
             let mut args = vec!["run".to_string()];
             args.extend(ctx.run_args.iter().cloned());
@@ -454,13 +458,13 @@ pub fn plan_install(
                 contents: unit,
                 mode: 0o644,
             });
-            commands = vec![
+            vec![
                 PlannedCommand::must(systemd::systemctl(ctx.system, &["daemon-reload"])),
                 PlannedCommand::must(systemd::systemctl(
                     ctx.system,
                     &["enable", "--now", systemd::UNIT],
                 )),
-            ];
+            ]
         }
         ManagerKind::Launchd => {
             let log_file = launchd::log_path(&ctx.state_dir);
@@ -483,7 +487,7 @@ pub fn plan_install(
             let plist_path = ctx.service_file().display().to_string();
             // A reinstall replaces a loaded job; `enable` first, because a `bootout` can
             // leave the job disabled (openclaw/openclaw#80384).
-            commands = vec![
+            vec![
                 PlannedCommand::may(launchd::launchctl(&["bootout", &launchd::target(ctx.uid)])),
                 PlannedCommand::must(launchd::launchctl(&["enable", &launchd::target(ctx.uid)])),
                 PlannedCommand::must(launchd::launchctl(&[
@@ -491,9 +495,9 @@ pub fn plan_install(
                     &launchd::domain(ctx.uid),
                     &plist_path,
                 ])),
-            ];
+            ]
         }
-    }
+    };
     InstallPlan {
         files,
         dirs,

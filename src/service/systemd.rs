@@ -50,10 +50,7 @@ pub fn exec_word(word: &str) -> String {
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | ';'))
     {
-        format!(
-            "\"{}\"",
-            escaped.replace('\\', "\\\\").replace('"', "\\\"")
-        )
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         escaped
     }
