@@ -167,6 +167,7 @@ fn install_dry_run_renders_a_notify_unit_and_a_plist_with_absolute_paths_and_no_
     ] {
         assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
     }
+    systemd_analyze_verify(unit);
     // The env file shows which variables it carries, never their values.
     let shown_env = section(&out, "service.env");
     assert!(
@@ -215,6 +216,25 @@ fn install_dry_run_renders_a_notify_unit_and_a_plist_with_absolute_paths_and_no_
     assert!(out.contains("launchctl enable gui/"));
     assert!(out.contains("launchctl bootstrap gui/"));
     assert!(!env.home.path().join("Library").exists());
+}
+
+/// systemd's own checker, where it is installed (it works without a running systemd).
+fn systemd_analyze_verify(unit: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openclawd.service");
+    std::fs::write(&file, unit).unwrap();
+    match Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "systemd-analyze verify rejects the unit: {}\n{unit}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("systemd-analyze not available ({e}); unit not verified by systemd"),
+    }
 }
 
 /// Parses a plist with Python's plistlib (a real plist parser) into JSON.
@@ -850,4 +870,69 @@ fn man_pages_and_completions_come_from_the_clap_definitions() {
     let (code, out, _) = env.cli(&["completions", "bash"]);
     assert!(code.success());
     assert!(out.contains("install") && out.contains("doctor"));
+}
+
+/// Under systemd, `restart` is a handover too: SIGUSR2 to the unit's main process, then a
+/// start. This `systemctl` plays systemd for openclawd.service: it reports the main pid from
+/// the pid file, delivers the signal, and starts `openclawd run` like `ExecStart=` would.
+#[test]
+fn restart_under_systemd_hands_over_through_it_and_keeps_the_same_ollama() {
+    let env = TestEnv::new();
+    let calls = env.home.path().join("systemctl.log");
+    let pid_file = env.state.join("openclawd/openclawd.pid");
+    let script = format!(
+        r#"#!/bin/sh
+echo "$*" >> '{calls}'
+case "$*" in
+  *is-active*) echo active ;;
+  *show*) cat '{pid_file}' 2>/dev/null || echo 0 ;;
+  *kill*SIGUSR2*) kill -USR2 "$(cat '{pid_file}')" ;;
+  *start*) '{exe}' run >> '{log}' 2>&1 < /dev/null & ;;
+esac
+exit 0
+"#,
+        calls = calls.display(),
+        pid_file = pid_file.display(),
+        exe = openclawd_abs(),
+        log = env.home.path().join("unit.log").display(),
+    );
+    std::fs::write(env.bin_dir.join("systemctl"), script).unwrap();
+    std::fs::set_permissions(
+        env.bin_dir.join("systemctl"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(unit_path(&env).parent().unwrap()).unwrap();
+    std::fs::write(unit_path(&env), "[Service]\nType=notify\n").unwrap();
+
+    let mut a = env.start();
+    let st = a.wait_until("owned Ollama", Duration::from_secs(30), owned_ollama_running);
+    let ollama_pid = st["ollama"]["pid"].clone();
+
+    let (code, out, err) = env.cli(&["restart"]);
+    let b = pid_file_pid(&env);
+    let _guard = b.map(|pid| Background {
+        pid,
+        state: env.state.clone(),
+    });
+    assert!(code.success(), "{out}{err}");
+    assert!(out.contains("restarted through systemd"), "says so: {out}");
+    assert!(a.wait_exit(Duration::from_secs(30)).success());
+    let b = b.unwrap();
+    assert_ne!(b, a.pid());
+    let c = recorded_calls(&calls);
+    let kill = c
+        .iter()
+        .position(|l| l == "--user kill --kill-whom=main --signal=SIGUSR2 openclawd.service")
+        .unwrap_or_else(|| panic!("{c:?}"));
+    let start = c
+        .iter()
+        .position(|l| l == "--user start openclawd.service")
+        .unwrap();
+    assert!(kill < start, "{c:?}");
+    let st = wait_status(&env, "the new instance serves", |s| {
+        s["daemon"]["pid"] == b && owned_ollama_running(s)
+    });
+    assert_eq!(st["ollama"]["pid"], ollama_pid, "the same warm Ollama");
+    assert_eq!(st["ollama"]["restarts"], 0);
 }
