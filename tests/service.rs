@@ -906,7 +906,11 @@ exit 0
     std::fs::write(unit_path(&env), "[Service]\nType=notify\n").unwrap();
 
     let mut a = env.start();
-    let st = a.wait_until("owned Ollama", Duration::from_secs(30), owned_ollama_running);
+    let st = a.wait_until(
+        "owned Ollama",
+        Duration::from_secs(30),
+        owned_ollama_running,
+    );
     let ollama_pid = st["ollama"]["pid"].clone();
 
     let (code, out, err) = env.cli(&["restart"]);

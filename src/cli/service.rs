@@ -59,10 +59,14 @@ pub fn install(
     }
 
     // A running openclawd outside the service would keep the service's from binding: hand it
-    // over (SIGUSR2 leaves Ollama warm) once we know the service manager answers.
+    // over (SIGUSR2 leaves Ollama warm) once we know the service manager answers. A running
+    // service gets the new unit and environment by a handover restart after the install.
+    let mut restart_service = false;
     if kind == ManagerKind::native() && manager_answers(&ctx) {
         if let Some(pid) = control::running_pid(&ctx.state_dir) {
-            if service_main_pid(&ctx) != Some(pid) {
+            if service_main_pid(&ctx) == Some(pid) {
+                restart_service = kind == ManagerKind::Systemd;
+            } else {
                 println!("Handing the running openclawd (pid {pid}) over to the service; Ollama stays warm.");
                 let start = crate::ollama::process::start_time(pid);
                 let _ = crate::ollama::process::signal_pid(pid, nix::sys::signal::Signal::SIGUSR2);
@@ -91,6 +95,12 @@ pub fn install(
             eprintln!("  {c}");
         }
         return Ok(failure());
+    }
+    if restart_service {
+        let code = restart_managed(&Managed { ctx: ctx.clone() }, global, &runtime()?)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
     }
     match kind {
         ManagerKind::Systemd => {
@@ -326,11 +336,16 @@ fn start_background(
 pub fn start(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let state = state_dir(global)?;
+    // The daemon writes its pid file once it listens: a live pid there is a running daemon.
     if let Some(pid) = control::running_pid(&state) {
         if answering_pid(global, &rt) == Some(pid) {
             println!("openclawd is already running (pid {pid}).");
             return Ok(ExitCode::SUCCESS);
         }
+        eprintln!(
+            "openclawd (pid {pid}) is running but does not answer /status; `openclawd restart` replaces it, `openclawd stop` ends it."
+        );
+        return Ok(failure());
     }
     if let Some(m) = managed_service(global) {
         let result = match m.ctx.kind {
