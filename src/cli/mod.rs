@@ -101,8 +101,11 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
-    /// Install openclawd as a service: a systemd user unit (Linux) or a launchd agent (macOS),
-    /// with the environment it needs in a 0600 file; then load and start it.
+    /// Install and start openclawd as a systemd user unit (Linux) or launchd agent (macOS).
+    ///
+    /// The environment the daemon needs (the ${VAR}s the config references, OLLAMA_*,
+    /// OPENCLAW_*, NO_PROXY) goes into <state>/openclawd/service.env, mode 0600, which the unit
+    /// or agent reads: services do not inherit your shell. Re-run after changing them.
     Install {
         /// Print what would be written and run; write and run nothing.
         #[arg(long)]
