@@ -617,8 +617,10 @@ fn ready_arrives_once_the_port_accepts_then_reloads_watchdog_and_stopping_follow
         "READY=1 came before the port accepted connections"
     );
     assert!(ready.contains("STATUS=listening on"), "{ready}");
-    d.wait_until("up", Duration::from_secs(30), |s| {
-        s["config"]["generation"] == 1
+    // Waiting for the owned Ollama also means it is recorded, so the harness can clean it up.
+    d.wait_until("up", Duration::from_secs(30), owned_ollama_running);
+    notify.wait_for("a STATUS= line with Ollama's state", |t| {
+        t.contains("STATUS=listening on") && t.contains("Ollama running (owned, 0.32.15)")
     });
 
     let pings = || {
@@ -654,9 +656,7 @@ fn ready_arrives_once_the_port_accepts_then_reloads_watchdog_and_stopping_follow
 fn without_notify_socket_nothing_is_sent_and_the_daemon_runs_as_usual() {
     let env = TestEnv::new();
     let d = env.start();
-    d.wait_until("up", Duration::from_secs(30), |s| {
-        s["config"]["generation"] == 1
-    });
+    d.wait_until("up", Duration::from_secs(30), owned_ollama_running);
     assert!(!d.log_text().contains("sd_notify failed"));
 }
 
