@@ -940,3 +940,48 @@ exit 0
     assert_eq!(st["ollama"]["pid"], ollama_pid, "the same warm Ollama");
     assert_eq!(st["ollama"]["restarts"], 0);
 }
+
+/// `sudo openclawd install --system`: a system unit that runs as the invoking user, with that
+/// user's state directory (not root's).
+#[test]
+fn a_system_install_under_sudo_is_for_the_invoking_user() {
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("not root: sudo is not simulated");
+        return;
+    }
+    let Some(nobody) = nix::unistd::User::from_name("nobody").ok().flatten() else {
+        eprintln!("no user `nobody` here");
+        return;
+    };
+    let mut env = TestEnv::new();
+    env.extra_env.push(("SUDO_USER".into(), "nobody".into()));
+    // OPENCLAW_STATE_DIR would win over the home directory: this case is about HOME.
+    let (code, out, err) = {
+        let mut c = Command::new(openclawd_bin());
+        c.args(["install", "--dry-run", "--system"]).env_clear();
+        for (k, v) in env.envs() {
+            if k != "OPENCLAW_STATE_DIR" {
+                c.env(k, v);
+            }
+        }
+        let o = c.output().unwrap();
+        (
+            o.status,
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(code.success(), "{out}{err}");
+    let unit = section(&out, "/etc/systemd/system/openclawd.service");
+    assert!(unit.lines().any(|l| l == "User=nobody"), "{unit}");
+    assert!(unit.lines().any(|l| l == "WantedBy=multi-user.target"));
+    let env_file = nobody.dir.join(".openclaw/openclawd/service.env");
+    assert!(
+        unit.contains(&format!("EnvironmentFile={}", env_file.display())),
+        "{unit}"
+    );
+    assert!(
+        out.contains("\nsystemctl daemon-reload\n"),
+        "no --user: {out}"
+    );
+}

@@ -30,7 +30,12 @@ pub fn install(
     system: bool,
     manager: Option<ManagerKind>,
 ) -> anyhow::Result<ExitCode> {
-    let env = env_map();
+    let mut env = env_map();
+    let owner = if system {
+        service::adopt_sudo_user(&mut env)
+    } else {
+        None
+    };
     let overrides = global.overrides();
     let kind = manager.unwrap_or_else(ManagerKind::native);
     if system && kind == ManagerKind::Launchd {
@@ -39,7 +44,8 @@ pub fn install(
         );
     }
     let ctx = ServiceContext::new(kind, system, &overrides, &env)?;
-    let plan = service::plan_install(&ctx, &overrides, &env);
+    let mut plan = service::plan_install(&ctx, &overrides, &env);
+    plan.owner = owner;
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
@@ -149,7 +155,10 @@ pub fn uninstall(
     system: bool,
     manager: Option<ManagerKind>,
 ) -> anyhow::Result<ExitCode> {
-    let env = env_map();
+    let mut env = env_map();
+    if system {
+        service::adopt_sudo_user(&mut env);
+    }
     let overrides = global.overrides();
     let kind = manager.unwrap_or_else(ManagerKind::native);
     let ctx = ServiceContext::new(kind, system, &overrides, &env)?;

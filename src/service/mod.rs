@@ -189,6 +189,21 @@ pub fn service_exe(path_env: Option<&str>) -> Result<PathBuf, ServiceError> {
     }
 }
 
+/// Under `sudo` (root, `SUDO_USER` set) a `--system` install is for the invoking user: their
+/// home decides the state directory, and the files written there must be theirs. Points
+/// `HOME` in `env` at that user's home and returns their uid and gid.
+pub fn adopt_sudo_user(env: &mut BTreeMap<String, String>) -> Option<(u32, u32)> {
+    if !nix::unistd::getuid().is_root() {
+        return None;
+    }
+    let name = env
+        .get("SUDO_USER")
+        .filter(|u| !u.is_empty() && *u != "root")?;
+    let user = nix::unistd::User::from_name(name).ok().flatten()?;
+    env.insert("HOME".into(), user.dir.display().to_string());
+    Some((user.uid.as_raw(), user.gid.as_raw()))
+}
+
 /// Everything `install`/`uninstall` decide from.
 #[derive(Debug, Clone)]
 pub struct ServiceContext {
@@ -322,6 +337,8 @@ pub struct InstallPlan {
     pub commands: Vec<PlannedCommand>,
     /// Warnings for the person installing (a `${VAR}` set nowhere).
     pub warnings: Vec<String>,
+    /// Who owns the env file and the state directories created for it (`sudo` installs).
+    pub owner: Option<(u32, u32)>,
 }
 
 /// The text of `openclaw.json` and its includes, and the names `env.vars` provides.
@@ -503,6 +520,7 @@ pub fn plan_install(
         dirs,
         commands,
         warnings,
+        owner: None,
     }
 }
 
@@ -528,7 +546,31 @@ pub fn apply_install(plan: &InstallPlan) -> Result<ApplyReport, ServiceError> {
         })?;
     }
     for f in &plan.files {
+        // The private file lives in the user's state directory: under sudo it (and any
+        // directory created for it) must belong to the user the service runs as.
+        let private = f.mode & 0o077 == 0;
+        let new_dirs: Vec<PathBuf> = f
+            .path
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .filter(|d| !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
         write_file(f)?;
+        if let (true, Some((uid, gid))) = (private, plan.owner) {
+            for p in new_dirs.iter().chain(std::iter::once(&f.path)) {
+                nix::unistd::chown(
+                    p.as_path(),
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(|e| ServiceError::Write {
+                    path: p.clone(),
+                    source: e.into(),
+                })?;
+            }
+        }
         report.written.push(f.path.clone());
     }
     run_planned(&plan.commands, &mut report);
