@@ -130,6 +130,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let listener = bind_with_retry(addr).await?;
     let listen = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%listen, "gateway listening");
+    crate::service::notify::ready(&format!("listening on {listen}; starting Ollama"));
 
     let state_dir = snapshot.paths.state_dir.clone();
     let pid_file = write_pid_file(&state_dir)?;
@@ -189,6 +190,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         ));
     }
     tokio::spawn(metrics_bridge(state.clone(), shutdown.clone()));
+    tokio::spawn(crate::service::notify::run(state.clone(), shutdown.clone()));
 
     let app = server::router(state.clone());
     let kind = tokio::spawn(wait_for_stop_signal(shutdown.clone()));
@@ -333,12 +335,14 @@ async fn config_reload_loop(
                 let files = next.paths.watched_files();
                 let settings = SupervisorSettings::from_snapshot(&next);
                 let stores = session_files(&next);
+                crate::service::notify::reloading();
                 state.config.store(Arc::new(next));
                 let discovery_error = state.catalog.load().discovery_error.clone();
                 state.rebuild_catalog(discovery_error);
                 if state.config_error.swap(None).is_some() {
                     tracing::info!("configuration fixed; the error is cleared");
                 }
+                crate::service::notify::reloaded();
                 tracing::info!(
                     generation = current.generation + 1,
                     "configuration reloaded"

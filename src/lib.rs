@@ -11,4 +11,5 @@ pub mod gateway;
 pub mod housekeeping;
 pub mod ollama;
 pub(crate) mod procinfo;
+pub mod service;
 pub mod watch;

@@ -1,6 +1,8 @@
 //! The command line (clap). `anyhow` lives here, at the edge, and nowhere else.
 
 mod bench;
+mod doctor;
+mod service;
 mod status;
 
 use std::path::PathBuf;
@@ -120,6 +122,49 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// Install and start openclawd as a systemd user unit (Linux) or launchd agent (macOS).
+    ///
+    /// The environment the daemon needs (the ${VAR}s the config references, OLLAMA_*,
+    /// OPENCLAW_*, NO_PROXY) goes into <state>/openclawd/service.env, mode 0600, which the unit
+    /// or agent reads: services do not inherit your shell. Re-run after changing them.
+    Install {
+        /// Print what would be written and run; write and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A system unit in /etc/systemd/system (needs root) instead of a user unit.
+        #[arg(long)]
+        system: bool,
+        /// The service manager to write for (default: this OS's).
+        #[arg(long, value_enum)]
+        manager: Option<crate::service::ManagerKind>,
+    },
+    /// Stop and remove the service installed by `install`.
+    Uninstall {
+        /// The system unit instead of the user unit.
+        #[arg(long)]
+        system: bool,
+        /// The service manager (default: this OS's).
+        #[arg(long, value_enum)]
+        manager: Option<crate::service::ManagerKind>,
+    },
+    /// Start openclawd in the background (through systemd/launchd when installed there).
+    Start,
+    /// Stop openclawd (and the Ollama it started), through systemd/launchd when they run it.
+    Stop,
+    /// Restart with a handover: the new instance takes over the port and the warm Ollama.
+    Restart,
+    /// Check the whole stack and say how to fix each problem (exit 1 when something fails).
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write man pages generated from these definitions (stdout: openclawd.1).
+    #[command(hide = true)]
+    Manpage {
+        /// Write every page (openclawd.1, openclawd-run.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -167,6 +212,17 @@ pub fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Install {
+            dry_run,
+            system,
+            manager,
+        } => service::install(&cli.global, dry_run, system, manager),
+        Command::Uninstall { system, manager } => service::uninstall(&cli.global, system, manager),
+        Command::Start => service::start(&cli.global),
+        Command::Stop => service::stop(&cli.global),
+        Command::Restart => service::restart(&cli.global),
+        Command::Doctor { json } => doctor::doctor(&cli.global, json),
+        Command::Manpage { dir } => service::manpage(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
