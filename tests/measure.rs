@@ -100,7 +100,9 @@ fn measure_discovery_of_200_models_and_pull_to_routable() {
 fn measure_added_latency_c1_non_streaming() {
     let env = TestEnv::new();
     // The double answers at once: what remains is HTTP and the gateway.
-    env.write_control(&json!({"token_delay_ms": 0, "first_token_delay_ms": 0, "load_duration_ms": 0}));
+    env.write_control(
+        &json!({"token_delay_ms": 0, "first_token_delay_ms": 0, "load_duration_ms": 0}),
+    );
     env.write_config(&format!(
         "{{ models: {{ providers: {{ local: {{ baseUrl: 'http://127.0.0.1:{}/v1', api: 'openai-completions', apiKey: 'x', models: [{{ id: 'llama3.2:3b', name: 'l' }}] }} }} }}, agents: {{ defaults: {{ model: 'local/llama3.2:3b' }} }} }}",
         env.ollama_port

@@ -153,17 +153,7 @@ impl Env {
 
     /// Every live process started from this environment (its control path is in their env).
     fn processes(&self) -> Vec<u32> {
-        let needle = self.control_path().display().to_string();
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| *pid != std::process::id() && is_alive(*pid))
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .map(|env| String::from_utf8_lossy(&env).contains(&needle))
-                    .unwrap_or(false)
-            })
-            .collect()
+        common::processes_with_env(&self.control_path().display().to_string())
     }
 }
 

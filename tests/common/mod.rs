@@ -259,6 +259,34 @@ impl TestEnv {
     }
 }
 
+/// Every live process (but this one) whose environment mentions `needle`: what a test
+/// started, however deep (daemons, the doubles they spawned, their runners).
+pub fn processes_with_env(needle: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id() && pid_alive(*pid as i32))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| String::from_utf8_lossy(&env).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+impl Drop for TestEnv {
+    /// Nothing a test started outlives it, even when it failed half-way.
+    fn drop(&mut self) {
+        for pid in processes_with_env(&self.control.display().to_string()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 pub struct Daemon {
     pub child: Child,
     pub base: String,
