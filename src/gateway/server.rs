@@ -31,7 +31,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4096;
 
 pub fn router(state: Arc<GatewayState>) -> Router {
-    let limit = state.config.load().own.gateway.max_body_bytes;
     Router::new()
         .route("/health", get(health).head(health))
         .route("/ready", get(ready))
@@ -44,7 +43,8 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        // `body_limit` enforces the live gateway.maxBodyBytes with an OpenAI-shaped 413.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
