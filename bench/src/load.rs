@@ -160,7 +160,8 @@ impl Conn {
         }
         let mut body = resp.into_body();
         let mut last: Option<Instant> = None;
-        let mut tail: Vec<u8> = Vec::with_capacity(64);
+        // Ollama's final line carries ~200 bytes of counters after `"done":true`.
+        let mut tail: Vec<u8> = Vec::with_capacity(TAIL + 64);
         loop {
             let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
                 Err(_) => {
@@ -191,7 +192,7 @@ impl Conn {
                 s.events += n;
             }
             tail.extend_from_slice(&data);
-            let excess = tail.len().saturating_sub(64);
+            let excess = tail.len().saturating_sub(TAIL);
             tail.drain(..excess);
         }
         s.total = started.elapsed();
@@ -202,6 +203,9 @@ impl Conn {
         s
     }
 }
+
+/// How many trailing bytes are kept to find the end marker.
+const TAIL: usize = 512;
 
 fn count_events(data: &[u8], framing: Framing) -> u32 {
     match framing {

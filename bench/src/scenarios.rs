@@ -253,10 +253,6 @@ fn us_of(d: Option<Duration>) -> f64 {
     d.map(report::dur_us).unwrap_or(f64::NAN)
 }
 
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
-}
-
 /// Per-round figures of one system.
 #[derive(Default)]
 struct Rounds(BTreeMap<Sys, Vec<f64>>);
@@ -497,7 +493,7 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
     let mut sec = Section {
         title: "3. Streaming".into(),
         text: format!(
-            "The mock streams `{}` (64 content chunks paced {} ms; the role chunk rides with the \
+            "The mock streams `{}` ({} content chunks paced {} ms; the role chunk rides with the \
              first, the finish chunk and `[DONE]` with the last). Concurrency 1 uses {} short \
              streams (`{}`) one after the other per round; higher levels start all streams \
              within one pace period. Time to first token (TTFT) = request written → first event \
@@ -506,7 +502,8 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
              rounds, order rotated; added = median over rounds of (system − direct in the same \
              round). LiteLLM joins the rounds up to concurrency {}.",
             plan.stream_model,
-            plan.s3_pace.as_millis(),
+            crate::mock::Shape::from_model(plan.stream_model).chunks,
+            crate::mock::Shape::from_model(plan.stream_model).pace.as_millis(),
             plan.s3_sequential,
             plan.short_stream_model,
             STALL_GAP.as_millis(),
@@ -808,8 +805,4 @@ pub fn median_max(v: &[f64]) -> (Option<f64>, Option<f64>) {
 
 pub fn added_row(v: Option<f64>) -> String {
     v.map(added_us).unwrap_or("—".into())
-}
-
-pub fn finite_or_none(v: f64) -> Option<f64> {
-    finite(v)
 }

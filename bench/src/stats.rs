@@ -38,10 +38,6 @@ pub fn max_f64(values: &[f64]) -> Option<f64> {
     values.iter().copied().reduce(f64::max)
 }
 
-pub fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

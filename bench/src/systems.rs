@@ -163,7 +163,8 @@ pub const MODELS: [&str; 4] = [FAST, STREAM, SHORT_STREAM, SMOKE_STREAM];
 pub struct Openclawd {
     pub proc: Proc,
     pub addr: SocketAddr,
-    pub home: tempfile::TempDir,
+    /// Kept until openclawd is stopped (its HOME).
+    pub _home: tempfile::TempDir,
 }
 
 pub fn openclaw_json(mock: SocketAddr, dead_port: u16, dead_models: usize) -> String {
@@ -215,13 +216,12 @@ pub async fn spawn_openclawd(
     let mut proc = Proc::spawn("openclawd", cmd, &home.path().join("openclawd.log"))?;
     let addr = loopback(port);
     let took = wait_http(&mut proc, addr, "/ready", 200, Duration::from_secs(60)).await?;
-    Ok((Openclawd { proc, addr, home }, took))
+    Ok((Openclawd { proc, addr, _home: home }, took))
 }
 
 pub struct Litellm {
     pub proc: Proc,
     pub addr: SocketAddr,
-    pub version: String,
 }
 
 pub const LITELLM_KEY: &str = "sk-bench-master";
@@ -245,7 +245,6 @@ pub async fn spawn_litellm(
         .replace("{{MOCK_BASE}}", &format!("http://{mock}"));
     let cfg = dir.join("litellm-config.yaml");
     std::fs::write(&cfg, text)?;
-    let version = pip_version(venv, "litellm").unwrap_or_else(|| "unknown".into());
     let port = free_port()?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--config")
@@ -271,23 +270,7 @@ pub async fn spawn_litellm(
         Duration::from_secs(180),
     )
     .await?;
-    Ok((Litellm { proc, addr, version }, took))
-}
-
-fn pip_version(venv: &Path, package: &str) -> Option<String> {
-    let dir = std::fs::read_dir(venv.join("lib")).ok()?;
-    for py in dir.flatten() {
-        let site = py.path().join("site-packages");
-        for e in std::fs::read_dir(site).ok()?.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if let Some(rest) = name.strip_prefix(&format!("{package}-")) {
-                if let Some(v) = rest.strip_suffix(".dist-info") {
-                    return Some(v.to_string());
-                }
-            }
-        }
-    }
-    None
+    Ok((Litellm { proc, addr }, took))
 }
 
 /// The first line a command prints (versions).
