@@ -253,6 +253,27 @@ pub async fn sequential(
     Ok(out)
 }
 
+/// `n` requests one after the other on one warm connection, each after `think` of idle time
+/// (as a chat client sends its next message): what a request costs when nothing is hot.
+pub async fn sequential_after_idle(
+    t: &Target,
+    n: usize,
+    think: Duration,
+    deadline: Instant,
+) -> Result<Vec<Duration>, String> {
+    let mut conn = Conn::open(t.addr).await?;
+    conn.call(t).await?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(think).await;
+        out.push(conn.call(t).await?);
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LoadResult {
     pub latencies: Vec<Duration>,
@@ -313,27 +334,33 @@ pub async fn closed_loop(t: &Target, concurrency: usize, duration: Duration) -> 
     all
 }
 
-/// `concurrency` streams at once (their starts spread over `spread`, as real clients arrive),
-/// each on its own connection. Streams still running at `deadline` count as failed.
+/// `concurrency` streams at once, each on its own keep-alive connection warmed by one `warm`
+/// request (so accepting and setting up connections is not part of the time to first token),
+/// their starts spread over `spread` as real clients arrive. Streams still running at
+/// `deadline` count as failed.
 pub async fn streams(
     t: &Target,
+    warm: &Target,
     concurrency: usize,
     spread: Duration,
     deadline: Instant,
 ) -> Vec<StreamSample> {
-    let begin = Instant::now();
+    let ready = std::sync::Arc::new(tokio::sync::Barrier::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(concurrency);
     for i in 0..concurrency {
-        let t = t.clone();
-        let at = begin + spread.mul_f64(i as f64 / concurrency.max(1) as f64);
+        let (t, warm, ready) = (t.clone(), warm.clone(), ready.clone());
+        let offset = spread.mul_f64(i as f64 / concurrency.max(1) as f64);
         tasks.push(tokio::spawn(async move {
-            // Connect first, so connection setup is not part of the time to first token.
-            let conn = Conn::open(t.addr).await;
-            tokio::time::sleep_until(at).await;
+            let conn = match Conn::open(t.addr).await {
+                Ok(mut c) => c.call(&warm).await.map(|_| c),
+                Err(e) => Err(e),
+            };
+            ready.wait().await;
+            tokio::time::sleep(offset).await;
             match conn {
                 Ok(mut c) => c.stream(&t, deadline).await,
                 Err(e) => StreamSample {
-                    error: Some(e),
+                    error: Some(format!("warm-up: {e}")),
                     ..Default::default()
                 },
             }

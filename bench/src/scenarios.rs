@@ -54,8 +54,12 @@ impl Sys {
 pub struct Plan {
     pub rounds: usize,
     pub warmup: usize,
+    pub s1_rounds: usize,
     pub s1_requests: usize,
     pub s1_requests_litellm: usize,
+    /// Requests per round sent after `s1_think` of idle time (0: skip).
+    pub s1_idle_requests: usize,
+    pub s1_think: Duration,
     pub s2_concurrency: usize,
     pub s2_duration: Duration,
     pub s2_duration_litellm: Duration,
@@ -79,8 +83,11 @@ impl Plan {
         Plan {
             rounds: 5,
             warmup: 300,
-            s1_requests: 2000,
-            s1_requests_litellm: 200,
+            s1_rounds: 10,
+            s1_requests: 1000,
+            s1_requests_litellm: 100,
+            s1_idle_requests: 50,
+            s1_think: Duration::from_millis(20),
             s2_concurrency: 64,
             s2_duration: Duration::from_secs(2),
             s2_duration_litellm: Duration::from_secs(4),
@@ -101,8 +108,11 @@ impl Plan {
         Plan {
             rounds: 1,
             warmup: 20,
+            s1_rounds: 1,
             s1_requests: 200,
             s1_requests_litellm: 20,
+            s1_idle_requests: 5,
+            s1_think: Duration::from_millis(20),
             s2_concurrency: 16,
             s2_duration: Duration::from_millis(400),
             s2_duration_litellm: Duration::from_millis(400),
@@ -185,14 +195,26 @@ impl Rig {
     }
 }
 
-/// The order of `systems` in round `r`: rotated, so no system always runs first or last.
-fn rotated(systems: &[Sys], r: usize) -> Vec<Sys> {
+/// The order of `systems` in round `r`: rotated, and reversed every other round, so no system
+/// always runs first, last, or right after the same neighbour (LiteLLM keeps working for a
+/// moment after its window).
+fn rotated<T: Copy>(systems: &[T], r: usize) -> Vec<T> {
     let mut v = systems.to_vec();
     if !v.is_empty() {
-        let k = r % v.len();
+        let k = (r / 2) % v.len();
         v.rotate_left(k);
+        if r % 2 == 1 {
+            v.reverse();
+        }
     }
     v
+}
+
+/// After a LiteLLM window, let its background work finish before the next system is measured.
+async fn settle(s: Sys) {
+    if s == Sys::Litellm {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// The headline figures the goals are judged on.
@@ -200,6 +222,7 @@ fn rotated(systems: &[Sys], r: usize) -> Vec<Sys> {
 pub struct Figures {
     pub added_p50_c1_us: Option<f64>,
     pub added_p99_c1_us: Option<f64>,
+    pub added_p50_idle_us: Option<f64>,
     pub added_ttft_p99_c1_us: Option<f64>,
     pub added_ttft_p99_c64_us: Option<f64>,
     pub added_gap_p99_512_us: Option<f64>,
@@ -286,11 +309,11 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
     let mut sec = Section {
         title: "1. Added latency, non-streaming, concurrency 1".into(),
         text: format!(
-            "One connection, one request at a time, {} requests per system per round ({} for \
-             LiteLLM), {} rounds, order rotated each round, {} warm-up requests first. \
-             Latency = request written → last byte of the answer. *Added* = median over rounds of \
-             (system − direct in the same round).",
-            plan.s1_requests, plan.s1_requests_litellm, plan.rounds, plan.warmup
+            "One connection, one request at a time, back to back, {} requests per system per \
+             round ({} for LiteLLM), {} rounds, order rotated each round, {} warm-up requests \
+             first. Latency = request written → last byte of the answer. *Added* = median over \
+             rounds of (system − direct in the same round).",
+            plan.s1_requests, plan.s1_requests_litellm, plan.s1_rounds, plan.warmup
         ),
         ..Default::default()
     };
@@ -302,8 +325,25 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
         }
     }
     let (mut p50, mut p99) = (Rounds::default(), Rounds::default());
-    for r in 0..plan.rounds {
+    let (mut idle50, mut idle99) = (Rounds::default(), Rounds::default());
+    for r in 0..plan.s1_rounds {
         for s in rotated(&systems, r) {
+            if plan.s1_idle_requests > 0 {
+                let n = if s == Sys::Litellm { plan.s1_idle_requests.min(20) } else { plan.s1_idle_requests };
+                let t = rig.target(s, FAST, false);
+                match load::sequential_after_idle(&t, n, plan.s1_think, Instant::now() + Duration::from_secs(30)).await {
+                    Ok(lat) => {
+                        idle50.push(s, us_of(percentile(&lat, 0.50)));
+                        idle99.push(s, us_of(percentile(&lat, 0.99)));
+                    }
+                    Err(e) => {
+                        sec.problems.push(format!("{} round {} (after idle): {e}", s.label(), r + 1));
+                        idle50.push(s, f64::NAN);
+                        idle99.push(s, f64::NAN);
+                    }
+                }
+                settle(s).await;
+            }
             let n = if s == Sys::Litellm {
                 plan.s1_requests_litellm
             } else {
@@ -321,9 +361,18 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
                     p99.push(s, f64::NAN);
                 }
             }
+            settle(s).await;
         }
     }
-    let mut t = Table::new(&["system", "p50", "p99", "added p50", "added p99", "p50 ÷ direct"]);
+    let mut t = Table::new(&[
+        "system",
+        "p50",
+        "p99",
+        "added p50",
+        "added p99",
+        "p50 ÷ direct",
+        "p99 of each round",
+    ]);
     for s in &systems {
         let direct = s.is_direct();
         t.row(vec![
@@ -333,9 +382,44 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
             if direct { "—".into() } else { opt_added(p50.added(*s)) },
             if direct { "—".into() } else { opt_added(p99.added(*s)) },
             ratio(p50.median(*s).zip(p50.median(s.baseline())).map(|(a, b)| a / b)),
+            p99.0
+                .get(s)
+                .map(|v| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" · ") + " µs")
+                .unwrap_or_default(),
         ]);
     }
     sec.tables.push(t);
+    if plan.s1_idle_requests > 0 {
+        let mut t = Table::new(&[
+            &format!("after {} ms idle", plan.s1_think.as_millis()),
+            "p50",
+            "p99",
+            "added p50",
+            "added p99",
+        ]);
+        for s in &systems {
+            let direct = s.is_direct();
+            t.row(vec![
+                s.label().into(),
+                opt_us(idle50.median(*s)),
+                opt_us(idle99.median(*s)),
+                if direct { "—".into() } else { opt_added(idle50.added(*s)) },
+                if direct { "—".into() } else { opt_added(idle99.added(*s)) },
+            ]);
+        }
+        sec.text.push_str(&format!(
+            "\n\nThe second table sends {} requests per system per round on a warm connection, \
+             each after {} ms of idle time, as a chat client does between messages (LiteLLM: \
+             at most 20). Every process then starts cold: its thread wakes from `epoll_wait`, \
+             its caches were used by others. A gateway adds one hop each way, so two more \
+             wake-ups than direct access; on this VM a wake-up from idle costs ~100–200 µs \
+             (direct access itself goes from ~20 µs back to back to ~200 µs after idle).",
+            plan.s1_idle_requests,
+            plan.s1_think.as_millis()
+        ));
+        sec.tables.push(t);
+        figs.added_p50_idle_us = idle50.added(Sys::Openclawd);
+    }
     figs.added_p50_c1_us = p50.added(Sys::Openclawd);
     figs.added_p99_c1_us = p99.added(Sys::Openclawd);
     sec
@@ -380,6 +464,7 @@ pub async fn s2_throughput(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Sectio
             rps.push(s, ok as f64 / res.elapsed.as_secs_f64());
             p50.push(s, us_of(percentile(&res.latencies, 0.5)));
             p99.push(s, us_of(percentile(&res.latencies, 0.99)));
+            settle(s).await;
             let e = cpu.entry(s).or_default();
             e.0 += gw;
             e.1 += mock;
@@ -472,17 +557,28 @@ async fn run_level(rig: &Rig, plan: &Plan, s: Sys, level: usize) -> (Vec<StreamS
     let cpu0 = procfs::cpu_secs(pid);
     let watch = RssWatch::start(vec![pid]);
     let samples = if level == 1 {
+        // One keep-alive connection, warmed by one request, as an SDK client holds it.
         let t = rig.target(s, plan.short_stream_model, true);
         let mut v = Vec::new();
-        for _ in 0..plan.s3_sequential {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            v.extend(load::streams(&t, 1, Duration::ZERO, deadline).await);
+        match load::Conn::open(t.addr).await {
+            Ok(mut conn) => {
+                let _ = conn.call(&rig.target(s, FAST, false)).await;
+                for _ in 0..plan.s3_sequential {
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    v.push(conn.stream(&t, deadline).await);
+                }
+            }
+            Err(e) => v.push(StreamSample {
+                error: Some(e),
+                ..Default::default()
+            }),
         }
         v
     } else {
         let t = rig.target(s, plan.stream_model, true);
-        let deadline = Instant::now() + Duration::from_secs(25);
-        load::streams(&t, level, plan.s3_pace, deadline).await
+        let warm = rig.target(s, FAST, false);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        load::streams(&t, &warm, level, plan.s3_pace, deadline).await
     };
     let cpu = procfs::cpu_secs(pid) - cpu0;
     let rss = watch.finish().await.first().copied().unwrap_or(0);
@@ -495,12 +591,15 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
         text: format!(
             "The mock streams `{}` ({} content chunks paced {} ms; the role chunk rides with the \
              first, the finish chunk and `[DONE]` with the last). Concurrency 1 uses {} short \
-             streams (`{}`) one after the other per round; higher levels start all streams \
-             within one pace period. Time to first token (TTFT) = request written → first event \
+             streams (`{}`) one after the other per round; higher levels open one connection \
+             per stream, warm each with one request, then start all streams within one pace \
+             period. Time to first token (TTFT) = request written → first event \
              read; inter-chunk gap = time between consecutive events read by the client. A stream \
              *stalls* if it fails, ends without its end marker, or any gap exceeds {} ms. {} \
              rounds, order rotated; added = median over rounds of (system − direct in the same \
-             round). LiteLLM joins the rounds up to concurrency {}.",
+             round). LiteLLM joins the rounds up to concurrency {}. A stream's first request \
+             comes after the previous stream's 20 ms pauses, so TTFT carries the wake-from-idle \
+             cost shown in the second table of §1.",
             plan.stream_model,
             crate::mock::Shape::from_model(plan.stream_model).chunks,
             crate::mock::Shape::from_model(plan.stream_model).pace.as_millis(),
@@ -525,6 +624,7 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                 .collect();
             for s in rotated(&in_level, r) {
                 let (samples, cpu, rss) = run_level(rig, plan, s, level).await;
+                settle(s).await;
                 let lf = per_level.entry(level).or_default();
                 let ttft: Vec<Duration> = samples.iter().filter_map(|x| x.ttft).collect();
                 let gaps: Vec<Duration> = samples.iter().flat_map(|x| x.gaps.iter().copied()).collect();
@@ -677,9 +777,7 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
     let mut res: BTreeMap<Kind, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let kinds = [Kind::Direct, Kind::Fresh, Kind::Cooling];
     for r in 0..plan.rounds {
-        let mut order = kinds.to_vec();
-        order.rotate_left(r % 3);
-        for k in order {
+        for k in rotated(&kinds, r) {
             let lat: Result<Vec<Duration>, String> = match k {
                 Kind::Direct => load::sequential(&direct, 0, plan.s4_requests, Instant::now() + Duration::from_secs(30)).await,
                 Kind::Cooling => load::sequential(&cooling, 0, plan.s4_requests, Instant::now() + Duration::from_secs(30)).await,
