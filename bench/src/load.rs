@@ -401,7 +401,10 @@ mod tests {
 
     #[test]
     fn events_are_counted_per_framing() {
-        assert_eq!(count_events(b"data: {}\n\ndata: [DONE]\n\n", Framing::Sse), 2);
+        assert_eq!(
+            count_events(b"data: {}\n\ndata: [DONE]\n\n", Framing::Sse),
+            2
+        );
         assert_eq!(count_events(b"{}\n{}\n", Framing::Ndjson), 2);
         assert!(is_complete(b"...data: [DONE]\n\n", Framing::Sse));
         assert!(is_complete(b"{\"done\":true}\n", Framing::Ndjson));

@@ -30,7 +30,9 @@ use report::{mb, secs, us, Section, Table};
 use scenarios::{Figures, Memory, Plan, Rig};
 
 #[derive(Parser)]
-#[command(about = "openclawd's benchmark: direct vs openclawd vs LiteLLM, written to BENCHMARKS.md")]
+#[command(
+    about = "openclawd's benchmark: direct vs openclawd vs LiteLLM, written to BENCHMARKS.md"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -104,13 +106,17 @@ fn main() -> anyhow::Result<()> {
             mock::serve(l).await;
             Ok(())
         }),
-        Cmd::All { common, no_build } => rt.block_on(interruptible(run_all(common, no_build, false))),
+        Cmd::All { common, no_build } => {
+            rt.block_on(interruptible(run_all(common, no_build, false)))
+        }
         Cmd::Smoke { common } => rt.block_on(interruptible(run_all(common, true, true))),
     }
 }
 
 /// Ctrl-C drops the run, and with it every process it started.
-async fn interruptible(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+async fn interruptible(
+    fut: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     tokio::select! {
         r = fut => r,
         _ = tokio::signal::ctrl_c() => bail!("interrupted; stopped every process this run started"),
@@ -142,14 +148,28 @@ fn build_binaries(ws: &Path) -> anyhow::Result<()> {
         if k.starts_with("CARGO_PKG_")
             || matches!(
                 k.as_str(),
-                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_PRIMARY_PACKAGE" | "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "LD_LIBRARY_PATH" | "RUST_RECURSION_COUNT"
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "LD_LIBRARY_PATH"
+                    | "RUST_RECURSION_COUNT"
             )
         {
             cmd.env_remove(k);
         }
     }
     let st = cmd
-        .args(["build", "--release", "-p", "openclawd", "-p", "ollama-double", "--bins"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "openclawd",
+            "-p",
+            "ollama-double",
+            "--bins",
+        ])
         .current_dir(ws)
         .status()
         .context("running cargo build")?;
@@ -230,13 +250,22 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     if let Some(r) = common.rounds {
         plan.rounds = r.max(1);
     }
-    let out = common.out.clone().unwrap_or_else(|| ws.join("BENCHMARKS.md"));
+    let out = common
+        .out
+        .clone()
+        .unwrap_or_else(|| ws.join("BENCHMARKS.md"));
     if !no_build {
         build_binaries(&ws)?;
     }
     let release = ws.join("target").join("release");
-    let openclawd = common.openclawd.clone().unwrap_or_else(|| release.join("openclawd"));
-    let double = common.ollama.clone().unwrap_or_else(|| release.join("ollama"));
+    let openclawd = common
+        .openclawd
+        .clone()
+        .unwrap_or_else(|| release.join("openclawd"));
+    let double = common
+        .ollama
+        .clone()
+        .unwrap_or_else(|| release.join("ollama"));
     for (what, p) in [("openclawd", &openclawd), ("the ollama double", &double)] {
         if !p.exists() {
             bail!(
@@ -246,7 +275,9 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         }
     }
     let load_start = loadavg();
-    let dir = tempfile::Builder::new().prefix("openclawd-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("openclawd-bench-")
+        .tempdir()?;
 
     // LiteLLM: installed by the script unless told otherwise; the table says why it is absent.
     let venv = common
@@ -264,24 +295,49 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         litellm_absent = Some("not part of the smoke".into());
     }
 
-    eprintln!("[bench] starting the mock, openclawd{}", if litellm_absent.is_none() { " and LiteLLM" } else { "" });
+    eprintln!(
+        "[bench] starting the mock, openclawd{}",
+        if litellm_absent.is_none() {
+            " and LiteLLM"
+        } else {
+            ""
+        }
+    );
     let bench_exe = std::env::current_exe()?;
     let (mock_proc, mock_addr) = systems::spawn_mock(&bench_exe, dir.path())?;
     let dead_port = systems::free_port()?;
-    let (oc, oc_start) = systems::spawn_openclawd(&openclawd, mock_addr, dead_port, plan.dead_models()).await?;
+    let (oc, oc_start) =
+        systems::spawn_openclawd(&openclawd, mock_addr, dead_port, plan.dead_models()).await?;
     let mut litellm = None;
     let mut litellm_start = None;
     if litellm_absent.is_none() {
-        match systems::spawn_litellm(&venv, &ws.join("scripts/bench-litellm-config.yaml"), mock_addr, dir.path()).await {
+        match systems::spawn_litellm(
+            &venv,
+            &ws.join("scripts/bench-litellm-config.yaml"),
+            mock_addr,
+            dir.path(),
+        )
+        .await
+        {
             Ok((l, took)) => {
                 // One request proves the route works before anything is measured.
-                let t = load::Target::chat(l.addr, "/v1/chat/completions", systems::FAST, false, load::Framing::Sse, Some(systems::LITELLM_KEY));
+                let t = load::Target::chat(
+                    l.addr,
+                    "/v1/chat/completions",
+                    systems::FAST,
+                    false,
+                    load::Framing::Sse,
+                    Some(systems::LITELLM_KEY),
+                );
                 match load::sequential(&t, 0, 1, Instant::now() + Duration::from_secs(60)).await {
                     Ok(_) => {
                         litellm_start = Some(took);
                         litellm = Some(l);
                     }
-                    Err(e) => litellm_absent = Some(format!("LiteLLM started but its first request failed: {e}")),
+                    Err(e) => {
+                        litellm_absent =
+                            Some(format!("LiteLLM started but its first request failed: {e}"))
+                    }
                 }
             }
             Err(e) => litellm_absent = Some(format!("LiteLLM did not start: {e:#}")),
@@ -300,7 +356,11 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     let mut figs = Figures::default();
     let mut sections: Vec<Section> = Vec::new();
     let wanted = |n: u8| common.only.is_empty() || common.only.contains(&n);
-    let watched = vec![rig.openclawd_pid, rig.litellm.map(|l| l.1).unwrap_or(rig.mock_pid), rig.mock_pid];
+    let watched = vec![
+        rig.openclawd_pid,
+        rig.litellm.map(|l| l.1).unwrap_or(rig.mock_pid),
+        rig.mock_pid,
+    ];
     if wanted(1) {
         eprintln!("[bench] scenario 1: added latency at concurrency 1");
         sections.push(scenarios::s1_latency(&rig, &plan, &mut figs).await);
@@ -344,25 +404,42 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         s2: peaks(&s2_peaks),
         s3: peaks(&s3_peaks),
     };
-    let top = plan.s3_levels.iter().chain(plan.s3_ladder.iter()).max().copied().unwrap_or(1);
+    let top = plan
+        .s3_levels
+        .iter()
+        .chain(plan.s3_ladder.iter())
+        .max()
+        .copied()
+        .unwrap_or(1);
     if wanted(5) {
         sections.push(scenarios::s5_memory(&memory, &mut figs, top));
     }
     let oc_version = first_line(openclawd.to_str().unwrap_or("openclawd"), &["--version"]);
-    let oc_log_warnings = std::fs::read_to_string(&oc.proc.log).map(|s| s.lines().filter(|l| l.contains("WARN")).count()).unwrap_or(0);
+    let oc_log_warnings = std::fs::read_to_string(&oc.proc.log)
+        .map(|s| s.lines().filter(|l| l.contains("WARN")).count())
+        .unwrap_or(0);
     drop(litellm);
     drop(oc);
     drop(mock_proc);
 
     let mut sup = supervisor::SupervisorFigures::default();
     if wanted(6) {
-        eprintln!("[bench] scenario 6: supervisor ({} iterations)", plan.s6_iterations);
+        eprintln!(
+            "[bench] scenario 6: supervisor ({} iterations)",
+            plan.s6_iterations
+        );
         sup = supervisor::run(&openclawd, &double, plan.s6_iterations).await;
         sections.push(s6_section(&sup));
     }
     let load_end = loadavg();
 
-    let litellm_version = systems::command_line(&venv.join("bin/python"), &["-c", "import importlib.metadata as m; print(m.version('litellm'))"]);
+    let litellm_version = systems::command_line(
+        &venv.join("bin/python"),
+        &[
+            "-c",
+            "import importlib.metadata as m; print(m.version('litellm'))",
+        ],
+    );
     let python_version = systems::command_line(&venv.join("bin/python"), &["--version"]);
     let mut md = String::new();
     let _ = writeln!(md, "# openclawd benchmarks\n");
@@ -383,16 +460,50 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         run_started.elapsed().as_secs_f64()
     );
     let mut machine = Table::new(&["", ""]);
-    machine.row(vec!["machine".into(), format!("{} cores ({}), {} RAM, {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), cpu_model(), mem_total(), first_line("uname", &["-sr"]))]);
-    machine.row(vec!["load average (1/5/15 min) at start / end".into(), format!("{load_start} / {load_end}")]);
-    machine.row(vec!["openclawd".into(), format!("{oc_version} (git {}), `{}`, started in {}", first_line("git", &["-C", ws.to_str().unwrap_or("."), "rev-parse", "--short", "HEAD"]), openclawd.display(), secs(Some(oc_start.as_secs_f64())))]);
+    machine.row(vec![
+        "machine".into(),
+        format!(
+            "{} cores ({}), {} RAM, {}",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            cpu_model(),
+            mem_total(),
+            first_line("uname", &["-sr"])
+        ),
+    ]);
+    machine.row(vec![
+        "load average (1/5/15 min) at start / end".into(),
+        format!("{load_start} / {load_end}"),
+    ]);
+    machine.row(vec![
+        "openclawd".into(),
+        format!(
+            "{oc_version} (git {}), `{}`, started in {}",
+            first_line(
+                "git",
+                &[
+                    "-C",
+                    ws.to_str().unwrap_or("."),
+                    "rev-parse",
+                    "--short",
+                    "HEAD"
+                ]
+            ),
+            openclawd.display(),
+            secs(Some(oc_start.as_secs_f64()))
+        ),
+    ]);
     machine.row(vec!["LiteLLM".into(), match (&litellm_absent, litellm_start) {
         (None, Some(t)) => format!("{} on {}, `litellm --config scripts/bench-litellm-config.yaml` (one uvicorn worker, its default), started in {}", litellm_version.clone().unwrap_or("unknown".into()), python_version.clone().unwrap_or_default(), secs(Some(t.as_secs_f64()))),
         (Some(why), _) => format!("absent: {why}"),
         _ => "absent".into(),
     }]);
     machine.row(vec!["Rust".into(), first_line("rustc", &["--version"])]);
-    machine.row(vec!["ollama double (scenario 6)".into(), format!("`{}`", double.display())]);
+    machine.row(vec![
+        "ollama double (scenario 6)".into(),
+        format!("`{}`", double.display()),
+    ]);
     let _ = writeln!(md, "{}", machine.render());
     let _ = writeln!(
         md,
@@ -412,7 +523,11 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         "## Reproduce\n\n```sh\ncargo run --release -p bench -- all      # builds openclawd + the ollama double, installs LiteLLM into target/bench-litellm-venv (pip), writes BENCHMARKS.md\ncargo run --release -p bench -- all --no-litellm   # without the Python peer\ncargo test -p bench                      # the ~10 s smoke CI runs (needs `cargo build --workspace` first)\n```\n\nopenclawd runs as the real binary (`openclawd run`) with a temporary HOME, `ollama.manage: false`, and providers `mock` (`openai-completions`), `ollama` (native `/api/chat`) and `dead` (a refused port) all on loopback; its log had {oc_log_warnings} warning lines (the failover scenario logs one per failed attempt). Scenario 6 starts one openclawd per iteration managing the `ollama` test double."
     );
     std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("[bench] wrote {} in {:.0} s", out.display(), run_started.elapsed().as_secs_f64());
+    eprintln!(
+        "[bench] wrote {} in {:.0} s",
+        out.display(),
+        run_started.elapsed().as_secs_f64()
+    );
 
     if smoke {
         let mut problems: Vec<String> = sections.iter().flat_map(|s| s.problems.clone()).collect();
@@ -463,7 +578,12 @@ fn s6_section(f: &supervisor::SupervisorFigures) -> Section {
         ("`ollama pull` → model routable", &f.pull),
     ] {
         let (med, max) = scenarios::median_max(v);
-        t.row(vec![label.into(), secs(med), secs(max), v.len().to_string()]);
+        t.row(vec![
+            label.into(),
+            secs(med),
+            secs(max),
+            v.len().to_string(),
+        ]);
     }
     sec.tables.push(t);
     for e in &f.errors {
@@ -493,7 +613,11 @@ fn goals_section(f: &Figures, litellm_absent: Option<&str>) -> Section {
     t.row(vec![
         "added latency p99, non-streaming, concurrency 1".into(),
         "≤ 100 µs".into(),
-        format!("{} (p50 {})", scenarios::added_row(f.added_p99_c1_us), scenarios::added_row(f.added_p50_c1_us)),
+        format!(
+            "{} (p50 {})",
+            scenarios::added_row(f.added_p99_c1_us),
+            scenarios::added_row(f.added_p50_c1_us)
+        ),
         verdict(f.added_p99_c1_us, |x| x <= 100.0).into(),
     ]);
     t.row(vec![
@@ -514,7 +638,9 @@ fn goals_section(f: &Figures, litellm_absent: Option<&str>) -> Section {
         format!(
             "{}; most stall-free streams: {}",
             scenarios::added_row(f.added_gap_p99_512_us),
-            f.max_streams_openclawd.map(|m| m.to_string()).unwrap_or("—".into())
+            f.max_streams_openclawd
+                .map(|m| m.to_string())
+                .unwrap_or("—".into())
         ),
         verdict(f.added_gap_p99_512_us, |x| x <= 10.0).into(),
     ]);

@@ -183,7 +183,10 @@ async fn chat(req: Request<Incoming>, dialect: Dialect) -> Response<MockBody> {
         (Dialect::OpenAi, false) => json(openai_json(&model, shape.chunks)),
         (Dialect::Ollama, false) => json(ollama_json(&model, shape.chunks)),
         (Dialect::OpenAi, true) => {
-            let mut r = Response::new(MockBody::paced(sse_frames(&model, shape.chunks, usage), shape));
+            let mut r = Response::new(MockBody::paced(
+                sse_frames(&model, shape.chunks, usage),
+                shape,
+            ));
             let h = r.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert("cache-control", HeaderValue::from_static("no-cache"));
@@ -191,8 +194,10 @@ async fn chat(req: Request<Incoming>, dialect: Dialect) -> Response<MockBody> {
         }
         (Dialect::Ollama, true) => {
             let mut r = Response::new(MockBody::paced(ndjson_frames(&model, shape.chunks), shape));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
             r
         }
     }
@@ -373,11 +378,17 @@ mod tests {
     fn sse_frames_are_one_content_event_each_and_end_with_done() {
         let f = sse_frames("\"m\"", 3, false);
         assert_eq!(f.len(), 3);
-        assert!(f[0].starts_with(b"data: ") && std::str::from_utf8(&f[0]).unwrap().contains("\"role\""));
+        assert!(
+            f[0].starts_with(b"data: ") && std::str::from_utf8(&f[0]).unwrap().contains("\"role\"")
+        );
         let last = std::str::from_utf8(&f[2]).unwrap();
         assert!(last.ends_with("data: [DONE]\n\n"), "{last}");
         for frame in &f {
-            for ev in std::str::from_utf8(frame).unwrap().split("\n\n").filter(|e| !e.is_empty()) {
+            for ev in std::str::from_utf8(frame)
+                .unwrap()
+                .split("\n\n")
+                .filter(|e| !e.is_empty())
+            {
                 let data = ev.strip_prefix("data: ").unwrap();
                 if data != "[DONE]" {
                     serde_json::from_str::<serde_json::Value>(data).unwrap();
@@ -388,9 +399,12 @@ mod tests {
 
     #[test]
     fn ndjson_frames_are_json_lines_ending_with_done() {
-        let f = ndjson_frames("\"m\"", 2, );
+        let f = ndjson_frames("\"m\"", 2);
         let all: String = f.iter().map(|b| std::str::from_utf8(b).unwrap()).collect();
-        let lines: Vec<serde_json::Value> = all.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2]["done"], true);
         assert_eq!(lines[0]["message"]["content"], TOKEN);

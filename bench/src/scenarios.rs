@@ -154,7 +154,14 @@ impl Rig {
 
     pub fn target(&self, sys: Sys, model: &str, stream: bool) -> Target {
         match sys {
-            Sys::Direct => Target::chat(self.mock, "/v1/chat/completions", model, stream, Framing::Sse, None),
+            Sys::Direct => Target::chat(
+                self.mock,
+                "/v1/chat/completions",
+                model,
+                stream,
+                Framing::Sse,
+                None,
+            ),
             Sys::DirectOllama => {
                 Target::chat(self.mock, "/api/chat", model, stream, Framing::Ndjson, None)
             }
@@ -285,9 +292,14 @@ impl Rounds {
         self.0.entry(s).or_default().push(v);
     }
     fn median(&self, s: Sys) -> Option<f64> {
-        self.0
-            .get(&s)
-            .and_then(|v| median_f64(&v.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>()))
+        self.0.get(&s).and_then(|v| {
+            median_f64(
+                &v.iter()
+                    .copied()
+                    .filter(|x| x.is_finite())
+                    .collect::<Vec<_>>(),
+            )
+        })
     }
     /// Median over rounds of (s − baseline) in the same round.
     fn added(&self, s: Sys) -> Option<f64> {
@@ -320,8 +332,11 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
     let systems = rig.systems();
     for s in &systems {
         let t = rig.target(*s, FAST, false);
-        if let Err(e) = load::sequential(&t, plan.warmup, 0, Instant::now() + Duration::from_secs(60)).await {
-            sec.problems.push(format!("{}: warm-up failed: {e}", s.label()));
+        if let Err(e) =
+            load::sequential(&t, plan.warmup, 0, Instant::now() + Duration::from_secs(60)).await
+        {
+            sec.problems
+                .push(format!("{}: warm-up failed: {e}", s.label()));
         }
     }
     let (mut p50, mut p99) = (Rounds::default(), Rounds::default());
@@ -329,15 +344,30 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
     for r in 0..plan.s1_rounds {
         for s in rotated(&systems, r) {
             if plan.s1_idle_requests > 0 {
-                let n = if s == Sys::Litellm { plan.s1_idle_requests.min(20) } else { plan.s1_idle_requests };
+                let n = if s == Sys::Litellm {
+                    plan.s1_idle_requests.min(20)
+                } else {
+                    plan.s1_idle_requests
+                };
                 let t = rig.target(s, FAST, false);
-                match load::sequential_after_idle(&t, n, plan.s1_think, Instant::now() + Duration::from_secs(30)).await {
+                match load::sequential_after_idle(
+                    &t,
+                    n,
+                    plan.s1_think,
+                    Instant::now() + Duration::from_secs(30),
+                )
+                .await
+                {
                     Ok(lat) => {
                         idle50.push(s, us_of(percentile(&lat, 0.50)));
                         idle99.push(s, us_of(percentile(&lat, 0.99)));
                     }
                     Err(e) => {
-                        sec.problems.push(format!("{} round {} (after idle): {e}", s.label(), r + 1));
+                        sec.problems.push(format!(
+                            "{} round {} (after idle): {e}",
+                            s.label(),
+                            r + 1
+                        ));
                         idle50.push(s, f64::NAN);
                         idle99.push(s, f64::NAN);
                     }
@@ -356,7 +386,8 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
                     p99.push(s, us_of(percentile(&lat, 0.99)));
                 }
                 Err(e) => {
-                    sec.problems.push(format!("{} round {}: {e}", s.label(), r + 1));
+                    sec.problems
+                        .push(format!("{} round {}: {e}", s.label(), r + 1));
                     p50.push(s, f64::NAN);
                     p99.push(s, f64::NAN);
                 }
@@ -379,12 +410,30 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
             s.label().into(),
             opt_us(p50.median(*s)),
             opt_us(p99.median(*s)),
-            if direct { "—".into() } else { opt_added(p50.added(*s)) },
-            if direct { "—".into() } else { opt_added(p99.added(*s)) },
-            ratio(p50.median(*s).zip(p50.median(s.baseline())).map(|(a, b)| a / b)),
+            if direct {
+                "—".into()
+            } else {
+                opt_added(p50.added(*s))
+            },
+            if direct {
+                "—".into()
+            } else {
+                opt_added(p99.added(*s))
+            },
+            ratio(
+                p50.median(*s)
+                    .zip(p50.median(s.baseline()))
+                    .map(|(a, b)| a / b),
+            ),
             p99.0
                 .get(s)
-                .map(|v| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" · ") + " µs")
+                .map(|v| {
+                    v.iter()
+                        .map(|x| format!("{x:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                        + " µs"
+                })
                 .unwrap_or_default(),
         ]);
     }
@@ -403,8 +452,16 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
                 s.label().into(),
                 opt_us(idle50.median(*s)),
                 opt_us(idle99.median(*s)),
-                if direct { "—".into() } else { opt_added(idle50.added(*s)) },
-                if direct { "—".into() } else { opt_added(idle99.added(*s)) },
+                if direct {
+                    "—".into()
+                } else {
+                    opt_added(idle50.added(*s))
+                },
+                if direct {
+                    "—".into()
+                } else {
+                    opt_added(idle99.added(*s))
+                },
             ]);
         }
         sec.text.push_str(&format!(
@@ -497,11 +554,21 @@ pub async fn s2_throughput(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Sectio
         "mock CPU / request",
     ]);
     for s in &systems {
-        let gw = if s.is_direct() { None } else { per_req(*s, false) };
+        let gw = if s.is_direct() {
+            None
+        } else {
+            per_req(*s, false)
+        };
         t.row(vec![
             s.label().into(),
-            rps.median(*s).map(|v| format!("{v:.0}")).unwrap_or("—".into()),
-            ratio(rps.median(*s).zip(rps.median(s.baseline())).map(|(a, b)| a / b)),
+            rps.median(*s)
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or("—".into()),
+            ratio(
+                rps.median(*s)
+                    .zip(rps.median(s.baseline()))
+                    .map(|(a, b)| a / b),
+            ),
             opt_us(p50.median(*s)),
             opt_us(p99.median(*s)),
             cpu.get(s).map(|c| c.3.to_string()).unwrap_or("—".into()),
@@ -586,9 +653,10 @@ async fn run_level(rig: &Rig, plan: &Plan, s: Sys, level: usize) -> (Vec<StreamS
 }
 
 pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
-    let mut sec = Section {
-        title: "3. Streaming".into(),
-        text: format!(
+    let mut sec =
+        Section {
+            title: "3. Streaming".into(),
+            text: format!(
             "The mock streams `{}` ({} content chunks paced {} ms; the role chunk rides with the \
              first, the finish chunk and `[DONE]` with the last). Concurrency 1 uses {} short \
              streams (`{}`) one after the other per round; higher levels open one connection \
@@ -609,8 +677,8 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
             plan.rounds,
             plan.s3_litellm_max_level,
         ),
-        ..Default::default()
-    };
+            ..Default::default()
+        };
     let systems = rig.systems();
     let mut levels = vec![1usize];
     levels.extend(plan.s3_levels.iter().copied());
@@ -627,7 +695,10 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                 settle(s).await;
                 let lf = per_level.entry(level).or_default();
                 let ttft: Vec<Duration> = samples.iter().filter_map(|x| x.ttft).collect();
-                let gaps: Vec<Duration> = samples.iter().flat_map(|x| x.gaps.iter().copied()).collect();
+                let gaps: Vec<Duration> = samples
+                    .iter()
+                    .flat_map(|x| x.gaps.iter().copied())
+                    .collect();
                 lf.ttft_p50.push(s, us_of(percentile(&ttft, 0.5)));
                 lf.ttft_p99.push(s, us_of(percentile(&ttft, 0.99)));
                 lf.gap_p99.push(s, us_of(percentile(&gaps, 0.99)));
@@ -670,17 +741,37 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                 continue;
             };
             let direct = s.is_direct();
-            let cpu = lf.cpu.get(s).filter(|c| c.1 > 0).map(|c| c.0 / c.1 as f64 * 1e6);
+            let cpu = lf
+                .cpu
+                .get(s)
+                .filter(|c| c.1 > 0)
+                .map(|c| c.0 / c.1 as f64 * 1e6);
             t.row(vec![
                 s.label().into(),
                 opt_us(lf.ttft_p50.median(*s)),
                 opt_us(lf.ttft_p99.median(*s)),
-                if direct { "—".into() } else { opt_added(lf.ttft_p50.added(*s)) },
-                if direct { "—".into() } else { opt_added(lf.ttft_p99.added(*s)) },
+                if direct {
+                    "—".into()
+                } else {
+                    opt_added(lf.ttft_p50.added(*s))
+                },
+                if direct {
+                    "—".into()
+                } else {
+                    opt_added(lf.ttft_p99.added(*s))
+                },
                 opt_us(lf.gap_p99.median(*s)),
-                if direct { "—".into() } else { opt_added(lf.gap_p99.added(*s)) },
+                if direct {
+                    "—".into()
+                } else {
+                    opt_added(lf.gap_p99.added(*s))
+                },
                 format!("{stalls} / {total}"),
-                if direct { "—".into() } else { cpu.map(us).unwrap_or("—".into()) },
+                if direct {
+                    "—".into()
+                } else {
+                    cpu.map(us).unwrap_or("—".into())
+                },
                 mb(lf.rss.get(s).copied()),
             ]);
             if *stalls > 0 {
@@ -690,22 +781,37 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                     lf.first_problem.get(s).cloned().unwrap_or_default()
                 ));
                 if s.is_direct() || matches!(s, Sys::Openclawd | Sys::OpenclawdOllama) {
-                    sec.problems.push(format!("{} stalled at concurrency {level}", s.label()));
+                    sec.problems
+                        .push(format!("{} stalled at concurrency {level}", s.label()));
                 }
             }
         }
         sec.tables.push(t);
     }
-    figs.added_ttft_p99_c1_us = per_level.get(&1).and_then(|l| l.ttft_p99.added(Sys::Openclawd));
-    figs.added_ttft_p99_c64_us = per_level.get(&64).and_then(|l| l.ttft_p99.added(Sys::Openclawd));
-    figs.added_gap_p99_512_us = per_level.get(&512).and_then(|l| l.gap_p99.added(Sys::Openclawd));
-    figs.rss_512 = per_level
+    figs.added_ttft_p99_c1_us = per_level
+        .get(&1)
+        .and_then(|l| l.ttft_p99.added(Sys::Openclawd));
+    figs.added_ttft_p99_c64_us = per_level
+        .get(&64)
+        .and_then(|l| l.ttft_p99.added(Sys::Openclawd));
+    figs.added_gap_p99_512_us = per_level
         .get(&512)
-        .and_then(|l| [Sys::Openclawd, Sys::OpenclawdOllama].iter().filter_map(|s| l.rss.get(s)).max().copied());
+        .and_then(|l| l.gap_p99.added(Sys::Openclawd));
+    figs.rss_512 = per_level.get(&512).and_then(|l| {
+        [Sys::Openclawd, Sys::OpenclawdOllama]
+            .iter()
+            .filter_map(|s| l.rss.get(s))
+            .max()
+            .copied()
+    });
 
     // The ladder: the most concurrent streams each system carries with no stall.
     if !plan.s3_ladder.is_empty() {
-        let mut t = Table::new(&["system", "most concurrent streams with no stall", "first stall"]);
+        let mut t = Table::new(&[
+            "system",
+            "most concurrent streams with no stall",
+            "first stall",
+        ]);
         for s in &systems {
             let mut best: Option<usize> = None;
             let mut first_stall = "none up to the top of the ladder".to_string();
@@ -719,10 +825,21 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                     let why = bad[0].error.clone().unwrap_or_else(|| {
                         format!(
                             "largest gap {:.0} ms",
-                            bad[0].gaps.iter().max().copied().unwrap_or_default().as_secs_f64() * 1e3
+                            bad[0]
+                                .gaps
+                                .iter()
+                                .max()
+                                .copied()
+                                .unwrap_or_default()
+                                .as_secs_f64()
+                                * 1e3
                         )
                     });
-                    first_stall = format!("{level}: {} of {} stalled ({why})", bad.len(), samples.len());
+                    first_stall = format!(
+                        "{level}: {} of {} stalled ({why})",
+                        bad.len(),
+                        samples.len()
+                    );
                     break;
                 }
             }
@@ -769,9 +886,18 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
     }
     let mut next_dead = 1usize;
     // d0 fails once now, so it is in cooldown for the whole scenario (30 s first step).
-    let cooling = Target::chat(rig.openclawd, "/v1/chat/completions", "dead/d0", false, Framing::Sse, None);
-    if let Err(e) = load::sequential(&cooling, 0, 1, Instant::now() + Duration::from_secs(10)).await {
-        sec.problems.push(format!("the first failover did not answer: {e}"));
+    let cooling = Target::chat(
+        rig.openclawd,
+        "/v1/chat/completions",
+        "dead/d0",
+        false,
+        Framing::Sse,
+        None,
+    );
+    if let Err(e) = load::sequential(&cooling, 0, 1, Instant::now() + Duration::from_secs(10)).await
+    {
+        sec.problems
+            .push(format!("the first failover did not answer: {e}"));
     }
     let direct = rig.target(Sys::Direct, FAST, false);
     let mut res: BTreeMap<Kind, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
@@ -779,8 +905,24 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
     for r in 0..plan.rounds {
         for k in rotated(&kinds, r) {
             let lat: Result<Vec<Duration>, String> = match k {
-                Kind::Direct => load::sequential(&direct, 0, plan.s4_requests, Instant::now() + Duration::from_secs(30)).await,
-                Kind::Cooling => load::sequential(&cooling, 0, plan.s4_requests, Instant::now() + Duration::from_secs(30)).await,
+                Kind::Direct => {
+                    load::sequential(
+                        &direct,
+                        0,
+                        plan.s4_requests,
+                        Instant::now() + Duration::from_secs(30),
+                    )
+                    .await
+                }
+                Kind::Cooling => {
+                    load::sequential(
+                        &cooling,
+                        0,
+                        plan.s4_requests,
+                        Instant::now() + Duration::from_secs(30),
+                    )
+                    .await
+                }
                 Kind::Fresh => {
                     let mut v = Vec::new();
                     let mut err = None;
@@ -820,7 +962,8 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
                     e.1.push(us_of(percentile(&l, 0.99)));
                 }
                 Err(err) => {
-                    sec.problems.push(format!("failover round {}: {err}", r + 1));
+                    sec.problems
+                        .push(format!("failover round {}: {err}", r + 1));
                     e.0.push(f64::NAN);
                     e.1.push(f64::NAN);
                 }
@@ -831,7 +974,13 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
         let a = res.get(&k)?;
         let b = res.get(&Kind::Direct)?;
         let (a, b) = if p99 { (&a.1, &b.1) } else { (&a.0, &b.0) };
-        median_f64(&a.iter().zip(b).map(|(x, y)| x - y).filter(|x| x.is_finite()).collect::<Vec<_>>())
+        median_f64(
+            &a.iter()
+                .zip(b)
+                .map(|(x, y)| x - y)
+                .filter(|x| x.is_finite())
+                .collect::<Vec<_>>(),
+        )
     };
     let med = |k: Kind, p99: bool| -> Option<f64> {
         let a = res.get(&k)?;
@@ -840,16 +989,30 @@ pub async fn s4_failover(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section 
     let mut t = Table::new(&["request", "p50", "p99", "added p50", "added p99"]);
     for (k, label) in [
         (Kind::Direct, "direct → mock"),
-        (Kind::Fresh, "**openclawd**: first failure (connection refused) → fallback"),
-        (Kind::Cooling, "**openclawd**: primary in cooldown → fallback"),
+        (
+            Kind::Fresh,
+            "**openclawd**: first failure (connection refused) → fallback",
+        ),
+        (
+            Kind::Cooling,
+            "**openclawd**: primary in cooldown → fallback",
+        ),
     ] {
         let direct = k == Kind::Direct;
         t.row(vec![
             label.into(),
             opt_us(med(k, false)),
             opt_us(med(k, true)),
-            if direct { "—".into() } else { opt_added(added(k, false)) },
-            if direct { "—".into() } else { opt_added(added(k, true)) },
+            if direct {
+                "—".into()
+            } else {
+                opt_added(added(k, false))
+            },
+            if direct {
+                "—".into()
+            } else {
+                opt_added(added(k, true))
+            },
         ]);
     }
     sec.tables.push(t);
@@ -877,7 +1040,13 @@ pub fn s5_memory(m: &Memory, figs: &mut Figures, s3_top: usize) -> Section {
         ),
         ..Default::default()
     };
-    let mut t = Table::new(&["process", "idle", "peak, scenario 2", "peak, scenario 3", "after"]);
+    let mut t = Table::new(&[
+        "process",
+        "idle",
+        "peak, scenario 2",
+        "peak, scenario 3",
+        "after",
+    ]);
     for name in ["openclawd", "LiteLLM", "mock upstream"] {
         if !m.idle.contains_key(name) {
             continue;

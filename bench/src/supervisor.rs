@@ -69,7 +69,10 @@ async fn until(
             last = st;
         }
         if let Some(st) = proc.exited() {
-            bail!("openclawd exited ({st}) waiting for {what}:\n{}", proc.log_tail(15));
+            bail!(
+                "openclawd exited ({st}) waiting for {what}:\n{}",
+                proc.log_tail(15)
+            );
         }
         tokio::time::sleep(POLL).await;
     }
@@ -137,7 +140,11 @@ async fn iteration(
         .env("HOME", home.path())
         .env(
             "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env("OPENCLAW_STATE_DIR", &state)
         .env("OPENCLAW_GATEWAY_PORT", port.to_string())
@@ -148,9 +155,22 @@ async fn iteration(
         .env("OLLAMA_API_KEY", "ollama-local")
         .stdout(Stdio::null());
     let started = Instant::now();
-    let mut proc = Proc::spawn("openclawd (managing the ollama double)", cmd, &home.path().join("openclawd.log"))?;
+    let mut proc = Proc::spawn(
+        "openclawd (managing the ollama double)",
+        cmd,
+        &home.path().join("openclawd.log"),
+    )?;
     let marker = format!("OLLAMA_DOUBLE_CONTROL={}", control.display());
-    let result = timed_steps(&mut proc, addr, started, &config_file, &control, &library, f).await;
+    let result = timed_steps(
+        &mut proc,
+        addr,
+        started,
+        &config_file,
+        &control,
+        &library,
+        f,
+    )
+    .await;
     proc.stop(Duration::from_secs(15));
     // The double's runner outlives a SIGKILLed server (as real Ollama's does): end every
     // process this iteration started, found by its unique control-file path.
@@ -170,9 +190,13 @@ async fn timed_steps(
     f: &mut SupervisorFigures,
 ) -> anyhow::Result<()> {
     let first = "ollama/llama3.2:3b";
-    let t = until(proc, addr, "Ollama running and the primary routable", started, |st| {
-        running(st) && model_available(st, first)
-    })
+    let t = until(
+        proc,
+        addr,
+        "Ollama running and the primary routable",
+        started,
+        |st| running(st) && model_available(st, first),
+    )
     .await?;
     f.start.push(t);
 
@@ -183,9 +207,13 @@ async fn timed_steps(
         .ok_or_else(|| anyhow!("no ollama pid in /status"))?;
     kill(Pid::from_raw(old_pid as i32), Signal::SIGKILL).context("SIGKILL ollama serve")?;
     let since = Instant::now();
-    let t = until(proc, addr, "Ollama running again after SIGKILL", since, |st| {
-        running(st) && st["ollama"]["pid"].as_u64() != Some(old_pid)
-    })
+    let t = until(
+        proc,
+        addr,
+        "Ollama running again after SIGKILL",
+        since,
+        |st| running(st) && st["ollama"]["pid"].as_u64() != Some(old_pid),
+    )
     .await?;
     f.sigkill.push(t);
 

@@ -33,7 +33,8 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Proc> {
-        let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         cmd.stderr(file).stdin(Stdio::null()).process_group(0);
         // If the bench dies without stopping it, the child gets SIGTERM (openclawd then stops
         // its own Ollama). Children are spawned from runtime worker threads, which live as long
@@ -136,14 +137,23 @@ pub fn spawn_mock(bench_exe: &Path, dir: &Path) -> anyhow::Result<(Proc, SocketA
     cmd.args(["mock", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped());
     let mut p = Proc::spawn("mock upstream", cmd, &dir.join("mock.log"))?;
-    let stdout = p.child.stdout.take().ok_or_else(|| anyhow!("mock: no stdout"))?;
+    let stdout = p
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("mock: no stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let addr: SocketAddr = line
         .trim()
         .strip_prefix("listening on ")
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| anyhow!("mock printed {line:?} instead of its address; log:\n{}", p.log_tail(10)))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "mock printed {line:?} instead of its address; log:\n{}",
+                p.log_tail(10)
+            )
+        })?;
     Ok((p, addr))
 }
 
@@ -169,9 +179,11 @@ pub struct Openclawd {
 
 pub fn openclaw_json(mock: SocketAddr, dead_port: u16, dead_models: usize) -> String {
     let models = |ids: &mut dyn Iterator<Item = String>| -> String {
-        ids.map(|id| format!("{{ id: '{id}', name: '{id}', contextWindow: 32768, maxTokens: 4096 }}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        ids.map(|id| {
+            format!("{{ id: '{id}', name: '{id}', contextWindow: 32768, maxTokens: 4096 }}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
     };
     let ours = models(&mut MODELS.iter().map(|m| m.to_string()));
     let dead = models(&mut (0..dead_models.max(1)).map(|i| format!("d{i}")));
@@ -194,10 +206,15 @@ pub async fn spawn_openclawd(
     dead_port: u16,
     dead_models: usize,
 ) -> anyhow::Result<(Openclawd, Duration)> {
-    let home = tempfile::Builder::new().prefix("openclawd-bench-").tempdir()?;
+    let home = tempfile::Builder::new()
+        .prefix("openclawd-bench-")
+        .tempdir()?;
     let state = home.path().join(".openclaw");
     std::fs::create_dir_all(state.join("openclawd"))?;
-    std::fs::write(state.join("openclaw.json"), openclaw_json(mock, dead_port, dead_models))?;
+    std::fs::write(
+        state.join("openclaw.json"),
+        openclaw_json(mock, dead_port, dead_models),
+    )?;
     std::fs::write(
         state.join("openclawd").join("openclawd.json"),
         "{ ollama: { manage: false } }\n",
@@ -216,7 +233,14 @@ pub async fn spawn_openclawd(
     let mut proc = Proc::spawn("openclawd", cmd, &home.path().join("openclawd.log"))?;
     let addr = loopback(port);
     let took = wait_http(&mut proc, addr, "/ready", 200, Duration::from_secs(60)).await?;
-    Ok((Openclawd { proc, addr, _home: home }, took))
+    Ok((
+        Openclawd {
+            proc,
+            addr,
+            _home: home,
+        },
+        took,
+    ))
 }
 
 pub struct Litellm {

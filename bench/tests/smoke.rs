@@ -65,5 +65,8 @@ fn the_benchmark_runs_every_scenario_and_writes_the_report() {
         report.contains("| **openclawd** → mock (`openai-completions`) |"),
         "{report}"
     );
-    assert!(report.contains("| **openclawd** → mock (`ollama` native) |"), "{report}");
+    assert!(
+        report.contains("| **openclawd** → mock (`ollama` native) |"),
+        "{report}"
+    );
 }
