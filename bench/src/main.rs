@@ -48,7 +48,7 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
-    /// A ~10 s run of every code path (CI); fails on any error or stall.
+    /// A ~10 s run of every code path (CI); fails on any error, never on a speed.
     Smoke {
         #[command(flatten)]
         common: Common,

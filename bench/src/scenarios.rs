@@ -617,6 +617,8 @@ struct LevelFigures {
     cpu: BTreeMap<Sys, (f64, usize)>,
     rss: BTreeMap<Sys, u64>,
     first_problem: BTreeMap<Sys, String>,
+    /// Streams that failed or ended without their end marker (not merely slow).
+    failed: BTreeMap<Sys, usize>,
 }
 
 async fn run_level(rig: &Rig, plan: &Plan, s: Sys, level: usize) -> (Vec<StreamSample>, f64, u64) {
@@ -703,6 +705,10 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                 lf.ttft_p99.push(s, us_of(percentile(&ttft, 0.99)));
                 lf.gap_p99.push(s, us_of(percentile(&gaps, 0.99)));
                 let n_stalled = samples.iter().filter(|x| stalled(x)).count();
+                *lf.failed.entry(s).or_default() += samples
+                    .iter()
+                    .filter(|x| x.error.is_some() || !x.complete)
+                    .count();
                 let e = lf.stalls.entry(s).or_default();
                 e.0 += n_stalled;
                 e.1 += samples.len();
@@ -780,9 +786,15 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
                     s.label(),
                     lf.first_problem.get(s).cloned().unwrap_or_default()
                 ));
-                if s.is_direct() || matches!(s, Sys::Openclawd | Sys::OpenclawdOllama) {
-                    sec.problems
-                        .push(format!("{} stalled at concurrency {level}", s.label()));
+                let failed = lf.failed.get(s).copied().unwrap_or(0);
+                if failed > 0
+                    && (s.is_direct() || matches!(s, Sys::Openclawd | Sys::OpenclawdOllama))
+                {
+                    // A failed or truncated stream is a bug; a slow one is only a figure.
+                    sec.problems.push(format!(
+                        "{} at concurrency {level}: {failed} streams failed or ended early",
+                        s.label()
+                    ));
                 }
             }
         }
