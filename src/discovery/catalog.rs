@@ -51,11 +51,18 @@ pub struct Catalog {
     pub discovery_error: Option<String>,
     /// Discovery applies to this config (opted in and no explicit ollama model list).
     pub discovery_enabled: bool,
+    /// Providers on this machine or a private network (never through a proxy), worked out
+    /// once per catalogue rather than per request.
+    pub local_providers: std::collections::BTreeSet<String>,
 }
 
 impl Catalog {
     pub fn get(&self, model_ref: &str) -> Option<&CatalogModel> {
         self.models.iter().find(|m| m.model_ref == model_ref)
+    }
+
+    pub fn is_local(&self, provider: &str) -> bool {
+        self.local_providers.contains(provider)
     }
 }
 
@@ -171,7 +178,13 @@ pub fn build_catalog(
         .filter_map(|(r, e)| e.alias.clone().map(|a| (a, r.clone())))
         .collect();
 
+    let local_providers = providers
+        .iter()
+        .filter(|(_, p)| is_local(&p.base_url))
+        .map(|(id, _)| id.clone())
+        .collect();
     Catalog {
+        local_providers,
         providers,
         models,
         skipped,
@@ -203,4 +216,19 @@ fn provider_unroutable(p: &ProviderConfig, self_listen: Option<SocketAddr>) -> O
             p.base_url
         )
     })
+}
+
+/// Loopback or private addresses: never through a proxy.
+pub fn is_local(base_url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        None => false,
+    }
 }

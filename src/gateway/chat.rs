@@ -110,6 +110,7 @@ async fn run_chain(
             }
         }
 
+        let local = catalog.is_local(&model.provider);
         let target = Target {
             model,
             provider,
@@ -119,8 +120,8 @@ async fn run_chain(
                 .get(model_ref)
                 .map(|e| e.params.clone())
                 .unwrap_or_default(),
-            first_byte_timeout: first_byte_timeout(provider),
-            local: is_local(&provider.base_url),
+            first_byte_timeout: first_byte_timeout(provider, local),
+            local,
         };
         tried += 1;
         let upstream_started = Instant::now();
@@ -275,28 +276,13 @@ pub fn resolve_api_key(snapshot: &Snapshot, provider: &ProviderConfig) -> Option
     provider.api_key.clone().filter(|k| !k.is_empty())
 }
 
-fn first_byte_timeout(provider: &ProviderConfig) -> Duration {
+fn first_byte_timeout(provider: &ProviderConfig, local: bool) -> Duration {
     if let Some(t) = provider.timeout {
         return t;
     }
-    if provider.api == Api::Ollama && is_local(&provider.base_url) {
+    if provider.api == Api::Ollama && local {
         LOCAL_OLLAMA_FIRST_BYTE
     } else {
         CLOUD_FIRST_BYTE
-    }
-}
-
-/// Loopback or private addresses: never through a proxy.
-pub fn is_local(base_url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base_url) else {
-        return false;
-    };
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
-        None => false,
     }
 }

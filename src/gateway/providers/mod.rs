@@ -123,7 +123,7 @@ impl Upstreams {
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(256)
+                .pool_max_idle_per_host(1024)
         };
         Ok(Upstreams {
             direct: base().no_proxy().build()?,

@@ -18,10 +18,10 @@ pub async fn call(
     req: &Value,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let mut body = req.clone();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("model".into(), Value::String(target.model.id.clone()));
-    }
+    let body = WithModel {
+        req,
+        model: &target.model.id,
+    };
     let url = format!("{}/chat/completions", target.provider.base_url);
     let mut rb = up.client(target).post(url).json(&body);
     if let Some(key) = &target.api_key {
@@ -59,6 +59,29 @@ pub async fn call(
         Ok(Some(Ok(b))) => b,
     };
     Ok(Answer::Stream(passthrough(first, upstream)))
+}
+
+/// The client's request as the upstream must see it: its own model id in `model`, every other
+/// field as sent. Serialised straight from the borrowed request (no copy of a 60 KB body per
+/// attempt).
+struct WithModel<'a> {
+    req: &'a Value,
+    model: &'a str,
+}
+
+impl serde::Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(obj) = self.req.as_object() else {
+            return self.req.serialize(s);
+        };
+        let mut map = s.serialize_map(Some(obj.len() + 1))?;
+        map.serialize_entry("model", self.model)?;
+        for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "model") {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// Forwards upstream chunks; an upstream failure, or an end without `[DONE]`, becomes an SSE
