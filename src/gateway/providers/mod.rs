@@ -200,6 +200,14 @@ pub fn classify_status(
     }
 }
 
+/// The error a client reads when a stream went silent for its whole budget.
+pub(crate) fn stalled_message(budget: Duration) -> String {
+    format!(
+        "the upstream sent nothing for {} s mid-answer (timeout); the stream was ended",
+        budget.as_secs_f64()
+    )
+}
+
 /// Reads a whole (small) error body, never failing.
 pub(crate) async fn read_error_body(resp: reqwest::Response) -> Bytes {
     match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {

@@ -82,7 +82,9 @@ impl<T: StreamTranslate> Driver<T> {
     }
 }
 
-/// Waits (up to `first_byte`) for the first translated event, then streams the rest.
+/// Waits (up to `first_byte`) for the first translated event, then streams the rest. After
+/// the first byte the same budget bounds each silence: an upstream that stalls mid-answer
+/// ends the stream with an error event instead of holding the client forever.
 pub async fn drive<T: StreamTranslate>(
     upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     translator: T,
@@ -118,11 +120,15 @@ pub async fn drive<T: StreamTranslate>(
         }
     };
     d.pending.push_front(first);
-    let stream = futures_util::stream::unfold((d, false), |(mut d, done)| async move {
+    let stream = futures_util::stream::unfold((d, false), move |(mut d, done)| async move {
         if done {
             return None;
         }
-        match d.next_step().await {
+        let step = match tokio::time::timeout(first_byte, d.next_step()).await {
+            Ok(step) => step,
+            Err(_) => Step::Error(super::stalled_message(first_byte)),
+        };
+        match step {
             Step::Event(b) => Some((b, (d, false))),
             Step::Error(msg) => {
                 tracing::warn!("stream failed after its first byte: {msg}");
