@@ -43,7 +43,9 @@ struct CrashRound {
 /// SIGKILLs the owned `ollama serve` (only it: its runner is left to the supervisor, as after
 /// a real crash) and waits until a new one runs.
 fn crash_and_recover(d: &Daemon, limit: Duration) -> CrashRound {
-    let st = d.wait_until("Ollama running and owned", limit, |s| owned_pid(s).is_some());
+    let st = d.wait_until("Ollama running and owned", limit, |s| {
+        owned_pid(s).is_some()
+    });
     let old = owned_pid(&st).unwrap();
     assert!(
         live_in_session_or_group(old).len() >= 2,
@@ -208,11 +210,18 @@ fn fifty_sigkills_in_a_row_are_all_recovered_with_nothing_orphaned() {
             assert!(left.is_empty(), "crash {n}: orphans of {old}: {left:?}");
             let deadline = Instant::now() + Duration::from_secs(5);
             while !zombie_children(me).is_empty() {
-                assert!(Instant::now() < deadline, "zombies: {:?}", zombie_children(me));
+                assert!(
+                    Instant::now() < deadline,
+                    "zombies: {:?}",
+                    zombie_children(me)
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        assert!(crash_loop_seen, "50 crashes in a minute must show crash_loop");
+        assert!(
+            crash_loop_seen,
+            "50 crashes in a minute must show crash_loop"
+        );
         let last = handle.current().pid.unwrap();
         handle.shutdown(ShutdownKind::Stop).await;
         assert!(live_in_session_or_group(last).is_empty());

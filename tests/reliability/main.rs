@@ -10,3 +10,4 @@ mod common;
 mod support;
 
 mod crashes;
+mod hangs;

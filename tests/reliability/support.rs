@@ -42,7 +42,12 @@ pub fn openai_provider(id: &str, base: &str) -> String {
 }
 
 /// `openclaw.json` text with these providers, primary, fallbacks and `agents.defaults.models`.
-pub fn config_text(providers: &[String], primary: &str, fallbacks: &[&str], models: &str) -> String {
+pub fn config_text(
+    providers: &[String],
+    primary: &str,
+    fallbacks: &[&str],
+    models: &str,
+) -> String {
     let fb: Vec<String> = fallbacks.iter().map(|f| format!("'{f}'")).collect();
     format!(
         "{{ models: {{ providers: {{ {} }} }},
@@ -367,4 +372,103 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+// ---- extra upstreams ------------------------------------------------------------------------
+
+/// A second `ollama serve` double on its own port with its own control file, started by hand
+/// (not supervised by openclawd). Stopped with SIGTERM (so it takes its runner along) on drop.
+pub struct ExtraDouble {
+    pub port: u16,
+    pub control: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl ExtraDouble {
+    pub fn start(dir: &std::path::Path, name: &str, control: &Value) -> ExtraDouble {
+        let port = crate::common::free_port();
+        let control_path = dir.join(format!("{name}-control.json"));
+        std::fs::write(&control_path, control.to_string()).unwrap();
+        let child = std::process::Command::new(crate::common::double_bin())
+            .arg("serve")
+            .env("OLLAMA_HOST", format!("127.0.0.1:{port}"))
+            .env("OLLAMA_DOUBLE_CONTROL", &control_path)
+            .env("OLLAMA_MODELS", dir.join("models"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn an extra ollama double");
+        wait_for(Duration::from_secs(20), "the extra double listens", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        ExtraDouble {
+            port,
+            control: control_path,
+            child,
+        }
+    }
+
+    pub fn set_control(&self, control: &Value) {
+        let tmp = self.control.with_extension("tmp");
+        std::fs::write(&tmp, control.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.control).unwrap();
+    }
+}
+
+impl Drop for ExtraDouble {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An OpenAI-compatible upstream that answers a stream's headers and one chunk, then goes
+/// silent while holding the connection (for `hold`).
+pub struct StallingSse {
+    pub port: u16,
+}
+
+impl StallingSse {
+    pub fn start(hold: Duration) -> StallingSse {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        buf.push(byte[0]);
+                    }
+                    let chunk = json!({"id":"chatcmpl-stall","object":"chat.completion.chunk","created":1,"model":"m1",
+                        "choices":[{"index":0,"delta":{"role":"assistant","content":"first"},"finish_reason":null}]});
+                    let body = format!("data: {chunk}\n\n");
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let _ = conn.write_all(head.as_bytes());
+                    let _ = conn.write_all(format!("{:x}\r\n{body}\r\n", body.len()).as_bytes());
+                    let _ = conn.flush();
+                    std::thread::sleep(hold);
+                });
+            }
+        });
+        StallingSse { port }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
 }
