@@ -11,3 +11,4 @@ mod support;
 
 mod crashes;
 mod hangs;
+mod midstream;
