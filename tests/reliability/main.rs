@@ -11,4 +11,5 @@ mod support;
 
 mod crashes;
 mod hangs;
+mod load;
 mod midstream;
