@@ -13,3 +13,4 @@ mod crashes;
 mod hangs;
 mod load;
 mod midstream;
+mod reload;
