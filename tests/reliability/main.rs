@@ -14,3 +14,4 @@ mod hangs;
 mod load;
 mod midstream;
 mod reload;
+mod shutdown;
