@@ -68,12 +68,18 @@ fn round(d: &Daemon, plain: usize, streams: usize) -> Round {
     let after_kib = rss_kib(pid).unwrap();
     for (what, r) in [("non-streaming", &plain), ("streaming", &streams)] {
         assert_eq!(
-            r.errors, 0,
+            r.errors,
+            0,
             "{what}: {} errors of {}: {:?}\n{}",
             r.errors,
             r.ok + r.errors,
             r.samples,
-            d.log_text().lines().rev().take(30).collect::<Vec<_>>().join("\n")
+            d.log_text()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     Round {
@@ -107,7 +113,9 @@ fn run_load(label: &str, plain: usize, streams: usize) {
     );
     figure(
         &format!("load.{label}.requests"),
-        format!("{plain} non-streaming + {streams} streaming at concurrency {CONCURRENCY}, 0 errors"),
+        format!(
+            "{plain} non-streaming + {streams} streaming at concurrency {CONCURRENCY}, 0 errors"
+        ),
     );
     figure(
         &format!("load.{label}.rate_per_s"),

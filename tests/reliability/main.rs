@@ -11,6 +11,7 @@ mod support;
 
 mod crashes;
 mod hangs;
+mod hostile;
 mod load;
 mod midstream;
 mod reload;

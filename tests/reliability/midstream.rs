@@ -65,7 +65,10 @@ fn ollama_killed_under_twenty_open_streams_ends_each_with_an_error_event_and_rec
     }
 
     // During the outage a request is refused cleanly (or already served by the new server).
-    let resp = d.chat(&chat("ollama/llama3.2:3b", false), &[("x-openclawd-no-fallback", "1")]);
+    let resp = d.chat(
+        &chat("ollama/llama3.2:3b", false),
+        &[("x-openclawd-no-fallback", "1")],
+    );
     let code = resp.status().as_u16();
     let text = resp.text().unwrap();
     assert!(
@@ -91,5 +94,8 @@ fn ollama_killed_under_twenty_open_streams_ends_each_with_an_error_event_and_rec
         "midstream.all_20_error_events_within_s",
         format!("{:.2}", slowest.as_secs_f64()),
     );
-    figure("midstream.recovered_s", format!("{:.2}", recovered.as_secs_f64()));
+    figure(
+        "midstream.recovered_s",
+        format!("{:.2}", recovered.as_secs_f64()),
+    );
 }

@@ -81,23 +81,38 @@ fn a_hundred_config_rewrites_under_load_fail_no_request_and_leave_the_last_valid
     };
 
     let started = Instant::now();
-    let mut generation = d.status().unwrap()["config"]["generation"].as_u64().unwrap();
+    let mut generation = d.status().unwrap()["config"]["generation"]
+        .as_u64()
+        .unwrap();
     for i in 0..ACKNOWLEDGED {
         rewrite(&env, &provider, i);
         if i % 2 == 1 {
             generation += 1;
             let primary = primary_of(i);
-            d.wait_until(&format!("rewrite {i} applied"), Duration::from_secs(20), |s| {
-                s["config"]["generation"] == generation
-                    && s["config"]["error"].is_null()
-                    && s["routing"]["primary"] == primary
-            });
+            d.wait_until(
+                &format!("rewrite {i} applied"),
+                Duration::from_secs(20),
+                |s| {
+                    s["config"]["generation"] == generation
+                        && s["config"]["error"].is_null()
+                        && s["routing"]["primary"] == primary
+                },
+            );
         } else {
             let at = format!("openclaw.json:{}:", i + 1);
-            let st = d.wait_until(&format!("rewrite {i} reported"), Duration::from_secs(20), |s| {
-                s["config"]["error"].as_str().is_some_and(|e| e.contains(&at))
-            });
-            assert_eq!(st["config"]["generation"], generation, "a broken file was applied");
+            let st = d.wait_until(
+                &format!("rewrite {i} reported"),
+                Duration::from_secs(20),
+                |s| {
+                    s["config"]["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains(&at))
+                },
+            );
+            assert_eq!(
+                st["config"]["generation"], generation,
+                "a broken file was applied"
+            );
         }
     }
     for i in ACKNOWLEDGED..REWRITES {
@@ -118,9 +133,11 @@ fn a_hundred_config_rewrites_under_load_fail_no_request_and_leave_the_last_valid
             })
             .unwrap_or_default()
     };
-    wait_for(Duration::from_secs(20), "the last valid config in force", || {
-        model_ids().contains(&alias)
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the last valid config in force",
+        || model_ids().contains(&alias),
+    );
     let st = d.status().unwrap();
     assert!(st["config"]["error"].is_null(), "{st:#}");
     assert_eq!(st["routing"]["primary"], primary_of(last));
@@ -140,7 +157,8 @@ fn a_hundred_config_rewrites_under_load_fail_no_request_and_leave_the_last_valid
     let totals = totals.lock().unwrap().clone();
     assert!(totals.ok > 0);
     assert_eq!(
-        totals.errors, 0,
+        totals.errors,
+        0,
         "{} of {} requests failed during the storm: {:?}",
         totals.errors,
         totals.ok + totals.errors,

@@ -87,7 +87,10 @@ fn sigterm_lets_streams_in_flight_finish_then_exits_zero() {
     assert!(status.success(), "{status:?}\n{}", d.log_text());
     assert!(!env.state.join("openclawd/openclawd.pid").exists());
     assert_ollama_stopped(ollama);
-    figure("shutdown.drain_exit_s", format!("{:.2}", exited.as_secs_f64()));
+    figure(
+        "shutdown.drain_exit_s",
+        format!("{:.2}", exited.as_secs_f64()),
+    );
 }
 
 #[test]
@@ -100,7 +103,10 @@ fn a_second_sigterm_ends_streams_in_flight_at_once() {
     wait_for(Duration::from_secs(10), "the listener closed", || {
         std::net::TcpStream::connect(("127.0.0.1", env.gateway_port)).is_err()
     });
-    assert!(ends.try_recv().is_err(), "a stream ended on the first SIGTERM");
+    assert!(
+        ends.try_recv().is_err(),
+        "a stream ended on the first SIGTERM"
+    );
     let second = Instant::now();
     d.signal(Signal::SIGTERM);
     for _ in 0..3 {

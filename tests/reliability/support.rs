@@ -195,9 +195,10 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> 
 pub fn raw_request(port: u16, bytes: &[u8], limit: Duration) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(limit)).unwrap();
-    // The server may answer (413) and close before it read everything we send.
+    // The server may answer (413) and close before it read everything we send. No
+    // half-close: hyper takes a read EOF as the client leaving. `Connection: close` in the
+    // request ends the answer.
     let _ = s.write_all(bytes);
-    let _ = s.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     parse_response(&out)
