@@ -453,7 +453,8 @@ async fn closed_within(conn: &mut tokio::net::TcpStream, limit: Duration) -> Opt
     let start = Instant::now();
     let mut buf = [0u8; 1024];
     loop {
-        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), conn.read(&mut buf)).await {
+        match tokio::time::timeout(limit.saturating_sub(start.elapsed()), conn.read(&mut buf)).await
+        {
             Err(_) => return None,
             Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
             Ok(Ok(_)) => {}
@@ -520,18 +521,26 @@ fn idle_flood(account_each: bool) {
     // Every idle connection the daemon accepted, it closes: its descriptors come back down
     // while all of ours are still open.
     let t = Instant::now();
-    wait_for(Duration::from_secs(90), "the daemon's descriptors back to normal", || {
-        fd_count(pid).is_some_and(|f| f <= base_fds + 16)
-    });
+    wait_for(
+        Duration::from_secs(90),
+        "the daemon's descriptors back to normal",
+        || fd_count(pid).is_some_and(|f| f <= base_fds + 16),
+    );
     let drained = t.elapsed() + health_wait;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let flooded_fds = sampler.join().unwrap();
     // The connection limit (4096) bounds what the daemon holds.
-    assert!(flooded_fds <= base_fds + 4096 + 16, "daemon fds {flooded_fds}");
+    assert!(
+        flooded_fds <= base_fds + 4096 + 16,
+        "daemon fds {flooded_fds}"
+    );
     let mut detail = String::new();
     if account_each {
         let ends: Vec<IdleEnd> = rt.block_on(async {
-            let tasks: Vec<_> = conns.into_iter().map(|c| tokio::spawn(idle_end(c))).collect();
+            let tasks: Vec<_> = conns
+                .into_iter()
+                .map(|c| tokio::spawn(idle_end(c)))
+                .collect();
             let mut out = Vec::new();
             for t in tasks {
                 out.push(t.await.unwrap());
@@ -539,9 +548,16 @@ fn idle_flood(account_each: bool) {
             out
         });
         let held = ends.iter().filter(|e| matches!(e, IdleEnd::Held)).count();
-        let phantom = ends.iter().filter(|e| matches!(e, IdleEnd::NeverAccepted)).count();
-        assert_eq!(held, 0, "{held} of {n} idle connections are held open by the daemon");
-        detail = format!(", {phantom} of them completed by SYN cookies only (refused on first byte)");
+        let phantom = ends
+            .iter()
+            .filter(|e| matches!(e, IdleEnd::NeverAccepted))
+            .count();
+        assert_eq!(
+            held, 0,
+            "{held} of {n} idle connections are held open by the daemon"
+        );
+        detail =
+            format!(", {phantom} of them completed by SYN cookies only (refused on first byte)");
     } else {
         drop(conns);
     }

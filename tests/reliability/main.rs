@@ -16,3 +16,4 @@ mod load;
 mod midstream;
 mod reload;
 mod shutdown;
+mod state;
