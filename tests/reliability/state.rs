@@ -287,3 +287,154 @@ fn sessions_rewrites_sigkilled_at_random_moments_never_leave_a_truncated_file() 
         ),
     );
 }
+
+#[test]
+fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
+    use crate::common::cloud::FakeCloud;
+    const ENV_KEY: &str = "sk-ant-reliability-env-41c9d0";
+    const LITERAL_KEY: &str = "sk-literal-in-config-9d2e77";
+    const PROFILE_KEY: &str = "sk-or-reliability-profile-3c7a55";
+    const TOKEN: &str = "gw-reliability-token-5b1e99";
+    const WRONG_TOKEN: &str = "gw-wrong-presented-token-8f8f";
+    let secrets = [
+        CLOUD_KEY,
+        ENV_KEY,
+        LITERAL_KEY,
+        PROFILE_KEY,
+        TOKEN,
+        WRONG_TOKEN,
+    ];
+
+    let mut env = TestEnv::new();
+    let openai = FakeCloud::openai(CLOUD_KEY);
+    let claude = FakeCloud::anthropic(ENV_KEY);
+    // Configured with a key the upstream refuses: the 401 path is logged too.
+    let refusing = FakeCloud::openai("sk-the-upstream-wants-another");
+    let providers = [
+        ollama_provider(&env, None),
+        openai_provider("cloud", &openai.base()),
+        format!(
+            "anthropic: {{ baseUrl: '{}', api: 'anthropic-messages', models: [ {{ id: 'm1', name: 'C', contextWindow: 200000, maxTokens: 1000 }} ] }}",
+            claude.base()
+        ),
+        format!(
+            "refusing: {{ baseUrl: '{}/v1', apiKey: '{LITERAL_KEY}', api: 'openai-completions', models: [ {{ id: 'm1', name: 'R', contextWindow: 128000, maxTokens: 1000 }} ] }}",
+            refusing.base()
+        ),
+    ];
+    write_config(
+        &mut env,
+        &providers,
+        "ollama/llama3.2:3b",
+        &["cloud/m1"],
+        "",
+    );
+    let agent = env.state.join("agents/main/agent");
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::write(
+        agent.join("auth-profiles.json"),
+        json!({"version": 1, "profiles": {"openrouter:default": {"type": "token", "provider": "openrouter", "token": PROFILE_KEY}}}).to_string(),
+    )
+    .unwrap();
+    env.extra_env.extend([
+        ("ANTHROPIC_API_KEY".to_string(), ENV_KEY.to_string()),
+        ("OPENCLAW_GATEWAY_TOKEN".to_string(), TOKEN.to_string()),
+        // Everything a person debugging might turn on.
+        ("RUST_LOG".to_string(), "trace".to_string()),
+    ]);
+    let d = env.start();
+    d.wait_until("Ollama running", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    });
+
+    for model in [
+        "ollama/llama3.2:3b",
+        "cloud/m1",
+        "anthropic/m1",
+        "refusing/m1",
+    ] {
+        for stream in [false, true] {
+            let _ = d.chat(&chat(model, stream), &[]).text();
+        }
+    }
+    // A client presenting a wrong token.
+    let (code, _) = crate::common::http_post(
+        &format!("{}/v1/chat/completions", d.base),
+        &[("authorization", &format!("Bearer {WRONG_TOKEN}"))],
+        &chat("default", false).to_string(),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    // A broken edit on the line that holds a key, then the fix.
+    let good = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&good.replace(
+        &format!("apiKey: '{LITERAL_KEY}',"),
+        &format!("apiKey: '{LITERAL_KEY}' oops"),
+    ));
+    d.wait_until("the broken edit reported", Duration::from_secs(20), |s| {
+        s["config"]["error"].is_string()
+    });
+    env.write_config(&good);
+    d.wait_until("the fix applied", Duration::from_secs(20), |s| {
+        s["config"]["error"].is_null()
+    });
+    // The keys were really used (the test is not vacuous).
+    assert!(openai
+        .received()
+        .iter()
+        .any(|r| r.headers["authorization"] == format!("Bearer {CLOUD_KEY}")));
+    assert!(claude
+        .received()
+        .iter()
+        .any(|r| r.headers["x-api-key"] == ENV_KEY));
+    assert!(refusing
+        .received()
+        .iter()
+        .any(|r| r.headers["authorization"] == format!("Bearer {LITERAL_KEY}")));
+
+    let mut places: Vec<(String, String)> = Vec::new();
+    for path in ["/status", "/metrics", "/v1/models", "/ready"] {
+        places.push((
+            path.to_string(),
+            d.get(path).map(|(_, b)| b).unwrap_or_default(),
+        ));
+    }
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["models", "--json"],
+        &["sessions", "--json"],
+    ] {
+        let (_, out, err) = env.cli(args);
+        places.push((format!("openclawd {}", args.join(" ")), out + &err));
+    }
+    places.push((
+        "ollama.log".into(),
+        std::fs::read_to_string(env.state.join("logs/ollama.log")).unwrap_or_default(),
+    ));
+    places.push(("daemon log".into(), d.log_text()));
+    let log_lines = d.log_text().lines().count();
+    let trace_lines = d.log_text().matches("TRACE").count();
+    assert!(trace_lines > 0, "RUST_LOG=trace took no effect");
+    for (place, text) in &places {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {place}:\n{}",
+                text.lines()
+                    .filter(|l| l.contains(secret))
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+    figure(
+        "state.secrets",
+        format!(
+            "{} secrets, {} places ({log_lines} daemon log lines, {trace_lines} of them TRACE): none found",
+            secrets.len(),
+            places.len()
+        ),
+    );
+}
