@@ -14,6 +14,7 @@ mod hangs;
 mod hostile;
 mod load;
 mod midstream;
+mod properties;
 mod reload;
 mod shutdown;
 mod state;

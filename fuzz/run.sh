@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 600) one after the other, on stable Rust:
+# cargo-fuzz needs nightly's -Z flags, which RUSTC_BOOTSTRAP=1 unlocks; no sanitizer (the
+# code under test is safe Rust; panics and assertion failures are what we look for).
+#   cargo install cargo-fuzz && fuzz/run.sh 600
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds="${1:-600}"
+for t in config_load ollama_ndjson anthropic_sse; do
+  mkdir -p "corpus/$t"
+  echo "== $t for ${seconds}s"
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \
+    -dict="dicts/$t.dict" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 2>&1 | tee "$t.log" | grep -E "^(Done|stat::|==|SUMMARY)|panicked|crash-" || true
+done
