@@ -65,7 +65,10 @@ pub fn check(events: &[TranslateEvent]) {
                     .strip_prefix("data: ")
                     .and_then(|t| t.strip_suffix("\n\n"))
                     .unwrap_or_else(|| panic!("not one data event: {text:?}"));
-                assert!(!payload.contains('\n'), "a newline inside one event: {text:?}");
+                assert!(
+                    !payload.contains('\n'),
+                    "a newline inside one event: {text:?}"
+                );
                 if payload == "[DONE]" {
                     done = true;
                     continue;

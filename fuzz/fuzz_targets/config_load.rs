@@ -81,7 +81,10 @@ fuzz_target!(|data: &[u8]| {
             let text = e.to_string();
             assert!(!text.is_empty());
             if let config::ConfigError::Syntax { .. } = e {
-                assert!(e.location().is_some(), "a syntax error without a position: {text}");
+                assert!(
+                    e.location().is_some(),
+                    "a syntax error without a position: {text}"
+                );
             }
         }
     }

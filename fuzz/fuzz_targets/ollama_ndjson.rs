@@ -37,5 +37,9 @@ fuzz_target!(|data: &[u8]| {
     common::check(&whole);
     let split = run(&common::chunks(data), include_usage);
     common::check(&split);
-    assert_eq!(common::render(&whole), common::render(&split), "chunking changed the output");
+    assert_eq!(
+        common::render(&whole),
+        common::render(&split),
+        "chunking changed the output"
+    );
 });

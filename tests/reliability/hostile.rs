@@ -460,7 +460,7 @@ async fn closed_within(conn: &mut tokio::net::TcpStream, limit: Duration) -> Opt
 /// How one idle connection ended.
 enum IdleEnd {
     /// The server closed it (header read timeout) while it sat idle.
-    Closed(Duration),
+    Closed,
     /// The kernel's SYN cookies completed it on our side only (the accept queue was full); it
     /// never reached the daemon. Shown by a byte sent on it being refused at once.
     NeverAccepted,
@@ -470,8 +470,11 @@ enum IdleEnd {
 
 async fn idle_end(mut conn: tokio::net::TcpStream) -> IdleEnd {
     use tokio::io::AsyncWriteExt;
-    if let Some(after) = closed_within(&mut conn, Duration::from_secs(60)).await {
-        return IdleEnd::Closed(after);
+    if closed_within(&mut conn, Duration::from_secs(60))
+        .await
+        .is_some()
+    {
+        return IdleEnd::Closed;
     }
     // Still open on our side after 60 s: send a byte. A real connection waiting in the
     // accept queue gets accepted and timed out (10 s); a phantom one is reset at once.

@@ -82,9 +82,9 @@ fn content(payloads: &[Value]) -> String {
 fn finish_reason(payloads: &[Value]) -> Option<String> {
     payloads
         .iter()
-        .filter_map(|v| v["choices"][0]["finish_reason"].as_str())
+        .rev()
+        .find_map(|v| v["choices"][0]["finish_reason"].as_str())
         .map(str::to_string)
-        .last()
 }
 
 // ---- Ollama NDJSON → SSE ------------------------------------------------------------------

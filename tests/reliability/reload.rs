@@ -49,7 +49,13 @@ fn valid_config(provider: &str, i: usize) -> String {
 fn a_hundred_config_rewrites_under_load_fail_no_request_and_leave_the_last_valid_config() {
     let mut env = TestEnv::new();
     let provider = ollama_provider(&env, None);
-    write_config(&mut env, &[provider.clone()], "ollama/llama3.2:3b", &[], "");
+    write_config(
+        &mut env,
+        std::slice::from_ref(&provider),
+        "ollama/llama3.2:3b",
+        &[],
+        "",
+    );
     env.extra_env
         .push(("OLLAMA_DOUBLE_LOG".into(), "/dev/null".into()));
     let d = env.start();

@@ -381,7 +381,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// (not supervised by openclawd). Stopped with SIGTERM (so it takes its runner along) on drop.
 pub struct ExtraDouble {
     pub port: u16,
-    pub control: std::path::PathBuf,
     child: std::process::Child,
 }
 
@@ -403,17 +402,7 @@ impl ExtraDouble {
         wait_for(Duration::from_secs(20), "the extra double listens", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        ExtraDouble {
-            port,
-            control: control_path,
-            child,
-        }
-    }
-
-    pub fn set_control(&self, control: &Value) {
-        let tmp = self.control.with_extension("tmp");
-        std::fs::write(&tmp, control.to_string()).unwrap();
-        std::fs::rename(&tmp, &self.control).unwrap();
+        ExtraDouble { port, child }
     }
 }
 
