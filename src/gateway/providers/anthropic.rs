@@ -106,10 +106,12 @@ pub async fn call(
         return Err(err);
     }
     if !stream {
-        let bytes = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
-            .await
-            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
+        let bytes = tokio::time::timeout(
+            target.first_byte_timeout,
+            super::read_answer(resp, "reading the answer"),
+        )
+        .await
+        .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))??;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             AttemptError::new(
                 FailureClass::ServerError,

@@ -208,12 +208,53 @@ pub(crate) fn stalled_message(budget: Duration) -> String {
     )
 }
 
-/// Reads a whole (small) error body, never failing.
-pub(crate) async fn read_error_body(resp: reqwest::Response) -> Bytes {
-    match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {
-        Ok(Ok(b)) => b,
-        _ => Bytes::new(),
+/// The largest whole (non-streaming) answer read from an upstream. Nothing real comes close;
+/// a wrong `baseUrl` serving a download must not be buffered until memory runs out.
+pub(crate) const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// The most a stream may send without completing one line or event (same reason).
+pub(crate) const MAX_UNFRAMED_BYTES: usize = 16 << 20;
+/// Error bodies are only quoted: their first bytes are enough.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Reads a whole answer of at most `MAX_ANSWER_BYTES`. `phase` names the step for errors.
+pub(crate) async fn read_answer(
+    mut resp: reqwest::Response,
+    phase: &str,
+) -> Result<Bytes, AttemptError> {
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| AttemptError::from_reqwest(&e, phase))?
+    {
+        if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(AttemptError::new(
+                FailureClass::ServerError,
+                format!(
+                    "{phase}: the answer is larger than {} MiB; is the provider's baseUrl right?",
+                    MAX_ANSWER_BYTES >> 20
+                ),
+            ));
+        }
+        out.extend_from_slice(&chunk);
     }
+    Ok(out.freeze())
+}
+
+/// Reads the start of an error body (at most 64 KiB, 5 s), never failing.
+pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            out.extend_from_slice(&chunk);
+            if out.len() >= MAX_ERROR_BODY_BYTES {
+                out.truncate(MAX_ERROR_BODY_BYTES);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    out.freeze()
 }
 
 /// Shortens an upstream body for an error message.

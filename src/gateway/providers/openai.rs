@@ -54,10 +54,12 @@ pub async fn call(
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
         .unwrap_or(HeaderValue::from_static("application/json"));
     if !stream {
-        let body = tokio::time::timeout(target.first_byte_timeout, resp.bytes())
-            .await
-            .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))?
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?;
+        let body = tokio::time::timeout(
+            target.first_byte_timeout,
+            super::read_answer(resp, "reading the answer"),
+        )
+        .await
+        .map_err(|_| AttemptError::new(FailureClass::Timeout, "answer did not complete"))??;
         return Ok(Answer::Json { body, content_type });
     }
     let mut upstream = resp.bytes_stream();

@@ -28,6 +28,9 @@ struct Driver<T> {
     translator: T,
     pending: VecDeque<Bytes>,
     ended: bool,
+    /// Bytes received since the translator last produced anything: a line or event that
+    /// never ends (a wrong server streaming a download) must not be buffered without bound.
+    unframed: usize,
 }
 
 enum Step {
@@ -56,7 +59,22 @@ impl<T: StreamTranslate> Driver<T> {
                 return Step::Eof;
             }
             let events = match self.upstream.next().await {
-                Some(Ok(chunk)) => self.translator.push(&chunk),
+                Some(Ok(chunk)) => {
+                    let events = self.translator.push(&chunk);
+                    self.unframed = if events.is_empty() {
+                        self.unframed.saturating_add(chunk.len())
+                    } else {
+                        0
+                    };
+                    if self.unframed > super::MAX_UNFRAMED_BYTES {
+                        self.ended = true;
+                        return Step::Error(format!(
+                            "the upstream sent more than {} MiB without completing one line or event; is the provider's baseUrl right?",
+                            super::MAX_UNFRAMED_BYTES >> 20
+                        ));
+                    }
+                    events
+                }
                 Some(Err(e)) => {
                     self.ended = true;
                     return Step::Error(format!(
@@ -95,6 +113,7 @@ pub async fn drive<T: StreamTranslate>(
         translator,
         pending: VecDeque::new(),
         ended: false,
+        unframed: 0,
     };
     let first = match tokio::time::timeout(first_byte, d.next_step()).await {
         Err(_) => {
