@@ -580,3 +580,71 @@ fn ten_thousand_idle_connections_are_bounded_and_closed_and_the_daemon_keeps_ser
 fn ten_thousand_idle_connections_each_end_closed_or_never_reach_the_daemon() {
     idle_flood(true);
 }
+
+/// A broken upstream (a wrong `baseUrl`, a proxy gone mad) that streams an endless line: the
+/// gateway must not buffer it without bound while it waits for the line to end.
+#[test]
+fn an_upstream_streaming_an_endless_line_does_not_grow_the_daemon_without_bound() {
+    let mut env = TestEnv::new();
+    env.write_own_settings("{ ollama: { manage: false } }");
+    let runaway = RunawayUpstream::start(
+        "application/x-ndjson",
+        b"{\"model\":\"m\",\"message\":{\"role\":\"assistant\",\"content\":\"",
+        Duration::from_secs(60),
+    );
+    // 20 s budget: with the 300 s default of a local Ollama the daemon was OOM-killed first.
+    let providers = [ollama_provider_at("runaway", runaway.port, Some(20))];
+    write_config(&mut env, &providers, "runaway/llama3.2:3b", &[], "");
+    let d = env.start();
+    let pid = d.pid() as u32;
+    let before = rss_kib(pid).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let t = Instant::now();
+    let mut outcomes = Vec::new();
+    // One model per mode: a failed attempt puts its model in cooldown.
+    for (model, stream) in [
+        ("runaway/llama3.2:3b", true),
+        ("runaway/gpt-oss:20b", false),
+    ] {
+        let resp = d.chat(&chat(model, stream), &[("x-openclawd-no-fallback", "1")]);
+        let code = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        // Refused as a failed attempt (well before the 20 s budget would have ended it).
+        assert_eq!(code, 502, "stream={stream}: {text}");
+        assert!(
+            is_openai_error(&text) && text.contains("MiB"),
+            "stream={stream}: {text}"
+        );
+        outcomes.push(format!("stream={stream}: HTTP {code}"));
+    }
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    figure(
+        "hostile.runaway_upstream",
+        format!(
+            "RSS {before} KiB → peak {peak} KiB in {:.1} s; {outcomes:?}",
+            took.as_secs_f64()
+        ),
+    );
+    assert!(
+        peak < before + 256 * 1024,
+        "the daemon grew from {before} KiB to {peak} KiB buffering an endless upstream line"
+    );
+    assert_still_serving_health(&d);
+}
+
+fn assert_still_serving_health(d: &Daemon) {
+    assert_eq!(d.get("/health").expect("health answers").0, 200);
+}

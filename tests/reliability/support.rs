@@ -462,3 +462,47 @@ impl StallingSse {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
+
+/// An upstream that answers 200 and then streams `body_start` followed by endless `filler`
+/// bytes, never a line end (a broken or wrong server), until the client goes away or `limit`.
+pub struct RunawayUpstream {
+    pub port: u16,
+}
+
+impl RunawayUpstream {
+    pub fn start(content_type: &'static str, body_start: &'static [u8], limit: Duration) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !buf.ends_with(b"\r\n\r\n") {
+                        if conn.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        buf.push(byte[0]);
+                    }
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n");
+                    let _ = conn.write_all(head.as_bytes());
+                    let _ = conn.write_all(format!("{:x}\r\n", body_start.len()).as_bytes());
+                    let _ = conn.write_all(body_start);
+                    let _ = conn.write_all(b"\r\n");
+                    let filler = vec![b'a'; 1 << 16];
+                    let start = Instant::now();
+                    while start.elapsed() < limit {
+                        let mut chunk = format!("{:x}\r\n", filler.len()).into_bytes();
+                        chunk.extend_from_slice(&filler);
+                        chunk.extend_from_slice(b"\r\n");
+                        if conn.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RunawayUpstream { port }
+    }
+}
