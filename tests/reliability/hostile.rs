@@ -333,6 +333,19 @@ fn oversized_headers_are_refused_or_closed() {
         None => {}
         Some((code, _)) => assert!((400..500).contains(&code), "HTTP {code}"),
     }
+    // A 200 KB request target.
+    let long_path = format!(
+        "GET /v1/models/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    match raw_request(
+        env.gateway_port,
+        long_path.as_bytes(),
+        Duration::from_secs(30),
+    ) {
+        None => {}
+        Some((code, _)) => assert!((400..500).contains(&code), "HTTP {code}"),
+    }
     let many: String = (0..2000).map(|i| format!("X-H{i}: v\r\n")).collect();
     match post_raw(env.gateway_port, b"{}", &many) {
         None => {}
