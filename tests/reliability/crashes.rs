@@ -239,3 +239,54 @@ fn fifty_sigkills_in_a_row_are_all_recovered_with_nothing_orphaned() {
         );
     });
 }
+
+/// openclawd itself SIGKILLed (a bug, the OOM killer): its Ollama keeps running, and each new
+/// openclawd takes it back warm — same pid, no second server, nothing orphaned (SPEC §3).
+#[test]
+fn openclawd_sigkilled_three_times_takes_its_ollama_back_warm_each_time() {
+    let (env, d) = daemon_with_owned_ollama();
+    let st = d.wait_until("Ollama running and owned", Duration::from_secs(30), |s| {
+        owned_pid(s).is_some()
+    });
+    let ollama = owned_pid(&st).unwrap();
+    let mut d = Some(d);
+    let mut restarts = Vec::new();
+    for round in 1..=3 {
+        let mut dead = d.take().unwrap();
+        dead.signal(Signal::SIGKILL);
+        let _ = dead.child.wait();
+        // Not dropped: its Drop would stop the Ollama we want kept.
+        std::mem::forget(dead);
+        assert!(
+            crate::common::pid_alive(ollama as i32),
+            "round {round}: Ollama died with openclawd"
+        );
+        let t = Instant::now();
+        let next = env.start();
+        let st = next.wait_until("Ollama taken back", Duration::from_secs(30), |s| {
+            owned_pid(s).is_some()
+        });
+        restarts.push(t.elapsed());
+        assert_eq!(owned_pid(&st), Some(ollama), "round {round}: {st:#}");
+        assert_eq!(
+            st["ollama"]["restarts"], 0,
+            "round {round}: restarted instead"
+        );
+        let resp = next.chat(&chat("ollama/llama3.2:3b", false), &[]);
+        assert_eq!(resp.status(), 200, "round {round}");
+        // One server, with its runner: no second `ollama serve` was started.
+        let serving: Vec<u32> = live_in_session_or_group(ollama);
+        assert!(serving.len() >= 2, "{serving:?}");
+        d = Some(next);
+    }
+    figure(
+        "crash.daemon_sigkill_takeback_s",
+        format!(
+            "{:?}",
+            restarts
+                .iter()
+                .map(|d| (d.as_secs_f64() * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        ),
+    );
+}
