@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS (default 600) one after the other, on stable Rust:
+# Runs the fuzz targets (default: all) for SECONDS (default 600) each, one after the other, on
+# stable Rust:
 # cargo-fuzz needs nightly's -Z flags, which RUSTC_BOOTSTRAP=1 unlocks; no sanitizer (the
 # code under test is safe Rust; panics and assertion failures are what we look for).
-#   cargo install cargo-fuzz && fuzz/run.sh 600
+#   cargo install cargo-fuzz && fuzz/run.sh 600 [target...]
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-600}"
-for t in config_load ollama_ndjson anthropic_sse; do
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(config_load ollama_ndjson anthropic_sse)
+for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t for ${seconds}s"
   RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$t" "corpus/$t" "seeds/$t" -- \

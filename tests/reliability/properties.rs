@@ -337,3 +337,15 @@ proptest! {
         prop_assert_eq!(snapshot.providers["x"].headers.get("X-Sub"), Some(&expected));
     }
 }
+
+/// Found by fuzz/ (ollama_ndjson, anthropic_sse): an upstream error with an empty message
+/// became an SSE error event with an empty message.
+#[test]
+fn an_upstream_error_without_a_message_still_says_something() {
+    let (_, _, error) = client_view(&ollama_run(&[b"{\"error\":\"\"}\n"]));
+    assert!(error.is_some_and(|m| !m.trim().is_empty()));
+    let (_, _, error) = client_view(&anthropic_run(&[
+        b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"\"}}\n\n",
+    ]));
+    assert!(error.is_some_and(|m| !m.trim().is_empty()));
+}
