@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the fuzz targets (default: all) for SECONDS (default 600) each, one after the other, on
-# stable Rust:
-# cargo-fuzz needs nightly's -Z flags, which RUSTC_BOOTSTRAP=1 unlocks; no sanitizer (the
-# code under test is safe Rust; panics and assertion failures are what we look for).
+# Runs the fuzz targets (default: all) for SECONDS (default 600) each, one after the other.
+# On stable Rust: cargo-fuzz needs nightly's -Z flags, which RUSTC_BOOTSTRAP=1 unlocks. No
+# sanitizer: the code under test is safe Rust; panics and failed assertions are the findings.
+# The corpus grows in fuzz/corpus/<target>; crashes land in fuzz/artifacts/<target>.
 #   cargo install cargo-fuzz && fuzz/run.sh 600 [target...]
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -401,7 +401,7 @@ fn error_text(error: &Value) -> String {
         (Some(message), _) if !message.trim().is_empty() => message.to_owned(),
         (_, Some(kind)) if !kind.trim().is_empty() => kind.to_owned(),
         // An error event must tell the client something.
-        _ => "Anthropic reported an error without a message or type".to_string(),
+        _ => format!("Anthropic reported an error without a message: {error}"),
     }
 }
 
