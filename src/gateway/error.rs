@@ -20,6 +20,8 @@ pub enum GatewayError {
     MethodNotAllowed(String),
     #[error("request body is larger than the limit of {limit} bytes; send a smaller request or raise gateway.maxBodyBytes in openclawd.json")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {} s; send the whole body without pausing", limit.as_secs())]
+    BodyTimeout { limit: std::time::Duration },
     #[error("{0}")]
     AllAttemptsFailed(String),
     #[error("{0}")]
@@ -49,6 +51,7 @@ impl GatewayError {
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::AllAttemptsFailed(_) => StatusCode::BAD_GATEWAY,
             GatewayError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { status, .. } => *status,
@@ -64,6 +67,7 @@ impl GatewayError {
             GatewayError::PayloadTooLarge { .. } => {
                 ("invalid_request_error", Some("request_too_large"))
             }
+            GatewayError::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
             GatewayError::AllAttemptsFailed(_) => ("api_error", Some("all_attempts_failed")),
             GatewayError::NotReady(_) => ("api_error", Some("not_ready")),
             GatewayError::Upstream { .. } => ("api_error", None),

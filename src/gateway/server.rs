@@ -27,6 +27,9 @@ use super::status::{readiness, status_json};
 
 /// Slow-drip headers (slowloris) are cut off after this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole request body must arrive within this (a slow-drip body would otherwise hold a
+/// connection, and one of the `MAX_CONNECTIONS` slots, forever).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open connections beyond this wait in the accept queue.
 const MAX_CONNECTIONS: usize = 4096;
 
@@ -184,7 +187,14 @@ async fn body_limit(State(state): State<Arc<GatewayState>>, req: Request, next: 
         return GatewayError::PayloadTooLarge { limit }.into_response();
     }
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, limit).await {
+    let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await
+    else {
+        return GatewayError::BodyTimeout {
+            limit: BODY_READ_TIMEOUT,
+        }
+        .into_response();
+    };
+    match read {
         Ok(bytes) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await

@@ -353,7 +353,9 @@ impl SessionsGuard {
     }
 
     /// Copies `bytes` to `<backups>/sessions-<agent>-<UTC stamp>.json`, keeps the newest
-    /// [`BACKUPS_KEPT`] of that agent.
+    /// [`BACKUPS_KEPT`] of that agent. The copy is written whole under a temp name and then
+    /// linked to its final name, so a crash mid-copy never leaves a truncated file that looks
+    /// like a backup.
     fn backup(&self, agent_id: &str, bytes: &[u8]) -> Result<PathBuf, SessionsError> {
         let dir = &self.backups_dir;
         fs::DirBuilder::new()
@@ -362,34 +364,53 @@ impl SessionsGuard {
             .create(dir)
             .map_err(io_err("create the backups directory", dir))?;
         let agent = file_safe(agent_id);
+        remove_dead_temp_backups(dir);
+        let tmp = dir.join(format!(
+            "{TEMP_BACKUP_PREFIX}{agent}.{}.tmp",
+            std::process::id()
+        ));
+        let written = (|| -> io::Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("write the backup", &tmp)(e));
+        }
         let now = SystemTime::now();
         let mut created = None;
-        // Two backups in the same millisecond get the next free stamp.
+        // Two backups in the same millisecond get the next free stamp (a hard link never
+        // replaces an existing name).
         for bump_ms in 0..1000u64 {
             let stamp = utc_stamp(now + Duration::from_millis(bump_ms));
             let path = dir.join(format!("sessions-{agent}-{stamp}.json"));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    file.write_all(bytes)
-                        .and_then(|()| file.sync_all())
-                        .map_err(io_err("write the backup", &path))?;
+            match fs::hard_link(&tmp, &path) {
+                Ok(()) => {
                     created = Some(path);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_err("create the backup", &path)(e)),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(io_err("create the backup", &path)(e));
+                }
             }
         }
+        let _ = fs::remove_file(&tmp);
         let path = created.ok_or_else(|| SessionsError::Io {
             action: "name a new backup in",
             path: dir.clone(),
             source: io::Error::from(io::ErrorKind::AlreadyExists),
         })?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync the backups directory", dir))?;
         let backups = self.backups_of(agent_id);
         let excess = backups.len().saturating_sub(BACKUPS_KEPT);
         for old in &backups[..excess] {
@@ -748,6 +769,30 @@ fn temp_prefix(store: &Path) -> String {
         ".{}.openclawd-",
         store.file_name().unwrap_or_default().to_string_lossy()
     )
+}
+
+/// Name prefix of a backup being written (`.sessions-<agent>.<pid>.tmp`).
+const TEMP_BACKUP_PREFIX: &str = ".sessions-";
+
+/// Temp backups left by a process that died while writing one (a live one may be mid-copy).
+fn remove_dead_temp_backups(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name
+            .strip_prefix(TEMP_BACKUP_PREFIX)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let pid = rest.rsplit('.').next().and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| !process_alive(p)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Temp files of an interrupted rewrite (we hold the lock, so none is in use).

@@ -265,15 +265,50 @@ pub(crate) async fn send(
     })
 }
 
-/// Reads a whole non-streamed answer within `budget`.
+/// The error a client reads when a stream went silent for its whole budget.
+pub(crate) fn stalled_message(budget: Duration) -> String {
+    format!(
+        "the upstream sent nothing for {} s mid-answer (timeout); the stream was ended",
+        budget.as_secs_f64()
+    )
+}
+
+/// The largest whole (non-streaming) answer read from an upstream. Nothing real comes close;
+/// a wrong `baseUrl` serving a download must not be buffered until memory runs out.
+pub(crate) const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// The most a stream may send without completing one line or event (same reason).
+pub(crate) const MAX_UNFRAMED_BYTES: usize = 16 << 20;
+/// Error bodies are only quoted: their first bytes are enough.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Reads a whole non-streamed answer of at most `MAX_ANSWER_BYTES` within `budget`.
 pub(crate) async fn read_body(
-    resp: reqwest::Response,
+    mut resp: reqwest::Response,
     budget: Duration,
 ) -> Result<Bytes, AttemptError> {
-    tokio::time::timeout(budget, resp.bytes())
+    let read = async move {
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?
+        {
+            if out.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(AttemptError::new(
+                    FailureClass::ServerError,
+                    format!(
+                        "the answer is larger than {} MiB; is the provider's baseUrl right?",
+                        MAX_ANSWER_BYTES >> 20
+                    ),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(budget, read)
         .await
         .map_err(|_| AttemptError::new(FailureClass::Timeout, "the answer did not complete"))?
-        .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))
 }
 
 /// Reads a whole JSON answer within `budget`.
@@ -290,12 +325,20 @@ pub(crate) async fn read_json(
     })
 }
 
-/// Reads a whole (small) error body, never failing.
-pub(crate) async fn read_error_body(resp: reqwest::Response) -> Bytes {
-    match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {
-        Ok(Ok(b)) => b,
-        _ => Bytes::new(),
-    }
+/// Reads the start of an error body (at most 64 KiB, 5 s), never failing.
+pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            out.extend_from_slice(&chunk);
+            if out.len() >= MAX_ERROR_BODY_BYTES {
+                out.truncate(MAX_ERROR_BODY_BYTES);
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    out.freeze()
 }
 
 /// Shortens an upstream body for an error message.

@@ -58,7 +58,7 @@ pub async fn call(
         Ok(Some(Err(e))) => return Err(AttemptError::from_reqwest(&e, "stream failed")),
         Ok(Some(Ok(b))) => b,
     };
-    Ok(Answer::Stream(passthrough(first, upstream)))
+    Ok(Answer::Stream(passthrough(first, upstream, budget)))
 }
 
 /// The client's request as the upstream must see it: its own model id in `model`, every other
@@ -84,16 +84,18 @@ impl serde::Serialize for WithModel<'_> {
     }
 }
 
-/// Forwards upstream chunks; an upstream failure, or an end without `[DONE]`, becomes an SSE
-/// error event so the client never mistakes a truncated answer for a complete one.
+/// Forwards upstream chunks; an upstream failure, a silence longer than `idle`, or an end
+/// without `[DONE]` becomes an SSE error event so the client never mistakes a truncated answer
+/// for a complete one, nor waits forever on a stalled one.
 fn passthrough(
     first: Bytes,
     upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    idle: std::time::Duration,
 ) -> SseStream {
     let state = (Some(first), Box::pin(upstream), Tail::default(), false);
     Box::pin(futures_util::stream::unfold(
         state,
-        |(first, mut up, mut tail, ended)| async move {
+        move |(first, mut up, mut tail, ended)| async move {
             if ended {
                 return None;
             }
@@ -101,7 +103,13 @@ fn passthrough(
                 tail.push(&b);
                 return Some((b, (None, up, tail, false)));
             }
-            match up.next().await {
+            let Ok(next) = tokio::time::timeout(idle, up.next()).await else {
+                return Some((
+                    sse_error_event(&super::stalled_message(idle), "api_error"),
+                    (None, up, tail, true),
+                ));
+            };
+            match next {
                 Some(Ok(b)) => {
                     tail.push(&b);
                     Some((b, (None, up, tail, false)))

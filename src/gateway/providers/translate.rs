@@ -28,6 +28,9 @@ struct Driver<T> {
     translator: T,
     pending: VecDeque<Bytes>,
     ended: bool,
+    /// Bytes received since the translator last produced anything: a line or event that
+    /// never ends (a wrong server streaming a download) must not be buffered without bound.
+    unframed: usize,
 }
 
 enum Step {
@@ -56,7 +59,22 @@ impl<T: StreamTranslate> Driver<T> {
                 return Step::Eof;
             }
             let events = match self.upstream.next().await {
-                Some(Ok(chunk)) => self.translator.push(&chunk),
+                Some(Ok(chunk)) => {
+                    let events = self.translator.push(&chunk);
+                    self.unframed = if events.is_empty() {
+                        self.unframed.saturating_add(chunk.len())
+                    } else {
+                        0
+                    };
+                    if self.unframed > super::MAX_UNFRAMED_BYTES {
+                        self.ended = true;
+                        return Step::Error(format!(
+                            "the upstream sent more than {} MiB without completing one line or event; is the provider's baseUrl right?",
+                            super::MAX_UNFRAMED_BYTES >> 20
+                        ));
+                    }
+                    events
+                }
                 Some(Err(e)) => {
                     self.ended = true;
                     return Step::Error(format!(
@@ -82,7 +100,9 @@ impl<T: StreamTranslate> Driver<T> {
     }
 }
 
-/// Waits (up to `first_byte`) for the first translated event, then streams the rest.
+/// Waits (up to `first_byte`) for the first translated event, then streams the rest. After
+/// the first byte the same budget bounds each silence: an upstream that stalls mid-answer
+/// ends the stream with an error event instead of holding the client forever.
 pub async fn drive<T: StreamTranslate>(
     upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     translator: T,
@@ -93,6 +113,7 @@ pub async fn drive<T: StreamTranslate>(
         translator,
         pending: VecDeque::new(),
         ended: false,
+        unframed: 0,
     };
     let first = match tokio::time::timeout(first_byte, d.next_step()).await {
         Err(_) => {
@@ -118,11 +139,15 @@ pub async fn drive<T: StreamTranslate>(
         }
     };
     d.pending.push_front(first);
-    let stream = futures_util::stream::unfold((d, false), |(mut d, done)| async move {
+    let stream = futures_util::stream::unfold((d, false), move |(mut d, done)| async move {
         if done {
             return None;
         }
-        match d.next_step().await {
+        let step = match tokio::time::timeout(first_byte, d.next_step()).await {
+            Ok(step) => step,
+            Err(_) => Step::Error(super::stalled_message(first_byte)),
+        };
+        match step {
             Step::Event(b) => Some((b, (d, false))),
             Step::Error(msg) => {
                 tracing::warn!("stream failed after its first byte: {msg}");

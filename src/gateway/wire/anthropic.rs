@@ -398,9 +398,10 @@ fn error_text(error: &Value) -> String {
     let message = error.get("message").and_then(Value::as_str);
     let kind = error.get("type").and_then(Value::as_str);
     match (message, kind) {
-        (Some(message), _) if !message.is_empty() => message.to_owned(),
-        (_, Some(kind)) => kind.to_owned(),
-        _ => error.to_string(),
+        (Some(message), _) if !message.trim().is_empty() => message.to_owned(),
+        (_, Some(kind)) if !kind.trim().is_empty() => kind.to_owned(),
+        // An error event must tell the client something.
+        _ => format!("Anthropic reported an error without a message: {error}"),
     }
 }
 

@@ -437,13 +437,19 @@ fn arguments_text(raw: Option<&RawValue>) -> Cow<'_, str> {
 }
 
 fn error_text(error: &Value) -> String {
-    match error {
+    let text = match error {
         Value::String(message) => message.clone(),
         other => other
             .get("message")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| other.to_string()),
+    };
+    // An error event must tell the client something.
+    if text.trim().is_empty() {
+        "Ollama reported an error without a message".to_string()
+    } else {
+        text
     }
 }
 

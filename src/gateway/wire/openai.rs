@@ -128,8 +128,50 @@ pub fn validate_chat_request(req: &Value) -> Result<(), WireError> {
             ));
         }
     }
+    // Sampling fields are forwarded as Ollama options, and Ollama answers a mistyped option
+    // with a 500, which would look like a server failure and cool the model down for every
+    // client. Refuse them here, as OpenAI does.
+    for key in NUMERIC_FIELDS {
+        match req.get(*key) {
+            None | Some(Value::Null) | Some(Value::Number(_)) => {}
+            Some(other) => {
+                return Err(WireError::bad_request(
+                    format!(
+                        "Invalid type for '{key}': expected a number, but got {} instead.",
+                        json_kind(other)
+                    ),
+                    Some((*key).into()),
+                ))
+            }
+        }
+    }
+    match req.get("stop") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(Value::Array(stops)) if stops.iter().all(Value::is_string) => {}
+        Some(other) => {
+            return Err(WireError::bad_request(
+                format!(
+                    "Invalid type for 'stop': expected a string or an array of strings, but got {} instead.",
+                    json_kind(other)
+                ),
+                Some("stop".into()),
+            ))
+        }
+    }
     Ok(())
 }
+
+/// Request fields that must be numbers (or null) when present.
+const NUMERIC_FIELDS: &[&str] = &[
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+    "repeat_penalty",
+];
 
 /// `model` as sent (absent or empty means "the primary").
 pub fn model(req: &Value) -> Option<&str> {
@@ -510,6 +552,33 @@ mod tests {
         assert!(!is_stream(&bare));
         assert!(!include_usage(&bare));
         assert_eq!(max_output_tokens(&bare), Some(64));
+    }
+
+    #[test]
+    fn mistyped_sampling_fields_are_refused_before_they_reach_an_upstream() {
+        let with = |key: &str, value: Value| {
+            let mut req = json!({"messages":[{"role":"user","content":"hi"}]});
+            req[key] = value;
+            validate_chat_request(&req)
+        };
+        for key in NUMERIC_FIELDS {
+            assert!(with(key, json!(0.5)).is_ok());
+            assert!(with(key, Value::Null).is_ok());
+            let err = with(key, json!("0.5")).unwrap_err();
+            assert_eq!(
+                err,
+                WireError::bad_request(
+                    format!(
+                        "Invalid type for '{key}': expected a number, but got a string instead."
+                    ),
+                    Some((*key).into())
+                )
+            );
+        }
+        assert!(with("stop", json!("\n")).is_ok());
+        assert!(with("stop", json!(["a", "b"])).is_ok());
+        assert!(with("stop", json!([null])).is_err());
+        assert!(with("stop", json!(5)).is_err());
     }
 
     #[test]

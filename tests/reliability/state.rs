@@ -1,0 +1,447 @@
+//! State safety: a sessions rewrite killed at any moment never leaves a truncated
+//! `sessions.json` (it is the old bytes or the new ones), every backup is byte-identical to
+//! what it backs up, and secrets never reach the logs, `/status`, `/metrics` or the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openclawd::config::{OwnSessions, SessionsAction};
+use openclawd::housekeeping::{Mode, SessionStore, SessionsGuard, WriteStep};
+use serde_json::{json, Map, Value};
+
+use crate::common::{fixture, TestEnv};
+use crate::support::*;
+
+/// An OpenClaw-shaped store of `entries` sessions (~2.5 KB each), the fixture's entries as
+/// the template, with distinct keys and `updatedAt`.
+fn big_store(entries: usize) -> Vec<u8> {
+    let fixture: Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("openclaw/sessions.json")).unwrap())
+            .unwrap();
+    let templates: Vec<&Value> = fixture.values().collect();
+    let mut out = Map::new();
+    for i in 0..entries {
+        let mut e = templates[i % templates.len()].clone();
+        e["updatedAt"] = json!(1_771_000_000_000u64 + i as u64 * 1000);
+        e["sessionId"] = json!(format!("00000000-0000-4000-8000-{i:012}"));
+        e["systemPromptReport"] = json!({"text": "x".repeat(2048)});
+        out.insert(format!("agent:main:session-{i}"), e);
+    }
+    let mut bytes = serde_json::to_vec_pretty(&Value::Object(out)).unwrap();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn store_at(state: &Path, bytes: &[u8]) -> SessionStore {
+    let path = state.join("agents/main/sessions/sessions.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    SessionStore {
+        agent_id: "main".into(),
+        path,
+    }
+}
+
+/// The files named as backups (`sessions-<agent>-<stamp>.json`); a temp copy a killed writer
+/// left (`.sessions-<agent>.<pid>.tmp`) is not one.
+fn backups(state: &Path) -> Vec<PathBuf> {
+    let dir = state.join("openclawd/backups");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("sessions-") && n.ends_with(".json"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Temp backups in the backups directory.
+fn temp_backups(state: &Path) -> usize {
+    std::fs::read_dir(state.join("openclawd/backups"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Files beside the store other than it and its lock. A lock a killed writer left behind is
+/// fine as long as it names a dead process (stale, taken over by the next writer, as
+/// OpenClaw's own locks are).
+fn temp_leftovers(store: &Path) -> Vec<String> {
+    let lock = store.with_file_name("sessions.json.lock");
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        if let Some(pid) = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+        {
+            assert!(
+                !crate::common::pid_alive(pid as i32),
+                "a live process holds {}",
+                lock.display()
+            );
+        }
+    }
+    std::fs::read_dir(store.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "sessions.json" && n != "sessions.json.lock")
+        .collect()
+}
+
+#[test]
+fn a_rewrite_interrupted_at_each_injected_step_leaves_the_store_whole() {
+    let original = big_store(400);
+    for action in [SessionsAction::Clear, SessionsAction::Prune] {
+        for step in [WriteStep::AfterBackup, WriteStep::AfterTempWrite] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store_at(dir.path(), &original);
+            let guard = SessionsGuard::new(
+                dir.path().join("openclawd/backups"),
+                OwnSessions {
+                    max_bytes: 256 * 1024,
+                    action,
+                    interval: Duration::from_secs(300),
+                },
+            );
+            // Crash at the step twice in a row, then let a round finish.
+            for _ in 0..2 {
+                assert!(guard
+                    .check_with_fault(&store, Mode::Apply, Some(step))
+                    .is_err());
+                assert!(
+                    std::fs::read(&store.path).unwrap() == original,
+                    "{action:?} {step:?}: the store changed"
+                );
+            }
+            let report = guard.check(&store, Mode::Apply).unwrap();
+            assert!(report.action.is_some(), "{report:?}");
+            let after = std::fs::read(&store.path).unwrap();
+            let parsed: Value = serde_json::from_slice(&after).expect("valid JSON after");
+            assert!(
+                after.len() as u64 <= 256 * 1024,
+                "{action:?}: {} bytes",
+                after.len()
+            );
+            assert!(parsed.is_object());
+            assert!(
+                temp_leftovers(&store.path).is_empty(),
+                "{:?}",
+                temp_leftovers(&store.path)
+            );
+            let bs = backups(dir.path());
+            assert_eq!(bs.len(), 3, "one backup per attempt: {bs:?}");
+            for b in bs {
+                assert!(
+                    std::fs::read(&b).unwrap() == original,
+                    "{} differs",
+                    b.display()
+                );
+            }
+        }
+    }
+}
+
+/// A small deterministic generator (no seed files, reproducible runs).
+struct Lcg(u64);
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Runs `cmd` to completion, watching the files: returns (a little before the first backup
+/// byte appeared, when the process exited).
+fn writing_window(env: &TestEnv, store: &Path, mut cmd: Command) -> (Duration, Duration) {
+    let backups_dir = env.state.join("openclawd/backups");
+    let _ = std::fs::remove_dir_all(&backups_dir);
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let mut first_backup = None;
+    let mut replaced = None;
+    let original_len = std::fs::metadata(store).unwrap().len();
+    loop {
+        if first_backup.is_none()
+            && std::fs::read_dir(&backups_dir).is_ok_and(|mut d| d.next().is_some())
+        {
+            first_backup = Some(start.elapsed());
+        }
+        if replaced.is_none() && std::fs::metadata(store).is_ok_and(|m| m.len() != original_len) {
+            replaced = Some(start.elapsed());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let end = replaced
+        .map(|t| t + Duration::from_millis(2))
+        .unwrap_or_else(|| start.elapsed());
+    let begin = first_backup
+        .map(|t| t.saturating_sub(Duration::from_millis(5)))
+        .unwrap_or_default();
+    (begin, end)
+}
+
+#[test]
+fn sessions_rewrites_sigkilled_at_random_moments_never_leave_a_truncated_file() {
+    const KILLS: usize = 40;
+    let env = TestEnv::new();
+    let original = big_store(3000); // ~8 MB: the write and its fsync take a while
+    let run = |env: &TestEnv| {
+        let mut c = Command::new(crate::common::openclawd_bin());
+        c.args(["sessions", "--prune-now", "--json"]).env_clear();
+        for (k, v) in env.envs() {
+            c.env(k, v);
+        }
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let mut rng = Lcg(0x5eed_0009);
+    let mut outcomes = [0usize; 2]; // [old bytes, new bytes]
+    let mut mid_write = 0; // kills that left a temp file behind
+    let mut with_backup = 0;
+    let mut mid_backup = 0; // kills that left a half-written temp backup
+    for action in ["prune", "clear"] {
+        env.write_own_settings(&format!(
+            "{{ sessions: {{ maxBytes: 1048576, action: '{action}' }} }}"
+        ));
+        // The complete run's result, and when its writing starts and ends: kills are aimed
+        // at that window (before it, a kill trivially leaves the old bytes). Three runs, the
+        // widest window: timings vary with the machine's load.
+        let mut store = store_at(&env.state, &original);
+        let (mut window_start, mut window_end) = (Duration::MAX, Duration::ZERO);
+        for _ in 0..3 {
+            store = store_at(&env.state, &original);
+            let (start, end) = writing_window(&env, &store.path, run(&env));
+            window_start = window_start.min(start);
+            window_end = window_end.max(end);
+        }
+        let expected = std::fs::read(&store.path).unwrap();
+        assert!(expected != original);
+        for _ in 0..KILLS / 2 {
+            let _ = std::fs::remove_dir_all(env.state.join("openclawd/backups"));
+            std::fs::write(&store.path, &original).unwrap();
+            let mut child = run(&env).spawn().unwrap();
+            let span = (window_end - window_start).as_micros() as u64;
+            let delay = window_start + Duration::from_micros(rng.below(span + 1));
+            std::thread::sleep(delay);
+            let _ = child.kill();
+            let _ = child.wait();
+            let now = std::fs::read(&store.path).unwrap();
+            if now == original {
+                outcomes[0] += 1;
+            } else if now == expected {
+                outcomes[1] += 1;
+            } else {
+                panic!(
+                    "{action}: sessions.json is neither the old nor the new content ({} bytes) after a kill at {delay:?}",
+                    now.len()
+                );
+            }
+            if !temp_leftovers(&store.path).is_empty() {
+                mid_write += 1;
+            }
+            if temp_backups(&env.state) > 0 {
+                mid_backup += 1;
+            }
+            for b in backups(&env.state) {
+                with_backup += 1;
+                let got = std::fs::read(&b).unwrap();
+                assert!(
+                    got == original,
+                    "{action}: backup {} is not byte-identical ({} of {} bytes; killed at {delay:?})",
+                    b.display(),
+                    got.len(),
+                    original.len()
+                );
+            }
+            // The next round finishes the job and cleans up after the dead one.
+            assert!(run(&env).status().unwrap().success());
+            assert!(std::fs::read(&store.path).unwrap() == expected);
+            assert!(
+                temp_leftovers(&store.path).is_empty(),
+                "{:?}",
+                temp_leftovers(&store.path)
+            );
+            assert_eq!(
+                temp_backups(&env.state),
+                0,
+                "a dead writer's temp backup was not removed"
+            );
+        }
+    }
+    figure(
+        "state.sessions_kills",
+        format!(
+            "{KILLS} SIGKILLs of `openclawd sessions --prune-now` on an 8 MB store: {} left the old bytes, {} the new, 0 anything else; {mid_backup} died mid-backup, {mid_write} with the new temp file written; {with_backup} backups, all byte-identical",
+            outcomes[0], outcomes[1]
+        ),
+    );
+}
+
+#[test]
+fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
+    use crate::common::cloud::FakeCloud;
+    const ENV_KEY: &str = "sk-ant-reliability-env-41c9d0";
+    const LITERAL_KEY: &str = "sk-literal-in-config-9d2e77";
+    const PROFILE_KEY: &str = "sk-or-reliability-profile-3c7a55";
+    const TOKEN: &str = "gw-reliability-token-5b1e99";
+    const WRONG_TOKEN: &str = "gw-wrong-presented-token-8f8f";
+    let secrets = [
+        CLOUD_KEY,
+        ENV_KEY,
+        LITERAL_KEY,
+        PROFILE_KEY,
+        TOKEN,
+        WRONG_TOKEN,
+    ];
+
+    let mut env = TestEnv::new();
+    let openai = FakeCloud::openai(CLOUD_KEY);
+    let claude = FakeCloud::anthropic(ENV_KEY);
+    // Configured with a key the upstream refuses: the 401 path is logged too.
+    let refusing = FakeCloud::openai("sk-the-upstream-wants-another");
+    let providers = [
+        ollama_provider(&env, None),
+        openai_provider("cloud", &openai.base()),
+        format!(
+            "anthropic: {{ baseUrl: '{}', api: 'anthropic-messages', models: [ {{ id: 'm1', name: 'C', contextWindow: 200000, maxTokens: 1000 }} ] }}",
+            claude.base()
+        ),
+        format!(
+            "refusing: {{ baseUrl: '{}/v1', apiKey: '{LITERAL_KEY}', api: 'openai-completions', models: [ {{ id: 'm1', name: 'R', contextWindow: 128000, maxTokens: 1000 }} ] }}",
+            refusing.base()
+        ),
+    ];
+    write_config(
+        &mut env,
+        &providers,
+        "ollama/llama3.2:3b",
+        &["cloud/m1"],
+        "",
+    );
+    let agent = env.state.join("agents/main/agent");
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::write(
+        agent.join("auth-profiles.json"),
+        json!({"version": 1, "profiles": {"openrouter:default": {"type": "token", "provider": "openrouter", "token": PROFILE_KEY}}}).to_string(),
+    )
+    .unwrap();
+    env.extra_env.extend([
+        ("ANTHROPIC_API_KEY".to_string(), ENV_KEY.to_string()),
+        ("OPENCLAW_GATEWAY_TOKEN".to_string(), TOKEN.to_string()),
+        // Everything a person debugging might turn on.
+        ("RUST_LOG".to_string(), "trace".to_string()),
+    ]);
+    let d = env.start();
+    d.wait_until("Ollama running", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    });
+
+    for model in [
+        "ollama/llama3.2:3b",
+        "cloud/m1",
+        "anthropic/m1",
+        "refusing/m1",
+    ] {
+        for stream in [false, true] {
+            let _ = d.chat(&chat(model, stream), &[]).text();
+        }
+    }
+    // A client presenting a wrong token.
+    let (code, _) = crate::common::http_post(
+        &format!("{}/v1/chat/completions", d.base),
+        &[("authorization", &format!("Bearer {WRONG_TOKEN}"))],
+        &chat("default", false).to_string(),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    // A broken edit on the line that holds a key, then the fix.
+    let good = std::fs::read_to_string(env.config_path()).unwrap();
+    env.write_config(&good.replace(
+        &format!("apiKey: '{LITERAL_KEY}',"),
+        &format!("apiKey: '{LITERAL_KEY}' oops"),
+    ));
+    d.wait_until("the broken edit reported", Duration::from_secs(20), |s| {
+        s["config"]["error"].is_string()
+    });
+    env.write_config(&good);
+    d.wait_until("the fix applied", Duration::from_secs(20), |s| {
+        s["config"]["error"].is_null()
+    });
+    // The keys were really used (the test is not vacuous).
+    assert!(openai
+        .received()
+        .iter()
+        .any(|r| r.headers["authorization"] == format!("Bearer {CLOUD_KEY}")));
+    assert!(claude
+        .received()
+        .iter()
+        .any(|r| r.headers["x-api-key"] == ENV_KEY));
+    assert!(refusing
+        .received()
+        .iter()
+        .any(|r| r.headers["authorization"] == format!("Bearer {LITERAL_KEY}")));
+
+    let mut places: Vec<(String, String)> = Vec::new();
+    for path in ["/status", "/metrics", "/v1/models", "/ready"] {
+        places.push((
+            path.to_string(),
+            d.get(path).map(|(_, b)| b).unwrap_or_default(),
+        ));
+    }
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["models", "--json"],
+        &["sessions", "--json"],
+    ] {
+        let (_, out, err) = env.cli(args);
+        places.push((format!("openclawd {}", args.join(" ")), out + &err));
+    }
+    places.push((
+        "ollama.log".into(),
+        std::fs::read_to_string(env.state.join("logs/ollama.log")).unwrap_or_default(),
+    ));
+    places.push(("daemon log".into(), d.log_text()));
+    let log_lines = d.log_text().lines().count();
+    let trace_lines = d.log_text().matches("TRACE").count();
+    assert!(trace_lines > 0, "RUST_LOG=trace took no effect");
+    for (place, text) in &places {
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {place}:\n{}",
+                text.lines()
+                    .filter(|l| l.contains(secret))
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+    figure(
+        "state.secrets",
+        format!(
+            "{} secrets, {} places ({log_lines} daemon log lines, {trace_lines} of them TRACE): none found",
+            secrets.len(),
+            places.len()
+        ),
+    );
+}
