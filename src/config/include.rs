@@ -7,7 +7,7 @@
 //! Besides the merged value, this keeps every parsed file and where its content landed, so a
 //! merged config path can be traced back to the file, line and column it came from.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -361,19 +361,4 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Lexical normalization (like Node's `path.normalize`): drops `.` and folds `..`.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for comp in path.components() {
-        match comp {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
+pub(crate) use crate::fsutil::normalize;

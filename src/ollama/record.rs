@@ -1,8 +1,7 @@
 //! `<state>/openclawd/ollama.json`: which Ollama process openclawd owns. It outlives openclawd on
 //! purpose (SPEC §3), so the next openclawd can take a warm server back without restarting it.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -65,22 +64,9 @@ pub fn write(state_dir: &Path, record: &OwnershipRecord) -> Result<(), RecordErr
         path: path.clone(),
         source,
     };
-    let dir = path.parent().unwrap_or(state_dir);
-    fs::create_dir_all(dir).map_err(err)?;
-    let tmp = dir.join(format!(".ollama.json.{}.tmp", std::process::id()));
-    let body = serde_json::to_vec_pretty(record).map_err(|e| err(std::io::Error::other(e)))?;
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    let mut body = serde_json::to_vec_pretty(record).map_err(|e| err(std::io::Error::other(e)))?;
+    body.push(b'\n');
+    crate::fsutil::write_atomic(&path, &body).map_err(err)
 }
 
 /// Removes the record (absent is fine).

@@ -7,9 +7,7 @@
 //! `NAME='value'` per line, a `'` inside a value written `'\''`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// What `NO_PROXY` must hold so loopback traffic never goes through a proxy.
@@ -282,36 +280,13 @@ pub fn parse(text: &str) -> BTreeMap<String, String> {
 
 /// Writes `contents` to `path` with mode 0600 from the first byte (temp file, fsync, rename).
 pub fn write_private(path: &Path, contents: &str) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "service.env".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        // An existing temp file keeps its mode: make sure.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(contents.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::fsutil::write_atomic_mode(path, contents.as_bytes(), 0o600)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
