@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::openai::{
-    self, arguments_object, content_parts, parse_data_url, ChunkWriter, Delta, FunctionDelta,
-    Part, ToolCallDelta,
+    self, arguments_object, content_parts, parse_data_url, ChunkWriter, Delta, FunctionDelta, Part,
+    ToolCallDelta,
 };
 use super::sse::{SseEvent, SSE_DONE};
 use super::{TranslateEvent, Usage, WireError};
@@ -120,7 +120,8 @@ pub fn messages_request(
         .map(|(role, mut blocks)| {
             if role == "user" {
                 // Tool results must open the turn that answers the tool calls.
-                blocks.sort_by_key(|b| b.get("type").and_then(Value::as_str) != Some("tool_result"));
+                blocks
+                    .sort_by_key(|b| b.get("type").and_then(Value::as_str) != Some("tool_result"));
             }
             json!({"role": role, "content": blocks})
         })
@@ -153,10 +154,7 @@ pub fn messages_request(
         Some(Value::Array(stops)) => stops.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let stops: Vec<&str> = stops
-        .into_iter()
-        .filter(|s| !s.trim().is_empty())
-        .collect();
+    let stops: Vec<&str> = stops.into_iter().filter(|s| !s.trim().is_empty()).collect();
     if !stops.is_empty() {
         body.insert("stop_sequences".into(), stops.into());
     }
@@ -244,7 +242,12 @@ fn tool_id(id: &str) -> Cow<'_, str> {
 }
 
 fn tool_definition(tool: &Value) -> Option<Value> {
-    if tool.get("type").and_then(Value::as_str).unwrap_or("function") != "function" {
+    if tool
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("function")
+        != "function"
+    {
         return None;
     }
     let function = tool.get("function")?;
@@ -550,8 +553,7 @@ impl AnthropicStreamTranslator {
                 if let Some(usage) = parsed.usage {
                     usage.apply(&mut self.usage, &mut self.input);
                 }
-                if let Some(reason) = parsed.delta.as_ref().and_then(|d| d.stop_reason.as_deref())
-                {
+                if let Some(reason) = parsed.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
                     self.stop_reason = Some(reason.to_owned());
                     self.push_finish(&mut out);
                 }
@@ -789,11 +791,7 @@ mod tests {
         .unwrap();
         assert!(body.get("tool_choice").is_none() && body.get("stream").is_none());
         assert_eq!(body["max_tokens"], json!(10));
-        assert_eq!(
-            body["tools"],
-            Value::Null,
-            "no tools key without tools"
-        );
+        assert_eq!(body["tools"], Value::Null, "no tools key without tools");
     }
 
     #[test]
@@ -839,7 +837,10 @@ mod tests {
         let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}"#;
         assert_eq!(error_message(body), "Overloaded");
         assert_eq!(error_type(body).as_deref(), Some("overloaded_error"));
-        assert_eq!(error_message(b"upstream connect error"), "upstream connect error");
+        assert_eq!(
+            error_message(b"upstream connect error"),
+            "upstream connect error"
+        );
     }
 
     #[test]

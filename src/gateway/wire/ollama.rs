@@ -14,8 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::openai::{
-    self, arguments_object, content_parts, parse_data_url, ChunkWriter, Delta, FunctionDelta,
-    Part, ToolCallDelta,
+    self, arguments_object, content_parts, parse_data_url, ChunkWriter, Delta, FunctionDelta, Part,
+    ToolCallDelta,
 };
 use super::sse::SSE_DONE;
 use super::{TranslateEvent, Usage, WireError};
@@ -803,7 +803,9 @@ mod tests {
         .unwrap();
         assert!(body.get("tools").is_none());
         let body = chat_request(
-            &base(json!({"tools": tools, "tool_choice": {"type":"function","function":{"name":"b"}}})),
+            &base(
+                json!({"tools": tools, "tool_choice": {"type":"function","function":{"name":"b"}}}),
+            ),
             "m",
             None,
             &empty,
@@ -825,8 +827,13 @@ mod tests {
         assert_eq!(body["format"], json!({"type":"object"}));
         assert_eq!(body["think"], json!(false));
         assert_eq!(
-            chat_request(&base(json!({"reasoning_effort": "xhigh"})), "m", None, &empty)
-                .unwrap()["think"],
+            chat_request(
+                &base(json!({"reasoning_effort": "xhigh"})),
+                "m",
+                None,
+                &empty
+            )
+            .unwrap()["think"],
             json!("max")
         );
         // Errors name the field.
@@ -838,11 +845,15 @@ mod tests {
             "reasoning_effort"
         );
         assert_eq!(
-            err(json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]})),
+            err(
+                json!({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]})
+            ),
             "messages[0].content[0].image_url.url"
         );
         assert_eq!(
-            err(json!({"messages":[{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{oops"}}]}]})),
+            err(
+                json!({"messages":[{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{oops"}}]}]})
+            ),
             "messages[0].tool_calls[0].function.arguments"
         );
         assert_eq!(

@@ -474,7 +474,9 @@ pub(crate) fn arguments_object(arguments: Option<&Value>, param: &str) -> Result
             Some(param.to_owned()),
         )),
         Err(err) => Err(WireError::bad_request(
-            format!("'{param}' is not valid JSON ({err}); tool call arguments must be a JSON object."),
+            format!(
+                "'{param}' is not valid JSON ({err}); tool call arguments must be a JSON object."
+            ),
             Some(param.to_owned()),
         )),
     }
@@ -518,10 +520,7 @@ mod tests {
         assert_eq!(param(b"{not json"), None);
         assert_eq!(param(b"[1]"), None);
         assert_eq!(param(b"{\"model\":\"x\"}").as_deref(), Some("messages"));
-        assert_eq!(
-            param(b"{\"messages\":\"hi\"}").as_deref(),
-            Some("messages")
-        );
+        assert_eq!(param(b"{\"messages\":\"hi\"}").as_deref(), Some("messages"));
         assert_eq!(param(b"{\"messages\":[]}").as_deref(), Some("messages"));
         assert_eq!(
             param(b"{\"messages\":[\"hi\"]}").as_deref(),
@@ -593,7 +592,10 @@ mod tests {
         let parts = content_parts(Some(&content), "messages[0].content").unwrap();
         assert_eq!(
             parts,
-            vec![Part::Text("look"), Part::Image("data:image/png;base64,iVBO")]
+            vec![
+                Part::Text("look"),
+                Part::Image("data:image/png;base64,iVBO")
+            ]
         );
         assert_eq!(
             parse_data_url("data:image/png;base64,iVBO"),

@@ -132,10 +132,7 @@ impl PendingEvent {
         let (field, value) = match line.iter().position(|&b| b == b':') {
             Some(colon) => {
                 let value = &line[colon + 1..];
-                (
-                    &line[..colon],
-                    value.strip_prefix(b" ").unwrap_or(value),
-                )
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
             None => (line, &b""[..]),
         };
@@ -255,7 +252,10 @@ mod tests {
     fn multibyte_utf8_split_across_chunks_survives() {
         let input = "data: héllo — 東京\n\n".as_bytes();
         for piece in 1..input.len() {
-            assert_eq!(parse_in_pieces(input, piece), vec![ev(None, "héllo — 東京")]);
+            assert_eq!(
+                parse_in_pieces(input, piece),
+                vec![ev(None, "héllo — 東京")]
+            );
         }
     }
 
