@@ -95,14 +95,12 @@ pub fn is_context_overflow(message: &str) -> bool {
         "context_length_exceeded",
         "maximum context length",
         "context length exceeded",
-        "exceeds the context",
         "exceed context window",
         "context window exceeded",
         // Anthropic: `prompt is too long: 210000 tokens > 200000 maximum`.
         "prompt is too long",
         // Ollama with `truncate: false`: `input length exceeds the context length`.
-        "exceeds the context length",
-        "input length exceeds",
+        "exceeds the context",
     ]
     .iter()
     .any(|needle| lower.contains(needle))
