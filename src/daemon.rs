@@ -23,9 +23,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::LogFormat;
 use crate::config::{self, Overrides, Snapshot};
-use crate::discovery::{self, build_catalog, Catalog};
+use crate::discovery::{self, build_catalog};
 use crate::gateway::metrics::Metrics;
 use crate::gateway::providers::Upstreams;
 use crate::gateway::router::Cooldowns;
@@ -36,6 +35,13 @@ use crate::watch::FileWatcher;
 
 /// In-flight requests get this long to finish on shutdown (SPEC §3).
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// How `openclawd run` writes its log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
 
 pub struct RunOptions {
     pub overrides: Overrides,
@@ -388,28 +394,6 @@ fn models_dir(s: &Snapshot) -> Option<PathBuf> {
     s.env
         .get("HOME")
         .map(|h| Path::new(h).join(".ollama").join("models"))
-}
-
-/// Runs one discovery for `snapshot` if it applies, and returns its catalogue.
-pub async fn discover_once(snapshot: &Snapshot) -> Catalog {
-    if !discovery::catalog::discovery_enabled(snapshot) {
-        return build_catalog(snapshot, None, None, None);
-    }
-    let client = match reqwest::Client::builder().no_proxy().build() {
-        Ok(c) => c,
-        Err(e) => return build_catalog(snapshot, None, Some(e.to_string()), None),
-    };
-    match discovery::discover(
-        &client,
-        &snapshot.ollama.base_url,
-        &snapshot.ollama.host_port(),
-        &snapshot.own.discovery,
-    )
-    .await
-    {
-        Ok(d) => build_catalog(snapshot, Some(&d), None, None),
-        Err(e) => build_catalog(snapshot, None, Some(e.to_string()), None),
-    }
 }
 
 /// Keeps the catalogue current: at start, when Ollama becomes healthy, after each config

@@ -8,9 +8,10 @@ mod status;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::Overrides;
+use crate::daemon::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,12 +58,6 @@ impl GlobalArgs {
             ollama_bin: self.ollama_bin.clone(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

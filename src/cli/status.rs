@@ -327,7 +327,7 @@ pub fn models(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
                     config::load(&global.overrides(), &env).map_err(|e| anyhow::anyhow!("{e}"))?
                 }
             };
-            let catalog = rt.block_on(crate::daemon::discover_once(&snapshot));
+            let catalog = rt.block_on(crate::discovery::discover_once(&snapshot));
             let models: Vec<Value> = catalog
                 .models
                 .iter()

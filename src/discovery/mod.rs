@@ -12,7 +12,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::OwnDiscovery;
+use crate::config::{OwnDiscovery, Snapshot};
 
 const TAGS_TIMEOUT: Duration = Duration::from_secs(5);
 const SHOW_TIMEOUT: Duration = Duration::from_secs(3);
@@ -261,6 +261,28 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
         format!("cannot connect ({cause})")
     } else {
         cause
+    }
+}
+
+/// Runs one discovery for `snapshot` if it applies, and returns its catalogue.
+pub async fn discover_once(snapshot: &Snapshot) -> Catalog {
+    if !catalog::discovery_enabled(snapshot) {
+        return build_catalog(snapshot, None, None, None);
+    }
+    let client = match reqwest::Client::builder().no_proxy().build() {
+        Ok(c) => c,
+        Err(e) => return build_catalog(snapshot, None, Some(e.to_string()), None),
+    };
+    match discover(
+        &client,
+        &snapshot.ollama.base_url,
+        &snapshot.ollama.host_port(),
+        &snapshot.own.discovery,
+    )
+    .await
+    {
+        Ok(d) => build_catalog(snapshot, Some(&d), None, None),
+        Err(e) => build_catalog(snapshot, None, Some(e.to_string()), None),
     }
 }
 

@@ -75,14 +75,6 @@ impl GatewayError {
     }
 }
 
-/// OpenAI's error body.
-pub fn error_body(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> String {
-    serde_json::json!({
-        "error": { "message": message, "type": kind, "param": param, "code": code }
-    })
-    .to_string()
-}
-
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -102,7 +94,7 @@ impl IntoResponse for GatewayError {
             GatewayError::BadRequest { param, .. } => param.as_deref(),
             _ => None,
         };
-        let body = error_body(&self.to_string(), kind, param, code);
+        let body = super::wire::openai::error_body(&self.to_string(), kind, param, code);
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,

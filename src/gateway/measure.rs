@@ -26,19 +26,13 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
-use super::providers::SseStream;
-use super::wire::ollama::OllamaMetrics;
+pub use super::wire::ollama::{add_native_timings, native_timings, EXTENSION_KEY};
 use super::wire::sse::SseParser;
-
-/// The top-level field of a non-streamed `chat.completion` in which the gateway reports an Ollama
-/// upstream's native timings: `"openclawd": {"load_duration_ms": 2310.5, "prompt_eval_ms": ..,
-/// "eval_ms": .., "eval_count": .., "total_duration_ms": ..}` (only the ones Ollama reported).
-/// OpenAI clients ignore unknown fields.
-pub const EXTENSION_KEY: &str = "openclawd";
+use super::wire::SseStream;
 
 /// Where a decode speed's token count came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,34 +231,6 @@ impl StreamMeter {
 pub fn decode_rate(completion_tokens: u64, first_to_last: Duration) -> Option<f64> {
     let secs = first_to_last.as_secs_f64();
     (completion_tokens >= 2 && secs > 0.0).then(|| (completion_tokens - 1) as f64 / secs)
-}
-
-/// Ollama's native timings as the [`EXTENSION_KEY`] object, in milliseconds; `None` when Ollama
-/// reported none of them.
-pub fn native_timings(m: &OllamaMetrics) -> Option<Value> {
-    let mut out = Map::new();
-    let mut ms = |key: &str, d: Option<Duration>| {
-        if let Some(d) = d {
-            // Microsecond precision: Ollama's nanoseconds would only be noise here.
-            let ms = (d.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-            out.insert(key.into(), Value::from(ms));
-        }
-    };
-    ms("load_duration_ms", m.load_duration);
-    ms("prompt_eval_ms", m.prompt_eval_duration);
-    ms("eval_ms", m.eval_duration);
-    ms("total_duration_ms", m.total_duration);
-    if let Some(n) = m.eval_count {
-        out.insert("eval_count".into(), n.into());
-    }
-    (!out.is_empty()).then_some(Value::Object(out))
-}
-
-/// Adds [`native_timings`] to a `chat.completion` body.
-pub fn add_native_timings(completion: &mut Value, m: &OllamaMetrics) {
-    if let (Some(obj), Some(timings)) = (completion.as_object_mut(), native_timings(m)) {
-        obj.insert(EXTENSION_KEY.into(), timings);
-    }
 }
 
 /// Watches a stream on its way to the client without holding anything back: each chunk is

@@ -7,13 +7,11 @@ mod ollama;
 mod openai;
 mod translate;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
-use futures_util::Stream;
 use serde_json::Value;
 
 use super::metrics::Metrics;
@@ -22,7 +20,7 @@ use crate::discovery::CatalogModel;
 
 /// A stream of OpenAI SSE bytes for the client. Upstream failures after the first byte are
 /// already turned into an SSE error event inside it.
-pub type SseStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
+pub use super::wire::SseStream;
 
 pub enum Answer {
     Json {

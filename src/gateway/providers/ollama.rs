@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::translate::{drive, StreamTranslate};
 use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
-use crate::gateway::measure;
 use crate::gateway::wire::ndjson::NdjsonSplitter;
 use crate::gateway::wire::ollama::{self as wire, OllamaStreamTranslator};
 use crate::gateway::wire::openai::{self as oai};
@@ -73,7 +72,7 @@ pub async fn call(
         let value = read_json(resp, budget).await?;
         let mut out = wire::chat_response(&value, &target.model.model_ref);
         // `openclawd.load_duration_ms` & co.: what `openclawd bench` reports as load time.
-        measure::add_native_timings(&mut out, &wire::OllamaMetrics::from_response(&value));
+        wire::add_native_timings(&mut out, &wire::OllamaMetrics::from_response(&value));
         return Ok(Answer::Json {
             body: Bytes::from(out.to_string()),
             content_type: HeaderValue::from_static("application/json"),

@@ -15,7 +15,13 @@ pub mod ollama;
 pub mod openai;
 pub mod sse;
 
+use std::pin::Pin;
+
 use bytes::Bytes;
+use futures_util::Stream;
+
+/// A response body on its way to the client: SSE (or JSON) bytes, each chunk written as it comes.
+pub type SseStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
 /// A request the gateway cannot translate: answered with 400 in OpenAI's error shape and never
 /// retried on another model (it would fail the same way).

@@ -704,6 +704,40 @@ pub(crate) fn plain_text_message(body: &[u8]) -> String {
     }
 }
 
+/// The top-level field of a non-streamed `chat.completion` in which the gateway reports an Ollama
+/// upstream's native timings: `"openclawd": {"load_duration_ms": 2310.5, "prompt_eval_ms": ..,
+/// "eval_ms": .., "eval_count": .., "total_duration_ms": ..}` (only the ones Ollama reported).
+/// OpenAI clients ignore unknown fields.
+pub const EXTENSION_KEY: &str = "openclawd";
+
+/// Ollama's native timings as the [`EXTENSION_KEY`] object, in milliseconds; `None` when Ollama
+/// reported none of them.
+pub fn native_timings(m: &OllamaMetrics) -> Option<Value> {
+    let mut out = Map::new();
+    let mut ms = |key: &str, d: Option<Duration>| {
+        if let Some(d) = d {
+            // Microsecond precision: Ollama's nanoseconds would only be noise here.
+            let ms = (d.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+            out.insert(key.into(), Value::from(ms));
+        }
+    };
+    ms("load_duration_ms", m.load_duration);
+    ms("prompt_eval_ms", m.prompt_eval_duration);
+    ms("eval_ms", m.eval_duration);
+    ms("total_duration_ms", m.total_duration);
+    if let Some(n) = m.eval_count {
+        out.insert("eval_count".into(), n.into());
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// Adds [`native_timings`] to a `chat.completion` body.
+pub fn add_native_timings(completion: &mut Value, m: &OllamaMetrics) {
+    if let (Some(obj), Some(timings)) = (completion.as_object_mut(), native_timings(m)) {
+        obj.insert(EXTENSION_KEY.into(), timings);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
