@@ -3,6 +3,7 @@
 //! [`crate::config::Published`] and derives its own settings. A failed load or a snapshot that
 //! would lower security changes nothing but `config.error`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -15,6 +16,7 @@ use crate::watch::FileWatcher;
 pub(super) async fn run(
     state: Arc<DaemonState>,
     overrides: Overrides,
+    env: BTreeMap<String, String>,
     shutdown: CancellationToken,
 ) {
     let (watcher, mut changed) = match FileWatcher::new(crate::watch::DEFAULT_DEBOUNCE) {
@@ -36,7 +38,7 @@ pub(super) async fn run(
                 tracing::info!("SIGHUP: reloading the configuration");
             }
         }
-        match prepare(&state, &overrides) {
+        match prepare(&state, &overrides, &env) {
             Ok(next) => {
                 let generation = next.generation;
                 let files = next.paths.watched_files();
@@ -67,8 +69,12 @@ pub(super) async fn run(
 }
 
 /// All the fallible work of a reload: load, then refuse what would lower security.
-fn prepare(state: &DaemonState, overrides: &Overrides) -> Result<config::Snapshot, String> {
-    let mut next = config::load(overrides, &super::process_env()).map_err(|e| e.to_string())?;
+fn prepare(
+    state: &DaemonState,
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<config::Snapshot, String> {
+    let mut next = config::load(overrides, env).map_err(|e| e.to_string())?;
     if let Some(why) = super::exposed_without_token(&next, state.listen) {
         return Err(format!(
             "{why} The previous token stays in force until this is fixed."
