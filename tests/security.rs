@@ -9,7 +9,7 @@ use common::*;
 
 #[test]
 fn removing_the_token_of_a_lan_gateway_is_refused_and_the_old_token_keeps_working() {
-    let mut env = TestEnv::new();
+    let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
     env.write_config("{ gateway: { bind: 'lan', auth: { token: 'lan-secret-1' } } }");
     let mut d = env.start();
