@@ -117,9 +117,14 @@ impl App {
                     let hard_stop = CancellationToken::new();
                     let serving =
                         server::serve(listener, router, shutdown.clone(), DRAIN, hard_stop.clone());
+                    // The second signal only cancels `hard_stop`; the drain then ends itself.
+                    let second = async move {
+                        signals::second_signal(shutdown, hard_stop).await;
+                        std::future::pending::<()>().await
+                    };
                     tokio::select! {
                         _ = serving => {}
-                        _ = signals::second_signal(shutdown, hard_stop) => std::future::pending().await,
+                        _ = second => {}
                     }
                 }
             }
