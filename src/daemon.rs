@@ -139,7 +139,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
     crate::service::notify::ready(&format!("listening on {listen}; starting Ollama"));
 
     let state_dir = snapshot.paths.state_dir.clone();
-    let pid_file = write_pid_file(&state_dir)?;
+    write_pid_file(&state_dir)?;
 
     let supervisor = ollama::spawn(SupervisorSettings::from_snapshot(&snapshot));
     let (hk_tx, hk_rx) = watch::channel(housekeeping_status);
@@ -212,7 +212,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         ShutdownKind::Stop => tracing::info!("stopping"),
     }
     supervisor.shutdown(kind).await;
-    let _ = std::fs::remove_file(&pid_file);
+    crate::service::control::remove_own_pid_file(&state_dir);
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -239,13 +239,14 @@ async fn bind_with_retry(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
 }
 
+/// `openclawd.pid` with our pid and start time (see `service::control::PidRecord`).
 fn write_pid_file(state_dir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = state_dir.join("openclawd");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("openclawd.pid");
-    crate::fsutil::write_atomic(&path, format!("{}\n", std::process::id()).as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    crate::service::control::write_pid_file(state_dir).with_context(|| {
+        format!(
+            "writing {}",
+            crate::service::control::pid_file(state_dir).display()
+        )
+    })
 }
 
 async fn wait_for_stop_signal(shutdown: CancellationToken) -> ShutdownKind {

@@ -21,14 +21,15 @@ pub(crate) struct ListenerSocket {
 
 /// The systemd unit running a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServiceUnit {
+pub struct ServiceUnit {
     pub name: String,
     /// Under the user's manager (`systemctl --user`) rather than the system one.
     pub user: bool,
 }
 
+/// What a process is, read once (see [`ProcessRef::info`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProcessInfo {
+pub struct ProcessInfo {
     pub pid: u32,
     /// Real user id.
     pub uid: u32,
@@ -89,13 +90,8 @@ pub(crate) fn service_unit(cgroup: &str) -> Option<ServiceUnit> {
     })
 }
 
-// Callers move onto it one by one (the supervisor after this lands).
-#[allow(dead_code, unused_imports)]
 mod process_ref;
-#[allow(unused_imports)]
-pub use process_ref::{
-    validate_pid, IdentityError, ProcessRef, SignalError, StartTime, MAX_PID, MIN_PID,
-};
+pub use process_ref::{validate_pid, IdentityError, ProcessRef, SignalError, StartTime};
 
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{find_listeners, group_members, inspect, still_running};
