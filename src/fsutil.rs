@@ -157,17 +157,14 @@ pub fn create_dir_all_owned(dir: &Path, owner: Owner) -> io::Result<File> {
     Ok(fd)
 }
 
-/// A new temp file next to `name` in `dir`: `O_CREAT | O_EXCL | O_NOFOLLOW`, under a fresh
-/// random name each try (a leftover or a planted entry is never reused).
+/// A new temp file next to `name` in `dir`: `O_CREAT | O_EXCL | O_NOFOLLOW`, so whatever is
+/// already at a candidate name (a leftover, a planted file or symlink) is never opened — the
+/// next name is tried instead. The names are predictable on purpose: safety comes from
+/// `O_EXCL`, not from guessing.
 fn create_temp(dir: &File, name: &OsStr, mode: u32) -> io::Result<(CString, File)> {
-    let base = name.to_string_lossy();
     let mut last = None;
-    for _ in 0..8 {
-        let tmp = cstr(OsStr::new(&format!(
-            ".{base}.tmp-{}-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        )))?;
+    for n in 0..TEMP_TRIES {
+        let tmp = cstr(&temp_name(name, n))?;
         // SAFETY: valid dir fd and NUL-terminated name; a non-negative result is ours.
         let fd = unsafe {
             libc::openat(
@@ -188,6 +185,13 @@ fn create_temp(dir: &File, name: &OsStr, mode: u32) -> io::Result<(CString, File
         last = Some(err);
     }
     Err(last.unwrap_or_else(|| io::Error::other("no free temp name")))
+}
+
+const TEMP_TRIES: u32 = 16;
+
+/// The `n`th temp name this process tries for `name`.
+fn temp_name(name: &OsStr, n: u32) -> std::ffi::OsString {
+    format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id()).into()
 }
 
 fn rename_at(dir: &File, from: &CString, to: &CString) -> io::Result<()> {
@@ -307,13 +311,18 @@ mod tests {
                 .join(format!(".state.json.tmp-{}", std::process::id())),
         )
         .unwrap();
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.path().join(temp_name(OsStr::new("state.json"), 0)),
+        )
+        .unwrap();
         write_atomic_mode(&p, b"new", 0o600).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
-            3,
-            "victim, planted link, state.json: no temp file left"
+            4,
+            "victim, two planted links, state.json: no temp file left"
         );
     }
 
@@ -342,6 +351,56 @@ mod tests {
             write_atomic_owned(&dir.path().join("a/b/x"), b"no", 0o600, Some(other)).unwrap_err();
         assert!(err.to_string().contains("not writing into it"), "{err}");
         assert!(!dir.path().join("a/b/x").exists());
+    }
+
+    /// Root writing a user's private file (`sudo openclawd install --system`): a symlink the
+    /// user planted at the temp name is not followed, and the file ends up the user's.
+    #[test]
+    fn root_writing_into_a_users_directory_follows_no_planted_symlink() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: this test must run there"
+            );
+            eprintln!("not root: cannot act as root writing for another user");
+            return;
+        }
+        let user = Owner {
+            uid: 65534,
+            gid: 65534,
+        };
+        let top = tempfile::tempdir().unwrap();
+        let victim = top.path().join("victim");
+        fs::write(&victim, "root's").unwrap();
+        let dir = top.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).unwrap();
+        let target = dir.join("service.env");
+        for n in 0..3 {
+            std::os::unix::fs::symlink(&victim, dir.join(temp_name(OsStr::new("service.env"), n)))
+                .unwrap();
+        }
+        // What the old writer used.
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.join(format!(".service.env.tmp-{}", std::process::id())),
+        )
+        .unwrap();
+        write_atomic_owned(&target, b"KEY=1\n", 0o600, Some(user)).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root's");
+        let vm = fs::symlink_metadata(&victim).unwrap();
+        assert_eq!(
+            (vm.uid(), vm.mode() & 0o777),
+            (0, 0o644),
+            "victim untouched"
+        );
+        let tm = fs::symlink_metadata(&target).unwrap();
+        assert!(tm.is_file());
+        assert_eq!(
+            (tm.uid(), tm.gid(), tm.mode() & 0o777),
+            (65534, 65534, 0o600)
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "KEY=1\n");
     }
 
     #[test]

@@ -96,7 +96,10 @@ fn bad_records(b: &Bystander) -> Vec<(&'static str, String)> {
     let pid = b.pid();
     vec![
         ("no start time", format!("{pid}\n")),
-        ("a wrong start time", format!("{pid}\nstart={}\n", b.start_ticks() + 1)),
+        (
+            "a wrong start time",
+            format!("{pid}\nstart={}\n", b.start_ticks() + 1),
+        ),
         ("an empty start time", format!("{pid}\nstart=\n")),
     ]
 }
@@ -153,7 +156,10 @@ fn invalid_pids_in_the_pid_file_are_reported_and_ignored() {
         let (code, out, err) = env.cli(&["stop"]);
         assert!(code.success(), "{pid}: {out}{err}");
         assert!(out.contains("not running"), "{pid}: {out}");
-        assert!(err.contains("not a valid openclawd pid file"), "{pid}: {err}");
+        assert!(
+            err.contains("not a valid openclawd pid file"),
+            "{pid}: {err}"
+        );
     }
 }
 
@@ -188,7 +194,10 @@ fn restart_and_install_leave_a_process_named_by_a_bad_pid_file_alone() {
         assert!(code.success(), "{what}: {out}{err}");
         let (code, out, err) = env.cli(&["install"]);
         assert!(code.success(), "{what}: {out}{err}");
-        assert!(!out.contains("Handing the running openclawd"), "{what}: {out}");
+        assert!(
+            !out.contains("Handing the running openclawd"),
+            "{what}: {out}"
+        );
         std::thread::sleep(Duration::from_millis(200));
         assert!(b.alive(), "{what}: install signalled the bystander");
     }
@@ -252,12 +261,22 @@ fn an_eight_second_stream_survives_openclawd_restart() {
         .iter()
         .filter(|e| *e != "[DONE]")
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert_eq!(text, tokens.concat(), "every token arrived");
-    assert!(took >= Duration::from_secs(6), "the stream was paced: {took:?}");
+    assert!(
+        took >= Duration::from_secs(6),
+        "the stream was paced: {took:?}"
+    );
     let exit = old.wait_exit(Duration::from_secs(15));
-    assert!(exit.success(), "the old instance drained and exited 0: {exit:?}");
+    assert!(
+        exit.success(),
+        "the old instance drained and exited 0: {exit:?}"
+    );
     // The new instance (its output is the background log) let the old one drain.
     let new_log = std::fs::read_to_string(env.state.join("openclawd/openclawd.log")).unwrap();
     assert!(new_log.contains("let go of port"), "{new_log}");
