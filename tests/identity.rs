@@ -284,3 +284,68 @@ fn an_eight_second_stream_survives_openclawd_restart() {
     let (code, out, err) = env.cli(&["stop"]);
     assert!(code.success(), "{out}{err}");
 }
+
+/// "Only `procinfo` signals processes": no `kill(`/`killpg(` call and no `libc::kill`
+/// anywhere in `src/` outside `src/procinfo`. A method named `kill()` on a `Child` we spawned
+/// and have not reaped (`child.kill()`, `start_kill()`) is not a pid signal and is allowed.
+#[test]
+#[ignore = "until src/ollama uses ProcessRef"]
+fn only_procinfo_signals_processes() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != src.join("procinfo") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if signals_a_pid(line) {
+                    offenders.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "signals outside src/procinfo (use procinfo::ProcessRef):\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// `kill(` or `killpg(` called as a function (not as a method `.kill(`, not `start_kill(`),
+/// or any mention of `libc::kill`.
+fn signals_a_pid(line: &str) -> bool {
+    let code = line.split("//").next().unwrap_or("");
+    if code.contains("libc::kill") {
+        return true;
+    }
+    ["kill(", "killpg("].iter().any(|needle| {
+        code.match_indices(needle).any(|(i, _)| {
+            let before = code[..i].chars().next_back();
+            !matches!(before, Some(c) if c == '.' || c == '_' || c.is_alphanumeric())
+        })
+    })
+}
+
+#[test]
+fn the_signal_grep_catches_calls_and_spares_child_methods() {
+    assert!(signals_a_pid(
+        "    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);"
+    ));
+    assert!(signals_a_pid("nix::sys::signal::kill(pid, None)"));
+    assert!(signals_a_pid("let _ = killpg(pgid, sig);"));
+    assert!(signals_a_pid("unsafe { libc::kill(pid, 9) }"));
+    assert!(!signals_a_pid("let _ = child.kill();"));
+    assert!(!signals_a_pid("child.start_kill()?;"));
+    assert!(!signals_a_pid("// we never kill( here"));
+    assert!(!signals_a_pid("fn kill_group_and_session(pgid: u32) {"));
+}
