@@ -278,7 +278,7 @@ fn an_eight_second_stream_survives_openclawd_restart() {
         "the old instance drained and exited 0: {exit:?}"
     );
     // The new instance (its output is the background log) let the old one drain.
-    let new_log = std::fs::read_to_string(env.state.join("openclawd/openclawd.log")).unwrap();
+    let new_log = std::fs::read_to_string(env.state.join("logs/openclawd.log")).unwrap();
     assert!(new_log.contains("let go of port"), "{new_log}");
     assert!(!new_log.contains("SIGKILL"), "{new_log}");
     let (code, out, err) = env.cli(&["stop"]);

@@ -152,7 +152,7 @@ fn wait_status(env: &TestEnv, what: &str, cond: impl Fn(&Value) -> bool) -> Valu
     }
     panic!(
         "timed out waiting for: {what}\nlast status: {last:?}\nbackground log:\n{}",
-        std::fs::read_to_string(env.state.join("openclawd/openclawd.log")).unwrap_or_default()
+        std::fs::read_to_string(env.state.join("logs/openclawd.log")).unwrap_or_default()
     );
 }
 
@@ -436,7 +436,7 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
     let (code, _, _) = env.cli(&["status"]);
     assert_ne!(code.code(), Some(3), "status sees the background daemon");
     assert!(
-        std::fs::read_to_string(env.state.join("openclawd/openclawd.log"))
+        std::fs::read_to_string(env.state.join("logs/openclawd.log"))
             .unwrap()
             .contains("gateway listening")
     );

@@ -1,5 +1,5 @@
 //! `openclawd start | stop | restart` without a service manager: a background `openclawd run`
-//! in its own session, its output appended to `<state>/openclawd/openclawd.log`, found again by
+//! in its own session, its output appended to `<state>/logs/openclawd.log`, found again by
 //! the pid file the daemon writes once it listens (`<state>/openclawd/openclawd.pid`).
 //!
 //! The background process is a fresh `exec` of openclawd (fork + setsid + exec), not a fork of
@@ -49,9 +49,9 @@ pub fn pid_file(state_dir: &Path) -> PathBuf {
     state_dir.join("openclawd").join("openclawd.pid")
 }
 
-/// `<state>/openclawd/openclawd.log`, the background daemon's output.
+/// `<state>/logs/openclawd.log`, the background daemon's output.
 pub fn log_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("openclawd").join("openclawd.log")
+    state_dir.join("logs").join("openclawd.log")
 }
 
 /// Slack between a process's start time (whole seconds) and its pid file's mtime.
@@ -148,13 +148,15 @@ pub fn write_pid_file(state_dir: &Path) -> Result<PathBuf, std::io::Error> {
     Ok(path)
 }
 
-/// Removes the pid file if it still names this process: after a handover it names the new
-/// daemon, whose file the old one must not remove on its way out.
-pub fn remove_own_pid_file(state_dir: &Path) {
-    if let Ok(Some(record)) = read_record(state_dir) {
-        if record.pid == std::process::id() {
-            let _ = std::fs::remove_file(pid_file(state_dir));
-        }
+/// Removes the pid file at `path` if it still names this process: after a handover it names
+/// the new daemon, whose file the old one must not remove on its way out.
+pub fn remove_pid_file_if_own(path: &Path) {
+    let names_us = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| PidRecord::parse(&text).ok())
+        .is_some_and(|r| r.pid == std::process::id());
+    if names_us {
+        let _ = std::fs::remove_file(path);
     }
 }
 
