@@ -19,9 +19,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::status::{daemon_endpoint, fetch_status, runtime, Paint, EXIT_NOT_RUNNING};
+use super::status::{daemon_endpoint, fetch_status, runtime, Fetched, Paint, EXIT_NOT_RUNNING};
 use super::GlobalArgs;
 use crate::gateway::measure::{StreamMeter, TokenSource, EXTENSION_KEY};
+use crate::gateway::status::{ModelEntry, StatusReport};
 
 /// The fixed prompt: long enough an answer to measure decoding, the same for every model.
 pub const DEFAULT_PROMPT: &str = "Explain in about 200 words how a hash map works, \
@@ -133,18 +134,22 @@ pub struct BenchReport {
 pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode> {
     let (base, token, _) = daemon_endpoint(global);
     let rt = runtime()?;
-    let Some(status) = rt.block_on(fetch_status(&base, token.as_deref())) else {
-        if opts.json {
-            println!(
-                "{}",
-                json!({"running": false, "address": base,
+    let status = match rt.block_on(fetch_status(&base, token.as_deref())) {
+        Fetched::Running(st) => st,
+        Fetched::Unreadable(why) => anyhow::bail!("{why}"),
+        Fetched::NotRunning => {
+            if opts.json {
+                println!(
+                    "{}",
+                    json!({"running": false, "address": base,
                        "error": "openclawd is not running"})
-            );
-        } else {
-            eprintln!("openclawd is not running (nothing answered at {base}/status).");
-            eprintln!("`openclawd bench` measures through the running gateway: start it with `openclawd run` (foreground) or install the service.");
+                );
+            } else {
+                eprintln!("openclawd is not running (nothing answered at {base}/status).");
+                eprintln!("`openclawd bench` measures through the running gateway: start it with `openclawd run` (foreground) or install the service.");
+            }
+            return Ok(ExitCode::from(EXIT_NOT_RUNNING));
         }
-        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
     };
     let report = rt.block_on(run_bench(&base, token.as_deref(), &status, &opts))?;
     if opts.json {
@@ -160,60 +165,38 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
 }
 
 /// What to test: `(requested, pre-known failure)`.
-fn targets(status: &Value, opts: &BenchOptions) -> Vec<(String, Option<String>)> {
+fn targets(status: &StatusReport, opts: &BenchOptions) -> Vec<(String, Option<String>)> {
     if !opts.models.is_empty() {
         return opts.models.iter().map(|m| (m.clone(), None)).collect();
     }
-    let mut out: Vec<(String, Option<String>)> = catalogue(status)
+    let mut out: Vec<(String, Option<String>)> = status
+        .models
         .iter()
-        .filter_map(|m| m.get("ref").and_then(Value::as_str))
-        .map(|r| (r.to_string(), None))
+        .map(|m| (m.model_ref.clone(), None))
         .collect();
     // Discovered but not routable (e.g. no tools capability): a row with the reason.
-    for sk in status
-        .get("skipped_models")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(r) = sk.get("ref").and_then(Value::as_str) {
-            let reason = sk
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("skipped by discovery");
-            out.push((r.to_string(), Some(format!("not routable: {reason}"))));
-        }
+    for sk in &status.skipped_models {
+        out.push((
+            sk.model_ref.clone(),
+            Some(format!("not routable: {}", sk.reason)),
+        ));
     }
     out
 }
 
-fn catalogue(status: &Value) -> Vec<Value> {
-    status
-        .get("models")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The `/status` entry of a model: by ref, alias or bare id.
-fn lookup<'a>(status: &Value, models: &'a [Value], name: &str) -> Option<&'a Value> {
-    let by_ref = |r: &str| {
-        models
-            .iter()
-            .find(|m| m.get("ref").and_then(Value::as_str) == Some(r))
-    };
-    by_ref(name)
+fn lookup<'a>(status: &'a StatusReport, name: &str) -> Option<&'a ModelEntry> {
+    status
+        .model(name)
         .or_else(|| {
             status
-                .pointer("/routing/aliases")
-                .and_then(|a| a.get(name))
-                .and_then(Value::as_str)
-                .and_then(by_ref)
+                .routing
+                .aliases
+                .get(name)
+                .and_then(|r| status.model(r))
         })
         .or_else(|| {
-            let mut ids = models
-                .iter()
-                .filter(|m| m.get("id").and_then(Value::as_str) == Some(name));
+            let mut ids = status.models.iter().filter(|m| m.id == name);
             match (ids.next(), ids.next()) {
                 (Some(one), None) => Some(one),
                 _ => None,
@@ -224,7 +207,7 @@ fn lookup<'a>(status: &Value, models: &'a [Value], name: &str) -> Option<&'a Val
 async fn run_bench(
     base: &str,
     token: Option<&str>,
-    status: &Value,
+    status: &StatusReport,
     opts: &BenchOptions,
 ) -> anyhow::Result<BenchReport> {
     let client = reqwest::Client::builder()
@@ -239,7 +222,6 @@ async fn run_bench(
         url: format!("{base}/v1/chat/completions"),
         token: token.map(str::to_owned),
     };
-    let models = catalogue(status);
     let targets = targets(status, opts);
     let to_run = targets.iter().filter(|(_, e)| e.is_none()).count() as u64;
     let bar = progress_bar(opts.json, to_run * (1 + u64::from(opts.runs)));
@@ -269,7 +251,7 @@ async fn run_bench(
         };
         if let Some(why) = known_failure {
             row.error = Some(why);
-            describe(&mut row, status, &models);
+            describe(&mut row, status);
             reports.push(row);
             continue;
         }
@@ -304,7 +286,7 @@ async fn run_bench(
                 summarize(&mut row);
             }
         }
-        describe(&mut row, status, &models);
+        describe(&mut row, status);
         reports.push(row);
     }
     bar.finish_and_clear();
@@ -327,19 +309,16 @@ fn progress_bar(json: bool, steps: u64) -> ProgressBar {
 }
 
 /// Context window, tools, reasoning and provider from `/status`.
-fn describe(row: &mut ModelReport, status: &Value, models: &[Value]) {
-    let entry =
-        lookup(status, models, &row.model).or_else(|| lookup(status, models, &row.requested));
+fn describe(row: &mut ModelReport, status: &StatusReport) {
+    let entry = lookup(status, &row.model).or_else(|| lookup(status, &row.requested));
     let Some(m) = entry else {
         return;
     };
-    if let Some(r) = m.get("ref").and_then(Value::as_str) {
-        row.model = r.to_string();
-    }
-    row.provider = m.get("provider").and_then(Value::as_str).map(str::to_owned);
-    row.context_window = m.get("context_window").and_then(Value::as_u64);
-    row.tools = m.get("tools").and_then(Value::as_bool);
-    row.reasoning = m.get("reasoning").and_then(Value::as_bool);
+    row.model = m.model_ref.clone();
+    row.provider = Some(m.provider.clone());
+    row.context_window = m.context_window;
+    row.tools = m.tools;
+    row.reasoning = Some(m.reasoning);
 }
 
 fn summarize(row: &mut ModelReport) {
@@ -545,18 +524,24 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     crate::discovery::describe_reqwest(e)
 }
 
+/// The gateway's OpenAI-shaped error answer (`{"error": {"message": ...}}`).
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
 /// The reason in a gateway error answer, without the chain's framing (there is one model).
 async fn gateway_error(resp: reqwest::Response) -> String {
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    let message = serde_json::from_slice::<ErrorBody>(&body)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
     // The gateway's chain framing, `All models failed (1): <ref>: <reason>`: the reason alone
     // (it carries the upstream's own status).
     match message.strip_prefix("All models failed (1): ") {

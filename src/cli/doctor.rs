@@ -10,12 +10,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::status::{daemon_endpoint, fetch_status, runtime};
 use super::GlobalArgs;
 use crate::config::{self, Snapshot};
 use crate::discovery::{self, Discovery};
+use crate::gateway::status::StatusReport;
 use crate::housekeeping::{session_stores, Mode, SessionsGuard};
 use crate::ollama::{self, client::OllamaClient, process};
 use crate::service::{self, env as service_env, launchd, systemd, ManagerKind, ServiceContext};
@@ -61,7 +61,7 @@ struct Scene {
     env: BTreeMap<String, String>,
     snapshot: Snapshot,
     /// `/status` of the running daemon.
-    status: Option<Value>,
+    status: Option<StatusReport>,
     binary_version: Option<String>,
     server_version: Option<String>,
     discovery: Option<Result<Discovery, String>>,
@@ -143,15 +143,7 @@ fn check_daemon(scene: &Scene, installed: bool) -> Check {
             "daemon",
             "openclawd running",
             Level::Ok,
-            format!(
-                "pid {} listening on {}",
-                st.pointer("/daemon/pid")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-                st.pointer("/gateway/listen")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-            ),
+            format!("pid {} listening on {}", st.daemon.pid, st.gateway.listen),
         ),
         None => check(
             "daemon",
@@ -241,9 +233,7 @@ fn check_server(scene: &Scene) -> Check {
                 scene
                     .status
                     .as_ref()
-                    .and_then(|st| st.pointer("/ollama/state"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
+                    .map_or("?", |st| st.ollama.status.state.as_str())
             ),
         )
         .fix(format!(
@@ -267,8 +257,7 @@ fn restart_command(scene: &Scene) -> String {
     if let Some(cmd) = scene
         .status
         .as_ref()
-        .and_then(|st| st.pointer("/ollama/version_mismatch"))
-        .and_then(Value::as_str)
+        .and_then(|st| st.ollama.status.version_mismatch.as_deref())
     {
         return cmd.to_string();
     }
@@ -517,9 +506,10 @@ fn check_port(scene: &Scene) -> Check {
     let port = s.gateway.port;
     let title = "gateway port free or ours";
     let ours = scene.status.as_ref().and_then(|st| {
-        let listen = st.pointer("/gateway/listen")?.as_str()?;
-        let pid = st.pointer("/daemon/pid")?.as_u64()?;
-        listen.ends_with(&format!(":{port}")).then_some(pid)
+        st.gateway
+            .listen
+            .ends_with(&format!(":{port}"))
+            .then_some(st.daemon.pid)
     });
     if let Some(pid) = ours {
         return check(
@@ -826,7 +816,7 @@ pub fn doctor(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
         None => config::degraded_snapshot(&overrides, &env).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
     let (base, token, _) = daemon_endpoint(global);
-    let status = rt.block_on(fetch_status(&base, token.as_deref()));
+    let status = rt.block_on(fetch_status(&base, token.as_deref())).report();
     let binary_version = rt
         .block_on(ollama::version::binary_version(&snapshot.paths.ollama_bin))
         .ok();

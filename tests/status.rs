@@ -1,0 +1,309 @@
+//! `/status` is one type: what the daemon serves deserialises into the `StatusReport` the CLI
+//! reads, field for field, whatever state the daemon is in; and `openclawd status` is never
+//! falsely healthy: each degraded reason gives exit 1 and its own line, once.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use openclawd::gateway::status::{ProblemKind, StatusReport};
+use openclawd::ollama::OllamaState;
+use serde_json::{json, Value};
+
+/// The three models the double has installed, declared explicitly, the first one primary.
+fn explicit_config(env: &TestEnv, primary: Option<&str>) -> String {
+    let agents = primary
+        .map(|p| format!(", agents: {{ defaults: {{ model: {{ primary: '{p}' }} }} }}"))
+        .unwrap_or_default();
+    format!(
+        "{{ models: {{ providers: {{ ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
+            {{ id: 'llama3.2:3b', name: 'Llama', tools: true }},
+            {{ id: 'qwen3-coder:latest', name: 'Qwen', tools: true }},
+            {{ id: 'gpt-oss:20b', name: 'GPT-OSS', tools: true }} ] }} }} }}{agents} }}",
+        env.ollama_port
+    )
+}
+
+/// `/status` as served, and as the CLI's type; the type loses nothing of what was served.
+fn round_trip(d: &Daemon) -> StatusReport {
+    let (code, body) = d.get("/status").expect("/status answers");
+    assert_eq!(code, 200, "{body}");
+    let served: Value = serde_json::from_str(&body).unwrap();
+    let typed: StatusReport = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/status does not deserialise into StatusReport: {e}\n{body}"));
+    assert_eq!(
+        serde_json::to_value(&typed).unwrap(),
+        served,
+        "StatusReport drops or changes what /status serves"
+    );
+    typed
+}
+
+fn kinds(st: &StatusReport) -> Vec<ProblemKind> {
+    st.health.problems.iter().map(|p| p.kind).collect()
+}
+
+/// `openclawd status`: exit code and stdout.
+fn status_cli(env: &TestEnv) -> (Option<i32>, String) {
+    let (code, out, err) = env.cli(&["status"]);
+    assert!(!err.contains("panicked"), "{err}");
+    (code.code(), out)
+}
+
+fn ollama_state(s: &Value) -> &str {
+    s["ollama"]["state"].as_str().unwrap_or("")
+}
+
+#[test]
+fn a_healthy_daemon_round_trips_shows_loaded_models_and_log_paths_and_exits_zero() {
+    let env = TestEnv::new();
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    let d = env.start();
+    d.wait_until(
+        "Ollama running and the primary available",
+        Duration::from_secs(30),
+        |s| {
+            ollama_state(s) == "running"
+                && s["models"].as_array().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["ref"] == "ollama/llama3.2:3b" && m["available"] == true)
+                })
+        },
+    );
+    let resp = d.chat(
+        &json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    assert_eq!(resp.status().as_u16(), 200);
+    d.wait_until("the model shows as loaded", Duration::from_secs(10), |s| {
+        s["ollama"]["loaded"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|m| m["name"] == "llama3.2:3b"))
+    });
+
+    let st = round_trip(&d);
+    assert!(st.health.healthy, "{:?}", st.health);
+    assert_eq!(st.ollama.status.state, OllamaState::Running);
+    assert_eq!(st.primary_ref(), Some("ollama/llama3.2:3b"));
+    assert!(st.logs.openclawd.ends_with("logs/openclawd.log"));
+    assert!(st.logs.ollama.ends_with("logs/ollama.log"));
+    let loaded = st.ollama.loaded.as_ref().unwrap();
+    let llama = loaded.iter().find(|m| m.name == "llama3.2:3b").unwrap();
+    assert!(llama.size > 0 && llama.expires_at.is_some(), "{llama:?}");
+
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("healthy"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("llama3.2:3b ·"))
+        .unwrap_or_else(|| panic!("no loaded-model line in\n{out}"));
+    assert!(
+        line.contains("iB ·") && (line.contains("unloads in") || line.contains("kept loaded")),
+        "{line}"
+    );
+    assert!(
+        out.contains(&st.logs.openclawd.display().to_string()),
+        "{out}"
+    );
+    assert!(out.contains(&st.logs.ollama.display().to_string()), "{out}");
+
+    let (code, out, _) = env.cli(&["status", "--json"]);
+    assert_eq!(code.code(), Some(0));
+    let cli: StatusReport = serde_json::from_str(&out).unwrap();
+    assert!(cli.health.healthy);
+}
+
+#[test]
+fn while_ollama_starts_the_report_round_trips_and_status_says_starting() {
+    let mut env = TestEnv::new();
+    env.extra_env
+        .push(("OLLAMA_DOUBLE_SLOW_START_MS".into(), "8000".into()));
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    let d = env.start();
+    d.wait_until("Ollama starting", Duration::from_secs(10), |s| {
+        ollama_state(s) == "starting"
+    });
+    let st = round_trip(&d);
+    assert!(!st.health.healthy);
+    assert_eq!(
+        kinds(&st),
+        [ProblemKind::OllamaNotRunning],
+        "{:?}",
+        st.health
+    );
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("degraded"), "{out}");
+    assert!(out.contains("! Ollama is starting at"), "{out}");
+    // The primary waits for Ollama: said once, by the Ollama line.
+    assert!(!out.contains("primary model"), "{out}");
+}
+
+#[test]
+fn a_broken_config_round_trips_and_its_error_is_printed_once() {
+    let env = TestEnv::new();
+    env.write_config("{\n  agents: {\n    defaults: { model: \"ollama/x\" \n  },\n}\n");
+    let d = env.start();
+    d.wait_until("config error reported", Duration::from_secs(10), |s| {
+        s["config"]["error"].is_string()
+    });
+    let st = round_trip(&d);
+    let err = st.config.error.clone().unwrap();
+    assert!(kinds(&st).contains(&ProblemKind::ConfigError));
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out.matches(err.as_str()).count(), 1, "printed once:\n{out}");
+    assert!(
+        out.contains("Config:") && out.contains("error (see above)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn no_primary_an_unroutable_primary_and_a_config_warning_are_each_degraded_with_a_fix() {
+    let env = TestEnv::new();
+    env.write_config(&explicit_config(&env, None));
+    let d = env.start();
+    d.wait_until("Ollama running", Duration::from_secs(30), |s| {
+        ollama_state(s) == "running"
+    });
+    let st = round_trip(&d);
+    assert_eq!(kinds(&st), [ProblemKind::NoPrimary], "{:?}", st.health);
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("! no primary model"), "{out}");
+    assert!(
+        out.contains("fix: set agents.defaults.model.primary"),
+        "{out}"
+    );
+
+    // A primary nothing provides.
+    env.write_config(&explicit_config(&env, Some("ollama/nothere:1b")));
+    d.wait_until("the new primary", Duration::from_secs(10), |s| {
+        s["routing"]["primary"] == "ollama/nothere:1b"
+    });
+    let st = round_trip(&d);
+    assert_eq!(
+        kinds(&st),
+        [ProblemKind::PrimaryUnavailable],
+        "{:?}",
+        st.health
+    );
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("! primary model ollama/nothere:1b is not routable: not in the catalogue"),
+        "{out}"
+    );
+    assert!(out.contains("fix: ollama pull nothere:1b"), "{out}");
+
+    // A config warning: an empty auth-profiles.json (read at the next reload).
+    let agent = env.state.join("agents/main/agent");
+    std::fs::create_dir_all(&agent).unwrap();
+    std::fs::write(agent.join("auth-profiles.json"), "").unwrap();
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    d.wait_until("the warning", Duration::from_secs(10), |s| {
+        s["config"]["warnings"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+    let st = round_trip(&d);
+    assert_eq!(kinds(&st), [ProblemKind::ConfigWarning], "{:?}", st.health);
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("! config warning: ") && out.contains("auth-profiles.json: empty file"),
+        "{out}"
+    );
+}
+
+#[test]
+fn installed_models_ignored_without_discovery_are_counted() {
+    // No config, no OLLAMA_API_KEY: discovery is not opted in, the double has three models.
+    let env = TestEnv::new();
+    let d = env.start();
+    d.wait_until("the ignored models counted", Duration::from_secs(30), |s| {
+        s["discovery"]["ignored_installed"].is_array()
+    });
+    let st = round_trip(&d);
+    assert_eq!(
+        st.discovery.ignored_installed.as_ref().map(Vec::len),
+        Some(3)
+    );
+    assert!(kinds(&st).contains(&ProblemKind::ModelsIgnored));
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("! 3 installed Ollama models ignored")
+            && out.contains("discovery is not opted in"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: set OLLAMA_API_KEY=ollama-local"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_crashing_ollama_and_an_unreachable_one_are_degraded() {
+    let env = TestEnv::new();
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    env.write_control(&json!({"crash_after_requests": 0}));
+    let d = env.start();
+    d.wait_until("Ollama restarting", Duration::from_secs(30), |s| {
+        ollama_state(s) == "restarting"
+    });
+    let st = round_trip(&d);
+    assert!(kinds(&st).contains(&ProblemKind::OllamaNotRunning));
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("! Ollama is restarting"), "{out}");
+    drop(d);
+
+    let env = TestEnv::new();
+    env.write_own_settings("{ ollama: { manage: false } }");
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    let d = env.start();
+    d.wait_until("Ollama unreachable", Duration::from_secs(30), |s| {
+        ollama_state(s) == "unreachable"
+    });
+    round_trip(&d);
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("! Ollama is unreachable at http://127.0.0.1:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_changed_listen_address_is_a_pending_restart() {
+    let env = TestEnv::new();
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    let d = env.start();
+    d.wait_until("healthy", Duration::from_secs(30), |s| {
+        s["health"]["healthy"] == true
+    });
+    // lan needs a token; the CLI reads it from the same config.
+    let base = explicit_config(&env, Some("ollama/llama3.2:3b"));
+    let with_bind = format!(
+        "{}, gateway: {{ bind: 'lan', auth: {{ token: 'status-test-token' }} }} }}",
+        base.trim_end().trim_end_matches('}')
+    );
+    env.write_config(&with_bind);
+    wait_for(Duration::from_secs(10), "the pending restart", || {
+        let (code, out) = status_cli(&env);
+        code == Some(1) && out.contains("! restart pending")
+    });
+    let (_, out) = status_cli(&env);
+    assert!(
+        out.contains(&format!(
+            "the config asks to listen on 0.0.0.0:{}, the gateway is bound to 127.0.0.1:{}",
+            env.gateway_port, env.gateway_port
+        )),
+        "{out}"
+    );
+    assert!(out.contains("fix: openclawd restart"), "{out}");
+}
