@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::status::{daemon_endpoint, fetch_status, runtime};
+use super::status::{daemon_endpoint, fetch_status, human_bytes, runtime};
 use super::GlobalArgs;
 use crate::config::{self, Snapshot};
 use crate::discovery::{self, Discovery};
@@ -584,10 +584,10 @@ fn check_sessions(scene: &Scene) -> Check {
                 largest = largest.max(r.size_bytes);
                 if r.action.is_some() {
                     problems.push(format!(
-                        "{}: {} bytes (limit {}), {} entries, {} overflowing{}",
+                        "{}: {} of {} allowed, {} entries, {} overflowing{}",
                         r.path.display(),
-                        r.size_bytes,
-                        s.own.sessions.max_bytes,
+                        human_bytes(r.size_bytes),
+                        human_bytes(s.own.sessions.max_bytes),
                         r.entries,
                         r.overflowing.len(),
                         if r.overflowing.is_empty() {
@@ -613,8 +613,9 @@ fn check_sessions(scene: &Scene) -> Check {
         title,
         Level::Ok,
         format!(
-            "{seen} sessions files, the largest {largest} bytes (limit {})",
-            s.own.sessions.max_bytes
+            "{seen} sessions files, the largest {} of {} allowed",
+            human_bytes(largest),
+            human_bytes(s.own.sessions.max_bytes)
         ),
     )
 }

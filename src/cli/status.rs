@@ -558,11 +558,11 @@ pub fn sessions(
                 continue;
             }
             println!(
-                "{} ({}): {} bytes of {} allowed, {} entries, {} overflowing{}",
+                "{} ({}): {} of {} allowed, {} entries, {} overflowing{}",
                 r.agent_id,
                 r.path.display(),
-                r.size_bytes,
-                limit,
+                human_bytes(r.size_bytes),
+                human_bytes(limit),
                 r.entries,
                 r.overflowing.len(),
                 if r.overflowing.is_empty() {
