@@ -93,6 +93,9 @@ pub struct ModelReport {
     pub requested: String,
     /// At least one timed run succeeded.
     pub ok: bool,
+    /// Not tested because discovery left it out of routing: the reason and the fix. A skipped
+    /// model is neither a success nor a failure.
+    pub skipped: Option<String>,
     /// Why the model failed, or, when only some runs failed, the last run's error.
     pub error: Option<String>,
     pub provider: Option<String>,
@@ -123,8 +126,11 @@ pub struct BenchReport {
     pub runs: u32,
     pub max_tokens: u32,
     pub succeeded: usize,
+    /// Tested and no run answered (skipped models are not failures).
     pub failed: usize,
-    /// Sorted: fastest decode first, failures last.
+    /// Not tested: not routable (see each row's `skipped`).
+    pub skipped: usize,
+    /// Sorted: fastest decode first, then failures, skipped models last.
     pub models: Vec<ModelReport>,
     pub fastest: Option<String>,
     pub fastest_with_tools: Option<String>,
@@ -164,24 +170,43 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
     })
 }
 
-/// What to test: `(requested, pre-known failure)`.
+/// What to test: `(requested, why it is skipped)`. Skipped models (discovered but not
+/// routable, e.g. no tools capability) get a row saying so instead of a request.
 fn targets(status: &StatusReport, opts: &BenchOptions) -> Vec<(String, Option<String>)> {
+    let skipped = |name: &str| {
+        status
+            .skipped_models
+            .iter()
+            .find(|sk| {
+                sk.model_ref == name
+                    || sk
+                        .model_ref
+                        .split_once('/')
+                        .is_some_and(|(_, id)| id == name)
+            })
+            .map(|sk| format!("{} (fix: {})", sk.reason, sk.fix))
+    };
     if !opts.models.is_empty() {
-        return opts.models.iter().map(|m| (m.clone(), None)).collect();
+        return opts
+            .models
+            .iter()
+            .map(|m| {
+                let why = lookup(status, m).is_none().then(|| skipped(m)).flatten();
+                (m.clone(), why)
+            })
+            .collect();
     }
-    let mut out: Vec<(String, Option<String>)> = status
+    status
         .models
         .iter()
         .map(|m| (m.model_ref.clone(), None))
-        .collect();
-    // Discovered but not routable (e.g. no tools capability): a row with the reason.
-    for sk in &status.skipped_models {
-        out.push((
-            sk.model_ref.clone(),
-            Some(format!("not routable: {}", sk.reason)),
-        ));
-    }
-    out
+        .chain(
+            status
+                .skipped_models
+                .iter()
+                .map(|sk| (sk.model_ref.clone(), skipped(&sk.model_ref))),
+        )
+        .collect()
 }
 
 /// The `/status` entry of a model: by ref, alias or bare id.
@@ -227,11 +252,12 @@ async fn run_bench(
     let bar = progress_bar(opts.json, to_run * (1 + u64::from(opts.runs)));
 
     let mut reports = Vec::new();
-    for (requested, known_failure) in targets {
+    for (requested, skip) in targets {
         let mut row = ModelReport {
             model: requested.clone(),
             requested: requested.clone(),
             ok: false,
+            skipped: None,
             error: None,
             provider: None,
             context_window: None,
@@ -249,8 +275,8 @@ async fn run_bench(
             runs_failed: 0,
             runs: Vec::new(),
         };
-        if let Some(why) = known_failure {
-            row.error = Some(why);
+        if let Some(why) = skip {
+            row.skipped = Some(why);
             describe(&mut row, status);
             reports.push(row);
             continue;
@@ -339,19 +365,26 @@ fn summarize(row: &mut ModelReport) {
 
 fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> BenchReport {
     let speed = |m: &ModelReport| m.tokens_per_second.map(|s| s.median);
-    // Successful rows by decode speed (unmeasurable speed after them), then failures in order.
-    models.sort_by(|a, b| match (a.ok, b.ok) {
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => std::cmp::Ordering::Equal,
-        (true, true) => match (speed(a), speed(b)) {
-            (Some(x), Some(y)) => y.total_cmp(&x),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        },
+    // Successful rows by decode speed (unmeasurable speed after them), then failures in order,
+    // then the skipped models.
+    let rank = |m: &ModelReport| match (m.ok, m.skipped.is_some()) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    };
+    models.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| match (a.ok && b.ok, speed(a), speed(b)) {
+                (false, _, _) => std::cmp::Ordering::Equal,
+                (true, Some(x), Some(y)) => y.total_cmp(&x),
+                (true, Some(_), None) => std::cmp::Ordering::Less,
+                (true, None, Some(_)) => std::cmp::Ordering::Greater,
+                (true, None, None) => std::cmp::Ordering::Equal,
+            })
     });
     let succeeded = models.iter().filter(|m| m.ok).count();
+    let skipped = models.iter().filter(|m| m.skipped.is_some()).count();
     let fastest = models.iter().find(|m| m.ok && speed(m).is_some());
     let fastest_tools = models
         .iter()
@@ -389,6 +422,9 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
             "No models to test: the gateway's catalogue is empty (see `openclawd models`)."
                 .to_string()
         }
+        _ if skipped == models.len() => {
+            "No routable model to test: every one is skipped (see the reasons above).".to_string()
+        }
         _ => "No model answered: see the reasons above.".to_string(),
     };
     BenchReport {
@@ -397,7 +433,8 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
         runs: opts.runs,
         max_tokens: opts.max_tokens,
         succeeded,
-        failed: models.len() - succeeded,
+        failed: models.len() - succeeded - skipped,
+        skipped,
         fastest: fastest.map(|m| m.model.clone()),
         fastest_with_tools: fastest_tools.map(|m| m.model.clone()),
         models,
@@ -676,6 +713,8 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
                     &format!("{}/{} runs failed: {e}", m.runs_failed, m.runs.len()),
                 ));
             }
+        } else if let Some(why) = &m.skipped {
+            line.push(paint(Cell::Warn, &format!("skipped: {why}")));
         } else {
             line.push(paint(
                 Cell::Failed,
@@ -687,10 +726,14 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
     }
     out.push('\n');
     out.push_str(&format!(
-        "{} of {} models answered; per model one warm-up, then {} streamed run{} of at most {} \
+        "{} of {} models answered{}; per model one warm-up, then {} streamed run{} of at most {} \
          tokens: median (min–max).\n",
         report.succeeded,
-        report.models.len(),
+        report.models.len() - report.skipped,
+        match report.skipped {
+            0 => String::new(),
+            n => format!(" ({n} skipped, not routable)"),
+        },
         report.runs,
         if report.runs == 1 { "" } else { "s" },
         report.max_tokens,
@@ -740,6 +783,7 @@ mod tests {
             model: model.into(),
             requested: model.into(),
             ok,
+            skipped: None,
             error: (!ok).then(|| "HTTP 502: in cooldown".to_string()),
             provider: Some("ollama".into()),
             context_window: Some(32768),
@@ -813,6 +857,38 @@ mod tests {
         assert!(lines[2].contains("2.31 s") && lines[2].contains("120 ms (108–132)"));
         assert!(lines[4].contains("FAILED: HTTP 502: in cooldown"));
         assert!(text.contains(&report.conclusion));
+    }
+
+    #[test]
+    fn a_skipped_model_is_a_row_saying_why_and_not_a_failure() {
+        let mut gemma = row("ollama/gemma:2b", None, false, false);
+        gemma.error = None;
+        gemma.skipped = Some("no tools capability (fix: set requireTools: false)".into());
+        let report = conclude(
+            "http://127.0.0.1:1",
+            &opts(),
+            vec![
+                gemma,
+                row("ollama/broken", None, true, false),
+                row("ollama/mid", Some(40.0), true, true),
+            ],
+        );
+        assert_eq!((report.succeeded, report.failed, report.skipped), (1, 1, 1));
+        let text = render_table(&report, &|_, s| s.to_string());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("ollama/mid"), "{text}");
+        assert!(lines[2].contains("FAILED: HTTP 502"), "{text}");
+        assert!(
+            lines[3].starts_with("ollama/gemma:2b")
+                && lines[3]
+                    .ends_with("skipped: no tools capability (fix: set requireTools: false)"),
+            "{text}"
+        );
+        assert!(!lines[3].contains("FAILED"), "{text}");
+        assert!(
+            text.contains("1 of 2 models answered (1 skipped, not routable)"),
+            "{text}"
+        );
     }
 
     #[test]
