@@ -410,3 +410,79 @@ fn start_and_restart_report_ollamas_real_state() {
     let (code, out, err) = env.cli(&["stop"]);
     assert!(code.success(), "{out}{err}");
 }
+
+#[test]
+fn logs_prints_the_last_lines_of_each_log() {
+    let env = TestEnv::new();
+    let logs = env.state.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let daemon_log: String = (1..=100).map(|i| format!("daemon line {i}\n")).collect();
+    std::fs::write(logs.join("openclawd.log"), &daemon_log).unwrap();
+    std::fs::write(
+        logs.join("ollama.log"),
+        "ollama one\nollama two\nollama three\n",
+    )
+    .unwrap();
+
+    let (code, out, err) = env.cli(&["logs", "-n", "3"]);
+    assert!(code.success(), "{out}{err}");
+    assert_eq!(out, "daemon line 98\ndaemon line 99\ndaemon line 100\n");
+    let (code, out, _) = env.cli(&["logs", "--ollama", "-n", "2"]);
+    assert!(code.success());
+    assert_eq!(out, "ollama two\nollama three\n");
+
+    std::fs::remove_file(logs.join("ollama.log")).unwrap();
+    let (code, out, err) = env.cli(&["logs", "--ollama"]);
+    assert_eq!(code.code(), Some(1), "{out}");
+    assert!(
+        err.contains("no log yet at") && err.contains("logs/ollama.log"),
+        "{err}"
+    );
+}
+
+#[test]
+fn logs_follow_prints_a_line_appended_after_it_started() {
+    use std::io::{BufRead, BufReader, Write};
+    let env = TestEnv::new();
+    let logs = env.state.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let path = logs.join("openclawd.log");
+    std::fs::write(&path, "old line\nlast line before\n").unwrap();
+    let mut child = std::process::Command::new(openclawd_bin())
+        .args(["logs", "-f", "-n", "1"])
+        .env_clear()
+        .envs(env.envs())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("the tail");
+    assert_eq!(first, "last line before");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    writeln!(f, "appended while following").unwrap();
+    let next = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the appended line");
+    assert_eq!(next, "appended while following");
+
+    // Rotated (renamed away, a new file in its place): the new file is followed from its start.
+    std::fs::rename(&path, logs.join("openclawd.log.1")).unwrap();
+    std::fs::write(&path, "after rotation\n").unwrap();
+    let next = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the rotated file's line");
+    assert_eq!(next, "after rotation");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+mod logs;
 mod service;
 mod status;
 
@@ -79,6 +80,18 @@ pub enum Command {
         /// Print the whole `/status` report as JSON (the same exit codes).
         #[arg(long)]
         json: bool,
+    },
+    /// Show openclawd's log (or Ollama's) from <state>/logs/; the journal when systemd runs it.
+    Logs {
+        /// Keep printing lines as they are written (like `tail -f`).
+        #[arg(short, long)]
+        follow: bool,
+        /// Ollama's log (<state>/logs/ollama.log) instead of openclawd's.
+        #[arg(long)]
+        ollama: bool,
+        /// How many of the last lines to print first.
+        #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+        lines: usize,
     },
     /// List the model catalogue: source, tools, reasoning, context, availability.
     Models {
@@ -199,6 +212,18 @@ pub fn main() -> ExitCode {
         }),
         Command::Status { json } => status::status(&cli.global, json),
         Command::Models { json } => status::models(&cli.global, json),
+        Command::Logs {
+            follow,
+            ollama,
+            lines,
+        } => logs::logs(
+            &cli.global,
+            logs::LogsOptions {
+                follow,
+                ollama,
+                lines,
+            },
+        ),
         Command::Sessions {
             json,
             prune_now,
