@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -620,32 +619,6 @@ fn check_sessions(scene: &Scene) -> Check {
     )
 }
 
-/// The executable a unit or plist runs.
-fn service_exe_in(text: &str, kind: ManagerKind) -> Option<String> {
-    match kind {
-        ManagerKind::Systemd => {
-            let line = text.lines().find_map(|l| l.strip_prefix("ExecStart="))?;
-            let line = line.trim_start_matches(['-', '@', ':', '+', '!']);
-            let word = if let Some(rest) = line.strip_prefix('"') {
-                rest.split('"').next()?.to_string()
-            } else {
-                line.split_whitespace().next()?.to_string()
-            };
-            Some(word.replace("%%", "%").replace("$$", "$"))
-        }
-        ManagerKind::Launchd => {
-            // The argument after the env file: `<string>/path/openclawd</string>`.
-            let strings: Vec<&str> = text
-                .split("<string>")
-                .skip(1)
-                .filter_map(|s| s.split("</string>").next())
-                .collect();
-            let i = strings.iter().position(|s| s.ends_with("service.env"))?;
-            Some(strings.get(i + 1)?.replace("&amp;", "&"))
-        }
-    }
-}
-
 fn check_service(global: &GlobalArgs, scene: &Scene) -> (Check, Option<BTreeMap<String, String>>) {
     let title = "service installed and loaded";
     let kind = ManagerKind::native();
@@ -668,17 +641,21 @@ fn check_service(global: &GlobalArgs, scene: &Scene) -> (Check, Option<BTreeMap<
         );
     };
     let file = ctx.service_file();
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    if let Some(exe) = service_exe_in(&text, kind) {
-        if !Path::new(&exe).is_file() {
+    let exe = match kind {
+        ManagerKind::Systemd => systemd::read_installed(&file),
+        ManagerKind::Launchd => launchd::read_installed(&file),
+    };
+    if let Some(exe) = exe {
+        if !exe.is_file() {
             return (
                 check(
                     "service",
                     title,
                     Level::Fail,
                     format!(
-                        "{} runs {exe}, which no longer exists (moved by an upgrade?)",
-                        file.display()
+                        "{} runs {}, which no longer exists (moved by an upgrade?)",
+                        file.display(),
+                        exe.display()
                     ),
                 )
                 .fix("openclawd install (it rewrites the service with this executable's path)"),
@@ -919,6 +896,7 @@ fn print_checks(checks: &[Check], failures: usize, warnings: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn proxy_without_loopback_no_proxy_is_a_problem_with_a_merged_fix() {
@@ -946,21 +924,38 @@ mod tests {
     }
 
     #[test]
-    fn the_executable_is_read_back_from_a_unit_and_a_plist() {
-        let unit = "[Service]\nExecStart=\"/opt/my apps/openclawd\" run\n";
-        assert_eq!(
-            service_exe_in(unit, ManagerKind::Systemd).as_deref(),
-            Some("/opt/my apps/openclawd")
-        );
-        let unit = "ExecStart=/usr/bin/openclawd run --bind lan\n";
-        assert_eq!(
-            service_exe_in(unit, ManagerKind::Systemd).as_deref(),
-            Some("/usr/bin/openclawd")
-        );
-        let plist = "<string>-c</string>\n<string>/x/openclawd/service.env</string>\n<string>/opt/homebrew/bin/openclawd</string>";
-        assert_eq!(
-            service_exe_in(plist, ManagerKind::Launchd).as_deref(),
-            Some("/opt/homebrew/bin/openclawd")
-        );
+    fn the_executable_is_read_back_from_what_install_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for exe in ["/usr/bin/openclawd", "/opt/my apps/50% \"off\"/$openclawd"] {
+            let unit = systemd::render(&systemd::UnitParams {
+                exe: Path::new(exe),
+                args: &["run".to_string(), "--bind".to_string(), "lan".to_string()],
+                env_file: Path::new("/x/openclawd/service.env"),
+                user: None,
+                system: false,
+                systemd_version: Some(255),
+            });
+            let unit_file = dir.path().join("openclawd.service");
+            std::fs::write(&unit_file, unit).unwrap();
+            assert_eq!(
+                systemd::read_installed(&unit_file).as_deref(),
+                Some(Path::new(exe))
+            );
+
+            let plist = launchd::render(&launchd::PlistParams {
+                exe: Path::new(exe),
+                extra_args: &["--bind".to_string(), "lan".to_string()],
+                env_file: Path::new("/x/openclawd/service.env"),
+                state_dir: Path::new("/x"),
+                log_file: Path::new("/x/logs/openclawd.log"),
+            });
+            let plist_file = dir.path().join("ai.openclaw.openclawd.plist");
+            std::fs::write(&plist_file, plist).unwrap();
+            assert_eq!(
+                launchd::read_installed(&plist_file).as_deref(),
+                Some(Path::new(exe))
+            );
+        }
+        assert_eq!(systemd::read_installed(&dir.path().join("missing")), None);
     }
 }
