@@ -260,6 +260,16 @@ fn a_crashing_ollama_and_an_unreachable_one_are_degraded() {
     let (code, out) = status_cli(&env);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("! Ollama is restarting"), "{out}");
+    // It keeps crashing: openclawd stops trying and says what to do.
+    d.wait_until("crash_loop", Duration::from_secs(60), |s| {
+        ollama_state(s) == "crash_loop"
+    });
+    let st = round_trip(&d);
+    assert_eq!(st.ollama.status.state, OllamaState::CrashLoop);
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("! Ollama is in a crash loop ("), "{out}");
+    assert!(out.contains("fix: see `openclawd logs --ollama`"), "{out}");
     drop(d);
 
     let env = TestEnv::new();
@@ -485,4 +495,36 @@ fn logs_follow_prints_a_line_appended_after_it_started() {
     assert_eq!(next, "after rotation");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn an_ollama_older_than_its_binary_is_a_version_mismatch_with_the_command_that_fixes_it() {
+    let env = TestEnv::new();
+    // Not openclawd's to restart: it can only say what to run.
+    env.write_own_settings("{ ollama: { manage: false } }");
+    env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
+    let mut server = env.start_ollama_by_hand();
+    env.install_ollama("0.33.1");
+    let d = env.start();
+    d.wait_until("the mismatch", Duration::from_secs(30), |s| {
+        s["ollama"]["version_mismatch"].is_string()
+    });
+    let st = round_trip(&d);
+    assert!(kinds(&st).contains(&ProblemKind::OllamaVersionMismatch));
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "! Ollama version mismatch: the server runs 0.32.15 but the installed binary is 0.33.1"
+        ),
+        "{out}"
+    );
+    let fix = st.ollama.status.version_mismatch.clone().unwrap();
+    assert!(out.contains(&format!("fix: {fix}")), "{out}");
+    drop(d);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
 }
