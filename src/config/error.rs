@@ -56,9 +56,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
-    #[error(
-        "{at}: invalid JSON5: {message}. Fix the syntax at that position and save the file again."
-    )]
+    #[error("{at}: {message}. Fix the syntax there and save the file again.")]
     Syntax { at: SourcePos, message: String },
 
     #[error(

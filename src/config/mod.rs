@@ -15,6 +15,7 @@ mod parse;
 mod paths;
 mod read;
 mod subst;
+mod syntax;
 mod types;
 
 #[cfg(test)]

@@ -1084,13 +1084,64 @@ fn a_syntax_error_has_line_and_column() {
     let file = h.config("{\n  gateway: {\n    port: 18789\n    bind: 'lan',\n  },\n}\n");
     let e = h.err();
     assert!(matches!(e, ConfigError::Syntax { .. }));
-    assert_eq!(e.location(), Some((file.clone(), 3, 11)));
+    // Right after the value the comma belongs to.
+    assert_eq!(e.location(), Some((file.clone(), 3, 16)));
     let msg = e.to_string();
     assert!(
-        msg.starts_with(&format!("{}:3:11: invalid JSON5: ", file.display())),
+        msg.starts_with(&format!(
+            "{}:3:16: missing \",\" after the value on line 3. ",
+            file.display()
+        )),
         "{msg}"
     );
     assert!(!msg.contains('\n'), "one paragraph: {msg}");
+}
+
+#[test]
+fn syntax_errors_say_what_is_wrong_in_words_never_the_parsers_expectation() {
+    let h = Home::new();
+    let cases = [
+        (
+            "{\n  gateway: {\n    port: 18789\n    bind: 'lan',\n  },\n}\n",
+            "3:16: missing \",\" after the value on line 3",
+        ),
+        (
+            "{\n  gateway: { port: 1 }},\n  models: {},\n}\n",
+            "2:23: unexpected \"}\"",
+        ),
+        (
+            "{\n  a: 1,\n}\n}\n",
+            "4:1: unexpected \"}\" after the end of the document",
+        ),
+        (
+            "{\n  gateway: {\n    bind: \"lan,\n    port: 1,\n  },\n}\n",
+            "3:11: unterminated string starting on line 3",
+        ),
+        (
+            "{\n  gateway: { mode: local },\n}\n",
+            "2:20: unquoted text \"local\" where a value belongs",
+        ),
+        (
+            "{\n  gateway: {},\n}\nmore text\n",
+            "4:1: unexpected text \"more\" after the end of the document",
+        ),
+    ];
+    for (text, expected) in cases {
+        let file = h.config(text);
+        let msg = h.err().to_string();
+        let expected = format!("{}:{expected}", file.display());
+        assert!(
+            msg.starts_with(&expected),
+            "{text:?}:\n  got {msg}\n want {expected}"
+        );
+        let without_unexpected = msg.replace("unexpected", "");
+        for internal in ["expected", "EOI", "char_literal", "-->"] {
+            assert!(
+                !without_unexpected.contains(internal),
+                "parser words in {msg}"
+            );
+        }
+    }
 }
 
 #[test]
