@@ -916,6 +916,105 @@ fn a_missing_include_names_the_include() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Typos in the sections openclawd reads
+
+#[test]
+fn a_near_miss_of_a_schema_key_is_a_warning_with_its_place_and_the_key_meant() {
+    let h = Home::new();
+    let file = h.config(
+        "{\n  agents: {\n    defaults: {\n      modle: 'ollama/gpt-oss:20b',\n    },\n  },\n}\n",
+    );
+    let s = h.ok();
+    assert_eq!(
+        s.warnings,
+        vec![format!(
+            "{}:4:7: unknown key \"agents.defaults.modle\" — did you mean \"model\"?",
+            file.display()
+        )]
+    );
+    // The typo means no routing: nothing was read from it.
+    assert_eq!(s.model, ModelSelection::default());
+}
+
+#[test]
+fn typos_are_found_in_every_section_openclawd_reads_in_file_order() {
+    let h = Home::new();
+    h.config(
+        "{
+  models: { providers: { ollama: { baseURL: 'http://127.0.0.1:1', models: [{ id: 'a', contextWindw: 9000 }] } } },
+  agents: { defaults: { model: { primray: 'ollama/a', fallbacks: [] } }, list: [{ id: 'main', agentdir: '/x' }] },
+  auth: { profiles: { 'x:default': { provider: 'x', mdoe: 'api_key' } } },
+  gateway: { prot: 18789, auth: { tokne: 't' } },
+  session: { stroe: '/s.json' },
+  env: { vras: { A: 'b' }, MY_VAR: 'kept', shellEnv: { enabeld: true } },
+}",
+    );
+    let warnings: Vec<String> = h
+        .ok()
+        .warnings
+        .iter()
+        .map(|w| {
+            w.split_once(": ")
+                .map(|(at, rest)| {
+                    let line_col: Vec<&str> = at.rsplitn(3, ':').collect();
+                    format!("{}:{} {rest}", line_col[1], line_col[0])
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "2:36 unknown key \"models.providers.ollama.baseURL\" — did you mean \"baseUrl\"?",
+            "2:87 unknown key \"models.providers.ollama.models[0].contextWindw\" — did you mean \"contextWindow\"?",
+            "3:34 unknown key \"agents.defaults.model.primray\" — did you mean \"primary\"?",
+            "3:95 unknown key \"agents.list[0].agentdir\" — did you mean \"agentDir\"?",
+            "4:53 unknown key \"auth.profiles.x:default.mdoe\" — did you mean \"mode\"?",
+            "5:14 unknown key \"gateway.prot\" — did you mean \"port\"?",
+            "5:35 unknown key \"gateway.auth.tokne\" — did you mean \"token\"?",
+            "6:14 unknown key \"session.stroe\" — did you mean \"store\"?",
+            "7:10 unknown key \"env.vras\" — did you mean \"vars\"?",
+            "7:56 unknown key \"env.shellEnv.enabeld\" — did you mean \"enabled\"?",
+        ]
+    );
+}
+
+#[test]
+fn keys_far_from_the_schema_and_other_sections_are_not_typos() {
+    let h = Home::new();
+    h.config(
+        "{ channels: { telegram: { tokne: 'x' } }, tools: { modle: 1 }, futureKey: 1, agent: {},
+           gateway: { controlUi: { enabled: true }, somethingNew: 1, http: { endpoints: { chatCompletions: { enabeld: true } } } },
+           agents: { defaults: { heartbeat: { every: '1h' }, models: { 'ollama/a': { alias: 'a', params: { num_ctx: 1 } } }, model: { primary: 'ollama/a', fallback: 'x/y' } } },
+           models: { providers: { custom: { baseUrl: 'http://x', timeout: 5000, headers: { 'X-Modle': 'v' }, models: [] } } },
+           env: { OLLAMA_API_KEY: 'k', model: 'a string value is a variable' } }",
+    );
+    assert_eq!(h.ok().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn the_fixture_config_has_no_typos() {
+    assert_eq!(fixture_home().ok().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn a_typo_in_an_included_file_points_into_that_file() {
+    let h = Home::new();
+    let inc = h.write(
+        "conf/agents.json5",
+        "// agents\n{\n  defaults: {\n    modle: 'ollama/x',\n  },\n}\n",
+    );
+    h.config("{\n  agents: { $include: './conf/agents.json5' },\n}\n");
+    assert_eq!(
+        h.ok().warnings,
+        vec![format!(
+            "{}:4:5: unknown key \"agents.defaults.modle\" — did you mean \"model\"?",
+            inc.display()
+        )]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // auth-profiles.json
 
 #[test]
