@@ -1154,6 +1154,48 @@ fn bad_own_values_name_the_key() {
     }
 }
 
+#[test]
+fn hold_for_ollama_defaults_to_30s_and_0_means_never_hold() {
+    let h = Home::new();
+    assert_eq!(h.ok().own.gateway.hold_for_ollama, Duration::from_secs(30));
+    for (value, expected) in [
+        ("'45s'", Duration::from_secs(45)),
+        ("'2m'", Duration::from_secs(120)),
+        ("0", Duration::ZERO),
+        ("'0'", Duration::ZERO),
+        ("'0s'", Duration::ZERO),
+        ("10", Duration::from_secs(10)),
+        ("1.5", Duration::from_millis(1500)),
+    ] {
+        h.write(
+            "openclawd/openclawd.json",
+            &format!("{{ gateway: {{ holdForOllama: {value} }} }}"),
+        );
+        assert_eq!(h.ok().own.gateway.hold_for_ollama, expected, "{value}");
+    }
+}
+
+#[test]
+fn a_hold_for_ollama_that_is_not_a_duration_is_an_error_naming_the_key_and_line() {
+    let h = Home::new();
+    for value in ["'abc'", "-1", "'-5s'", "true", "'2h'", "1e300"] {
+        let file = h.write(
+            "openclawd/openclawd.json",
+            &format!("{{\n  gateway: {{\n    holdForOllama: {value},\n  }},\n}}\n"),
+        );
+        let e = h.err();
+        assert_eq!(e.location(), Some((file.clone(), 3, 5)), "{value}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}:3:5: gateway.holdForOllama: expected a duration such as \"30s\"",
+                file.display()
+            )),
+            "{value}: {msg}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files that are missing or broken
 
