@@ -74,6 +74,18 @@ pub enum ConfigError {
     Include { at: SourcePos, message: String },
 
     #[error(
+        "$include budget exceeded: {what} (limit {limit}) while including {include} from {at}. \
+         Include fewer or smaller files: one load reads at most 256 included files and 16 MiB \
+         in all."
+    )]
+    IncludeBudget {
+        at: SourcePos,
+        what: String,
+        limit: String,
+        include: String,
+    },
+
+    #[error(
         "{at}: Circular include detected: {}. Remove the $include that closes the loop.",
         chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> ")
     )]
@@ -109,6 +121,7 @@ impl ConfigError {
             | ConfigError::MissingEnvVar { at, .. }
             | ConfigError::Include { at, .. }
             | ConfigError::IncludeCycle { at, .. }
+            | ConfigError::IncludeBudget { at, .. }
             | ConfigError::Invalid { at, .. }
             | ConfigError::UnknownKey { at, .. } => at,
             ConfigError::NoHome | ConfigError::Read { .. } | ConfigError::Override { .. } => {
@@ -126,6 +139,7 @@ impl ConfigError {
             | ConfigError::MissingEnvVar { at, .. }
             | ConfigError::Include { at, .. }
             | ConfigError::IncludeCycle { at, .. }
+            | ConfigError::IncludeBudget { at, .. }
             | ConfigError::Invalid { at, .. }
             | ConfigError::UnknownKey { at, .. } => Some(at.file.clone()),
             ConfigError::NoHome | ConfigError::Override { .. } => None,

@@ -903,6 +903,57 @@ fn an_include_cycle_is_reported_with_its_chain() {
 }
 
 #[test]
+fn an_include_fan_out_stops_at_256_files_naming_the_include() {
+    // Each level includes the next one twice: 2 + 4 + ... + 512 reads, a few small files.
+    let h = Home::new();
+    for level in 0..9 {
+        let next = format!("level{}.json5", level + 1);
+        h.write(
+            format!("fan/level{level}.json5"),
+            &format!("{{\n  $include: ['{next}', '{next}'],\n  l{level}: true,\n}}\n"),
+        );
+    }
+    h.write("fan/level9.json5", "{ leaf: true }");
+    h.config("{\n  $include: 'fan/level0.json5',\n}\n");
+    let e = h.err();
+    assert!(matches!(e, ConfigError::IncludeBudget { .. }), "{e}");
+    let msg = e.to_string();
+    let (file, line, _) = e.location().unwrap();
+    assert!(file.starts_with(h.state().join("fan")), "{msg}");
+    assert_eq!(line, 2);
+    assert!(
+        msg.starts_with("$include budget exceeded: 257 files (limit 256) while including level"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(" from {}:2:", file.display())),
+        "{msg}"
+    );
+}
+
+#[test]
+fn includes_stop_at_16_mib_in_all_naming_the_include() {
+    let h = Home::new();
+    h.write("small.json5", "{ a: 1 }");
+    // Read no further than the budget: the file is never parsed.
+    h.write(
+        "big.json5",
+        &format!("{{ pad: '{}' }}", "x".repeat(17 * 1024 * 1024)),
+    );
+    let root = h.config("{\n  $include: [\n    'small.json5',\n    'big.json5',\n  ],\n}\n");
+    let e = h.err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "$include budget exceeded: 17.0 MiB in all (limit 16 MiB) while including big.json5 from {}:4:5.",
+            root.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(e.location(), Some((root, 4, 5)));
+}
+
+#[test]
 fn a_missing_include_names_the_include() {
     let h = Home::new();
     let file = h.config("{\n  $include: 'nope.json5',\n}");
