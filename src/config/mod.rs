@@ -14,6 +14,7 @@ mod own;
 mod parse;
 mod paths;
 mod read;
+mod security;
 mod subst;
 mod syntax;
 mod types;

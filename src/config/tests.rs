@@ -967,6 +967,73 @@ fn a_missing_include_names_the_include() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A reload may never lower security
+
+fn listen(addr: &str) -> std::net::SocketAddr {
+    addr.parse().unwrap()
+}
+
+#[test]
+fn removing_the_token_of_a_lan_gateway_is_a_security_regression() {
+    let h = Home::new();
+    h.config("{ gateway: { bind: 'lan', auth: { token: 'secret' } } }");
+    let before = h.ok();
+    assert_eq!(before.security_regression(listen("0.0.0.0:18789")), None);
+
+    let file = h.config("{ gateway: { bind: 'lan' } }");
+    let why = h
+        .ok()
+        .security_regression(listen("0.0.0.0:18789"))
+        .expect("refused");
+    assert!(
+        why.starts_with(&format!("{}: refused: ", file.display())),
+        "{why}"
+    );
+    assert!(
+        why.contains("listens on 0.0.0.0:18789 (not loopback)"),
+        "{why}"
+    );
+    assert!(why.contains("gateway.auth.token"), "says what to do: {why}");
+
+    // Moving to loopback at the same time does not help until the restart: the listener is
+    // still on the LAN.
+    h.config("{ gateway: { bind: 'loopback' } }");
+    assert!(h
+        .ok()
+        .security_regression(listen("0.0.0.0:18789"))
+        .is_some());
+    h.config("{ gateway: { bind: 'loopback', auth: { token: 'other' } } }");
+    assert_eq!(h.ok().security_regression(listen("0.0.0.0:18789")), None);
+}
+
+#[test]
+fn a_token_from_the_environment_or_a_loopback_gateway_is_no_regression() {
+    let mut h = Home::new();
+    h.config("{ gateway: { bind: 'lan' } }");
+    h.set("OPENCLAW_GATEWAY_TOKEN", "from-env");
+    assert_eq!(h.ok().security_regression(listen("0.0.0.0:18789")), None);
+
+    let h = Home::new();
+    h.config("{ gateway: { bind: 'loopback' } }");
+    assert_eq!(h.ok().security_regression(listen("127.0.0.1:18789")), None);
+    assert_eq!(h.ok().security_regression(listen("[::1]:18789")), None);
+}
+
+#[test]
+fn asking_a_loopback_gateway_to_bind_the_lan_without_a_token_is_refused() {
+    let h = Home::new();
+    h.config("{ gateway: { bind: 'custom', customBindHost: '192.168.1.5' } }");
+    let why = h
+        .ok()
+        .security_regression(listen("127.0.0.1:18789"))
+        .expect("refused");
+    assert!(
+        why.contains("binds the gateway to 192.168.1.5 (not loopback) without a token"),
+        "{why}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Typos in the sections openclawd reads
 
 #[test]
