@@ -100,6 +100,7 @@ pub fn status_json(state: &GatewayState) -> Value {
             "generation": snapshot.generation,
             "loaded_at": rfc3339(snapshot.loaded_at),
             "error": state.config_error.load_full().map(|e| e.to_string()),
+            "warnings": snapshot.warnings,
         },
         "routing": {
             "primary": catalog.primary,
