@@ -315,6 +315,8 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     let mut env = TestEnv::new();
     let openai = FakeCloud::openai(CLOUD_KEY);
     let claude = FakeCloud::anthropic(ENV_KEY);
+    // Its key comes from the auth profile (no apiKey in the config).
+    let openrouter = FakeCloud::openai(PROFILE_KEY);
     // Configured with a key the upstream refuses: the 401 path is logged too.
     let refusing = FakeCloud::openai("sk-the-upstream-wants-another");
     let providers = [
@@ -323,6 +325,10 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
         format!(
             "anthropic: {{ baseUrl: '{}', api: 'anthropic-messages', models: [ {{ id: 'm1', name: 'C', contextWindow: 200000, maxTokens: 1000 }} ] }}",
             claude.base()
+        ),
+        format!(
+            "openrouter: {{ baseUrl: '{}/v1', api: 'openai-completions', models: [ {{ id: 'm1', name: 'O', contextWindow: 128000, maxTokens: 1000 }} ] }}",
+            openrouter.base()
         ),
         format!(
             "refusing: {{ baseUrl: '{}/v1', apiKey: '{LITERAL_KEY}', api: 'openai-completions', models: [ {{ id: 'm1', name: 'R', contextWindow: 128000, maxTokens: 1000 }} ] }}",
@@ -354,17 +360,45 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
         s["ollama"]["state"] == "running"
     });
 
-    for model in [
-        "ollama/llama3.2:3b",
-        "cloud/m1",
-        "anthropic/m1",
-        "refusing/m1",
+    // Every request, sent with the gateway token, is answered in full: by the model asked for,
+    // or (the refusing upstream) by the fallback after the 401.
+    for (model, answered_by) in [
+        ("ollama/llama3.2:3b", "ollama/llama3.2:3b"),
+        ("cloud/m1", "cloud/m1"),
+        ("anthropic/m1", "anthropic/m1"),
+        ("openrouter/m1", "openrouter/m1"),
+        ("refusing/m1", "cloud/m1"),
     ] {
         for stream in [false, true] {
-            let _ = d.chat(&chat(model, stream), &[]).text();
+            let resp = d.chat(&chat(model, stream), &[]);
+            let status = resp.status().as_u16();
+            let by = resp
+                .headers()
+                .get("x-openclawd-model")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = resp.text().unwrap_or_default();
+            assert_eq!(status, 200, "{model} stream={stream}: {body}");
+            assert_eq!(by, answered_by, "{model} stream={stream}: answered by {by}");
+            if stream {
+                assert_eq!(
+                    stream_end(&body),
+                    StreamEnd::Done,
+                    "{model} stream={stream}: {body}"
+                );
+            } else {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert!(
+                    v["choices"][0]["message"]["content"]
+                        .as_str()
+                        .is_some_and(|c| !c.is_empty()),
+                    "{model}: {body}"
+                );
+            }
         }
     }
-    // A client presenting a wrong token.
+    // A client presenting a wrong token, or none.
     let (code, _) = crate::common::http_post(
         &format!("{}/v1/chat/completions", d.base),
         &[("authorization", &format!("Bearer {WRONG_TOKEN}"))],
@@ -372,6 +406,13 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     )
     .unwrap();
     assert_eq!(code, 401);
+    let (code, _) = crate::common::http_post(
+        &format!("{}/v1/chat/completions", d.base),
+        &[],
+        &chat("default", false).to_string(),
+    )
+    .unwrap();
+    assert_eq!(code, 401, "the gateway token is really required");
     // A broken edit on the line that holds a key, then the fix.
     let good = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&good.replace(
@@ -385,19 +426,35 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     d.wait_until("the fix applied", Duration::from_secs(20), |s| {
         s["config"]["error"].is_null()
     });
-    // The keys were really used (the test is not vacuous).
-    assert!(openai
-        .received()
-        .iter()
-        .any(|r| r.headers["authorization"] == format!("Bearer {CLOUD_KEY}")));
-    assert!(claude
-        .received()
-        .iter()
-        .any(|r| r.headers["x-api-key"] == ENV_KEY));
-    assert!(refusing
-        .received()
-        .iter()
-        .any(|r| r.headers["authorization"] == format!("Bearer {LITERAL_KEY}")));
+    // Each upstream key really went upstream, on every request to its provider (the test is
+    // not vacuous): two requests each; `cloud` also answers the refusing provider's two.
+    let sent = |cloud: &FakeCloud, header: &str, value: &str| -> usize {
+        let received = cloud.received();
+        assert!(
+            received.iter().all(|r| r.headers[header] == value),
+            "a request without the key {value}"
+        );
+        received.len()
+    };
+    assert_eq!(
+        sent(&openai, "authorization", &format!("Bearer {CLOUD_KEY}")),
+        4
+    );
+    assert_eq!(sent(&claude, "x-api-key", ENV_KEY), 2);
+    assert_eq!(
+        sent(
+            &openrouter,
+            "authorization",
+            &format!("Bearer {PROFILE_KEY}")
+        ),
+        2
+    );
+    // The refusing upstream once: its 401 cools the model down, so the second request goes
+    // straight to the fallback.
+    assert_eq!(
+        sent(&refusing, "authorization", &format!("Bearer {LITERAL_KEY}")),
+        1
+    );
 
     let mut places: Vec<(String, String)> = Vec::new();
     for path in ["/status", "/metrics", "/v1/models", "/ready"] {
