@@ -160,19 +160,25 @@ fn syntax_error(file: &Path, text: &str, err: json5::Error) -> ConfigError {
             message: d.message,
         };
     }
-    let json5::Error::Message { location, .. } = err;
+    let json5::Error::Message { msg, location } = err;
+    // pest's grammar messages are a picture (` --> 1:5`, the line, a caret, `= expected ...`);
+    // the others come from building the value (`error parsing number: too large`) and are one
+    // line a person can act on.
+    let value_message = Some(msg.lines().next().unwrap_or("").trim())
+        .filter(|m| !m.is_empty() && !m.starts_with("-->"))
+        .map(|m| format!("cannot read this value: {m}"));
     match location {
         Some(loc) => {
             let doc = Document::for_positions(file, text);
             let offset = doc.offset_of(loc.line, loc.column);
             ConfigError::Syntax {
                 at: SourcePos::at(file, loc.line, loc.column),
-                message: syntax::at_offset(text, offset),
+                message: value_message.unwrap_or_else(|| syntax::at_offset(text, offset)),
             }
         }
         None => ConfigError::Syntax {
             at: SourcePos::file(file),
-            message: "the file is not valid JSON5".into(),
+            message: value_message.unwrap_or_else(|| "the file is not valid JSON5".into()),
         },
     }
 }

@@ -1357,6 +1357,20 @@ fn a_syntax_error_has_line_and_column() {
 }
 
 #[test]
+fn a_number_json5_cannot_hold_names_the_file_and_the_problem_in_one_line() {
+    let h = Home::new();
+    let file = h.config("{ gateway: { port: 1e400 } }");
+    let msg = h.err().to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:1:20: cannot read this value: error parsing number: too large.",
+            file.display()
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
 fn syntax_errors_say_what_is_wrong_in_words_never_the_parsers_expectation() {
     let h = Home::new();
     let cases = [
