@@ -563,6 +563,11 @@ mod tests {
 
     /// The diagnosis as `line:col: message` (1-based, columns in characters).
     fn explain(text: &str) -> String {
+        // Only texts the parser refuses are ever explained.
+        assert!(
+            json5::from_str::<serde_json::Value>(text).is_err(),
+            "json5 accepts {text:?}"
+        );
         let d = diagnose(text).expect("a mistake");
         let before = &text[..d.offset];
         let line = before.matches('\n').count() + 1;
@@ -582,6 +587,10 @@ mod tests {
             "12",
         ];
         for t in texts {
+            assert!(
+                json5::from_str::<serde_json::Value>(t).is_ok(),
+                "json5 refuses {t:?}"
+            );
             assert_eq!(diagnose(t), None, "{t}");
         }
         let fixture = std::fs::read_to_string(concat!(
@@ -703,6 +712,41 @@ mod tests {
             "2:1: the file holds no value; it must hold an object { ... }"
         );
         assert_eq!(explain("{ a: @ }"), "1:6: unexpected \"@\"");
+    }
+
+    /// Every one-character deletion or insertion in a config that uses most of JSON5: the
+    /// scanner finds a mistake exactly when the parser refuses the text, so its words are
+    /// never about something the parser would accept.
+    #[test]
+    fn the_scanner_agrees_with_the_parser_on_every_one_character_edit() {
+        let text = "// c\n{\n  a: { 'b-c': \"x\\\"y\", n: -1.5e3, h: 0x1F, l: [1, 2,], },\n  /* k */ t: true, z: null, s: 'it\\'s',\n}\n";
+        assert!(json5::from_str::<serde_json::Value>(text).is_ok());
+        let mut edits = Vec::new();
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &i in &boundaries {
+            let c = text[i..].chars().next().unwrap_or(' ');
+            edits.push(format!("{}{}", &text[..i], &text[i + c.len_utf8()..]));
+            for ins in [",", "}", "]", "\"", "'", ":", "x", "1", "/"] {
+                edits.push(format!("{}{ins}{}", &text[..i], &text[i..]));
+            }
+        }
+        let mut disagreements = Vec::new();
+        for edit in &edits {
+            let parser_ok = json5::from_str::<serde_json::Value>(edit).is_ok();
+            let scanner = diagnose(edit);
+            if parser_ok != scanner.is_none() {
+                disagreements.push(format!(
+                    "{edit:?}: parser ok={parser_ok}, scanner {scanner:?}"
+                ));
+            }
+        }
+        assert!(
+            disagreements.is_empty(),
+            "{} of {} edits:\n{}",
+            disagreements.len(),
+            edits.len(),
+            disagreements[..disagreements.len().min(10)].join("\n")
+        );
     }
 
     #[test]
