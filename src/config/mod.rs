@@ -13,8 +13,8 @@ mod include;
 mod own;
 mod parse;
 mod paths;
+mod published;
 mod read;
-mod security;
 mod subst;
 mod syntax;
 mod types;
@@ -29,6 +29,7 @@ use std::time::SystemTime;
 
 pub use address::parse_ollama_host;
 pub use error::{ConfigError, SourcePos};
+pub use published::Published;
 pub use types::*;
 
 use parse::Document;
