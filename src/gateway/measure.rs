@@ -288,6 +288,7 @@ impl Stream for Metered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::wire::ollama::OllamaMetrics;
     use futures_util::StreamExt;
     use crate::gateway::wire::ollama::OllamaMetrics;
 
