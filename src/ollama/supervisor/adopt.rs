@@ -78,14 +78,19 @@ impl Supervisor {
         self.restarts.history = rec.history.clone();
         let (pid, start_time) = (recorded.pid, recorded.start_time);
         if !signals::proven(pid, start_time) {
-            if !process::is_alive(pid) {
+            if process::is_alive(pid) {
+                tracing::warn!(
+                    "pid {pid} of {} is another process now (its start time differs); leaving it alone and starting fresh",
+                    record::record_path(&state_dir).display()
+                );
+            } else {
                 // Its runners may have outlived it (it was SIGKILLed with openclawd down).
                 signals::kill_session_leftovers(pid, Some(start_time), Some(&rec.binary));
+                tracing::info!(
+                    "the Ollama of {} (pid {pid}) is gone; starting fresh",
+                    record::record_path(&state_dir).display()
+                );
             }
-            tracing::info!(
-                "the Ollama of {} (pid {pid}) is gone; starting fresh",
-                record::record_path(&state_dir).display()
-            );
             let _ = record::remove(&state_dir);
             return false;
         }
