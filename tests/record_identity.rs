@@ -54,7 +54,10 @@ impl Sleepers {
     fn assert_alive(&self, when: &str) {
         let all = self.all();
         assert_eq!(all.len(), 2, "{when}: the sleeps left are {all:?}");
-        assert!(is_alive(self.pid()), "{when}: the recorded sleep was killed");
+        assert!(
+            is_alive(self.pid()),
+            "{when}: the recorded sleep was killed"
+        );
     }
 }
 

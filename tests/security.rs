@@ -25,11 +25,22 @@ fn removing_the_token_of_a_lan_gateway_is_refused_and_the_old_token_keeps_workin
     let error = st["config"]["error"].as_str().unwrap();
     assert!(error.contains("without a token"), "{error}");
     assert!(error.contains("previous token stays in force"), "{error}");
-    assert_eq!(st["config"]["generation"], 1, "the snapshot was not swapped");
+    assert_eq!(
+        st["config"]["generation"], 1,
+        "the snapshot was not swapped"
+    );
 
     let anonymous = http_get(&format!("{}/v1/models", d.base)).map(|(c, _)| c);
-    assert_eq!(anonymous, Some(401), "still closed to anyone without the token");
-    assert_eq!(d.get("/v1/models").map(|(c, _)| c), Some(200), "old token works");
+    assert_eq!(
+        anonymous,
+        Some(401),
+        "still closed to anyone without the token"
+    );
+    assert_eq!(
+        d.get("/v1/models").map(|(c, _)| c),
+        Some(200),
+        "old token works"
+    );
 
     // Putting a token back (even a new one) is a normal reload.
     env.write_config("{ gateway: { bind: 'lan', auth: { token: 'lan-secret-2' } } }");

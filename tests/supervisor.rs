@@ -833,7 +833,10 @@ async fn the_first_crash_restarts_at_once_and_the_second_waits_its_backoff() {
     );
     assert_eq!(s.restarts, 1);
     assert!(s.last_restart_at.is_some(), "{s:?}");
-    assert_eq!((s.restart_attempt, s.next_restart_at.as_deref()), (None, None));
+    assert_eq!(
+        (s.restart_attempt, s.next_restart_at.as_deref()),
+        (None, None)
+    );
 
     // The second crash in a row waits: status says when, and which attempt.
     sigkill(s.pid.unwrap());
@@ -941,7 +944,11 @@ async fn a_planned_restart_stops_waiting_after_the_drain_bound() {
         "restarted before the drain bound: {:?}",
         waited.elapsed()
     );
-    assert_eq!(h.in_flight().count(), 1, "the stuck request is still counted");
+    assert_eq!(
+        h.in_flight().count(),
+        1,
+        "the stuck request is still counted"
+    );
     h.shutdown(ShutdownKind::Stop).await;
 }
 
@@ -956,7 +963,11 @@ async fn shutdown_is_answered_during_a_planned_restart() {
     // The drain would wait 30 s: shutdown does not.
     let asked = Instant::now();
     h.shutdown(ShutdownKind::Stop).await;
-    assert!(asked.elapsed() < Duration::from_secs(5), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
     assert!(!is_alive(old));
     assert_eq!(h.current().state, OllamaState::Stopped);
     assert_eq!(env.processes(), Vec::<u32>::new());

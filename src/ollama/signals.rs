@@ -116,7 +116,11 @@ mod tests {
         let pid = sleep.id();
         let start = process::start_time(pid).unwrap();
         assert!(!terminate_one(pid, start + 1), "a wrong start time");
-        assert!(!signal_group(pid, Leader::Recorded(start + 1), Signal::SIGKILL));
+        assert!(!signal_group(
+            pid,
+            Leader::Recorded(start + 1),
+            Signal::SIGKILL
+        ));
         assert!(process::is_alive(pid));
         assert!(terminate_one(pid, start), "the right one");
         let status = sleep.wait().unwrap();

@@ -177,7 +177,9 @@ impl Supervisor {
             } => *health = Health::Up(version.clone()),
             Server::Owned(o) => {
                 let (since, known) = match &o.phase {
-                    Phase::Ready { since, version: v, .. } => (*since, *v == version),
+                    Phase::Ready {
+                        since, version: v, ..
+                    } => (*since, *v == version),
                     Phase::Starting { .. } => (now, false),
                 };
                 o.phase = Phase::Ready {
@@ -227,8 +229,8 @@ impl Supervisor {
                 ..
             } => {}
             Server::Adopted { pid, .. } => {
-                let gone =
-                    matches!(e, ProbeError::Refused(_)) || pid.is_some_and(|p| !process::is_alive(p));
+                let gone = matches!(e, ProbeError::Refused(_))
+                    || pid.is_some_and(|p| !process::is_alive(p));
                 if !gone {
                     // Hung, but not ours to restart.
                     return self.mark_unreachable(&e);

@@ -91,8 +91,13 @@ enum Server {
     Unmanaged,
     /// Local, nothing of ours or anyone's: ours starts at `due` (a server that appears first
     /// is adopted).
-    Waiting { due: Due, cause: WaitCause },
-    Remote { health: Health },
+    Waiting {
+        due: Due,
+        cause: WaitCause,
+    },
+    Remote {
+        health: Health,
+    },
     /// Someone else's server; `pid` when `/proc` tells who listens.
     Adopted {
         pid: Option<u32>,
@@ -197,7 +202,10 @@ enum Phase {
 enum StartKind {
     First,
     /// A restart: `attempt` in a row after crashes (0 for one openclawd decided).
-    Restart { attempt: u32, looping: bool },
+    Restart {
+        attempt: u32,
+        looping: bool,
+    },
 }
 
 /// What follows a stop.
@@ -374,7 +382,13 @@ impl Supervisor {
                         (state, None, attempt)
                     }
                 };
-                (state, Some(Management::Owned), Some(o.pid), version, attempt)
+                (
+                    state,
+                    Some(Management::Owned),
+                    Some(o.pid),
+                    version,
+                    attempt,
+                )
             }
             Server::Draining { owned, .. } => {
                 let version = match &owned.phase {

@@ -91,8 +91,7 @@ fn watch_exit(mut child: Child, pid: u32) -> (oneshot::Receiver<Exit>, JoinHandl
 async fn exited_unreaped(pid: u32) {
     use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
     use nix::unistd::Pid;
-    let mut sigchld =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
     loop {
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
         match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {

@@ -302,17 +302,9 @@ impl Supervisor {
             self.settings = new;
             match std::mem::replace(&mut self.server, Server::Deciding) {
                 Server::Owned(owned) => self.drain_then(owned, AfterStop::Redecide),
-                Server::Draining {
-                    owned,
-                    then,
-                    drain,
-                } => {
+                Server::Draining { owned, then, drain } => {
                     let then = redecide_unless_shutdown(then);
-                    self.server = Server::Draining {
-                        owned,
-                        then,
-                        drain,
-                    };
+                    self.server = Server::Draining { owned, then, drain };
                 }
                 Server::Stopping {
                     pid,
