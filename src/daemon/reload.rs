@@ -30,12 +30,22 @@ pub(super) async fn run(
         }
     };
     let mut hup = signal(SignalKind::hangup()).ok();
+    // An edit made between the load and the watch (the daemon starting, or this task being
+    // restarted) was not seen by the watcher: look once.
+    let mut edited_before_watching = {
+        let current = state.config.load();
+        edited_since(&current.paths.watched_files(), current.loaded_at)
+    };
     loop {
-        tokio::select! {
+        if std::mem::take(&mut edited_before_watching) {
+            tracing::info!("the configuration changed while openclawd was starting; reloading");
+        } else {
+            tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(()) = async { match changed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {},
             _ = async { match hup.as_mut() { Some(h) => { h.recv().await; }, None => std::future::pending::<()>().await } } => {
                 tracing::info!("SIGHUP: reloading the configuration");
+            }
             }
         }
         match prepare(&state, &overrides, &env) {
@@ -85,4 +95,13 @@ fn prepare(
         tracing::warn!("{w}");
     }
     Ok(next)
+}
+
+/// Whether any of `files` was modified after `since`.
+fn edited_since(files: &[std::path::PathBuf], since: std::time::SystemTime) -> bool {
+    files.iter().any(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > since)
+    })
 }
