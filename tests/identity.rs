@@ -279,7 +279,11 @@ fn an_eight_second_stream_survives_openclawd_restart() {
         "the old instance drained and exited 0: {exit:?}"
     );
     // Leaving, the old instance did not remove the new one's pid file.
-    assert_eq!(pid_file_pid(&env), new, "the pid file still names the new daemon");
+    assert_eq!(
+        pid_file_pid(&env),
+        new,
+        "the pid file still names the new daemon"
+    );
     // The new instance (its output is the background log) let the old one drain.
     let new_log = std::fs::read_to_string(env.state.join("logs/openclawd.log")).unwrap();
     assert!(new_log.contains("let go of port"), "{new_log}");
