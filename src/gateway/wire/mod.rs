@@ -10,10 +10,13 @@
 //! ([`anthropic`]).
 
 pub mod anthropic;
+pub mod chat_in;
+pub mod ir;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
 pub mod sse;
+pub mod typed;
 
 use std::pin::Pin;
 
@@ -77,7 +80,7 @@ pub enum TranslateEvent {
 }
 
 /// Token counts of one answer, in OpenAI's terms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Every input token, cached or not.
     pub prompt_tokens: u64,
