@@ -71,6 +71,43 @@ fn to_wire_error(path: &serde_path_to_error::Path, inner: &serde_json::Error) ->
     }
 }
 
+/// `Deserialize` for an enum that is either a string (`$text(String)`) or an array
+/// (`$seq(Vec<$item>)`). Unlike `#[serde(untagged)]`, errors inside the array keep their path
+/// (`input[2].call_id`), so the 400 names the field.
+macro_rules! string_or_seq {
+    ($ty:ident, $text:ident, $seq:ident, $item:ty, $expecting:literal) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        Ok($ty::$text(v.to_owned()))
+                    }
+                    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<$ty, E> {
+                        Ok($ty::$text(v))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<$ty, A::Error> {
+                        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                        while let Some(item) = seq.next_element::<$item>()? {
+                            out.push(item);
+                        }
+                        Ok($ty::$seq(out))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+pub(crate) use string_or_seq;
+
 /// A non-negative whole number, also when a client wrote it as `1024.0` (a JSON number is a
 /// float to many clients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
