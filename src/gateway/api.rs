@@ -19,75 +19,38 @@ use super::chat::{self, Routed};
 use super::error::{Dialect, GatewayError};
 use super::providers::Answer;
 use super::state::GatewayState;
-use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder, StreamEvent};
+use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder};
+use super::wire::relay::{EventWriter, Relay};
 use super::wire::sse::SseParser;
 use super::wire::{anthropic_in, responses_in, SseStream};
 
-/// Writes IR events in an inbound API's stream format.
-pub trait EventWriter: Send + 'static {
-    fn write(&mut self, event: &StreamEvent, out: &mut Vec<u8>);
-}
-
-impl EventWriter for anthropic_in::MessagesStreamWriter {
-    fn write(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
-        anthropic_in::MessagesStreamWriter::write(self, event, out)
-    }
-}
-
-impl EventWriter for responses_in::ResponsesStreamWriter {
-    fn write(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
-        responses_in::ResponsesStreamWriter::write(self, event, out)
-    }
-}
-
 /// An OpenAI chat completion stream (what the chain answers) rewritten by `writer`, event by
 /// event as it arrives: one write per upstream chunk, nothing buffered beyond a partial event.
-pub fn translate_stream<W: EventWriter>(upstream: SseStream, writer: W) -> SseStream {
-    struct State<W> {
-        upstream: SseStream,
-        parser: SseParser,
-        decoder: OpenAiChunkDecoder,
-        writer: W,
-        ended: bool,
-    }
-    let state = State {
-        upstream,
-        parser: SseParser::new(),
-        decoder: OpenAiChunkDecoder::new(),
-        writer,
-        ended: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.ended {
-                return None;
-            }
-            let mut out = Vec::new();
-            match st.upstream.next().await {
-                Some(chunk) => {
-                    for ev in st.parser.push(&chunk) {
-                        for e in st.decoder.feed(&ev) {
-                            st.writer.write(&e, &mut out);
-                        }
-                    }
+pub fn translate_stream<W: EventWriter + Send + 'static>(
+    upstream: SseStream,
+    writer: W,
+) -> SseStream {
+    let state = (upstream, Relay::new(writer), false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut upstream, mut relay, mut ended)| async move {
+            loop {
+                if ended {
+                    return None;
                 }
-                None => {
-                    st.ended = true;
-                    let mut events = Vec::new();
-                    if let Some(ev) = st.parser.finish() {
-                        events.extend(st.decoder.feed(&ev));
+                let out = match upstream.next().await {
+                    Some(chunk) => relay.push(&chunk),
+                    None => {
+                        ended = true;
+                        relay.finish()
                     }
-                    events.extend(st.decoder.finish());
-                    for e in &events {
-                        st.writer.write(e, &mut out);
-                    }
+                };
+                if !out.is_empty() {
+                    return Some((Bytes::from(out), (upstream, relay, ended)));
                 }
             }
-            if !out.is_empty() {
-                return Some((Bytes::from(out), st));
-            }
-        }
-    }))
+        },
+    ))
 }
 
 /// Runs `ir` through the chain. The answer is the chain's (OpenAI chat completions).

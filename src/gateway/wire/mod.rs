@@ -17,6 +17,7 @@ pub mod ir;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod relay;
 pub mod responses_in;
 pub mod sse;
 pub mod typed;

@@ -414,6 +414,13 @@ impl Echo {
         }
     }
 
+    /// The id of output item `index`: `<prefix>_` + the response's own suffix + the index,
+    /// unique per answer and the same however the stream was chunked.
+    fn item_id(&self, prefix: &str, index: usize) -> String {
+        let suffix = self.id.strip_prefix("resp_").unwrap_or(&self.id);
+        format!("{prefix}_{suffix}{index:02}")
+    }
+
     /// The `response` object with `status`, `output` and `usage`.
     fn object(&self, status: &str, output: &[Value], usage: Option<&Usage>) -> Value {
         let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
@@ -484,21 +491,19 @@ pub fn response_body(resp: &ChatResponse, echo: &Echo) -> Value {
     let output: Vec<Value> = resp
         .parts
         .iter()
-        .filter_map(|p| match p {
-            Part::Text { text } => Some(message_item(
-                &format!("msg_{}", random_suffix()),
-                text,
-                "completed",
-            )),
-            Part::Reasoning { text, .. } => {
-                Some(reasoning_item(&format!("rs_{}", random_suffix()), text))
+        .filter(|p| !matches!(p, Part::Image { .. } | Part::ToolResult { .. }))
+        .enumerate()
+        .filter_map(|(index, p)| match p {
+            Part::Text { text } => {
+                Some(message_item(&echo.item_id("msg", index), text, "completed"))
             }
+            Part::Reasoning { text, .. } => Some(reasoning_item(&echo.item_id("rs", index), text)),
             Part::ToolCall {
                 id,
                 name,
                 arguments,
             } => Some(call_item(
-                &format!("fc_{}", random_suffix()),
+                &echo.item_id("fc", index),
                 id,
                 name,
                 arguments,
@@ -655,7 +660,7 @@ impl ResponsesStreamWriter {
                 if !matches!(self.open, Some(Item::Message { .. })) {
                     self.close(out);
                     let index = self.done.len();
-                    let id = format!("msg_{}", random_suffix());
+                    let id = self.echo.item_id("msg", index);
                     self.event(
                         out,
                         "response.output_item.added",
@@ -688,7 +693,7 @@ impl ResponsesStreamWriter {
                 if !matches!(self.open, Some(Item::Reasoning { .. })) {
                     self.close(out);
                     let index = self.done.len();
-                    let id = format!("rs_{}", random_suffix());
+                    let id = self.echo.item_id("rs", index);
                     self.event(
                         out,
                         "response.output_item.added",
@@ -717,7 +722,7 @@ impl ResponsesStreamWriter {
             } => {
                 self.close(out);
                 let index = self.done.len();
-                let id = format!("fc_{}", random_suffix());
+                let id = self.echo.item_id("fc", index);
                 self.event(
                     out,
                     "response.output_item.added",
