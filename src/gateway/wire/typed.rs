@@ -21,7 +21,11 @@ pub fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, WireError
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        if e.inner().is_syntax() || e.inner().is_eof() {
+        // serde_json reports some type errors (an enum given `null`) as syntax errors: only a
+        // body that really is not JSON is answered as one.
+        let not_json = (e.inner().is_syntax() || e.inner().is_eof())
+            && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err();
+        if not_json {
             return WireError::bad_request(
                 format!(
                     "We could not parse the JSON body of your request: {}.",
@@ -155,7 +159,12 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[allow(dead_code)]
     struct Msg {
-        role: String,
+        role: Role,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Role {
+        User,
     }
 
     fn param(body: &str) -> Option<String> {
@@ -184,6 +193,10 @@ mod tests {
         );
         assert_eq!(param("{not json"), None);
         assert_eq!(param(r#"{"stream":true}"#).as_deref(), Some("messages"));
+        assert_eq!(
+            param(r#"{"messages":[[null]]}"#).as_deref(),
+            Some("messages[0][0]")
+        );
         assert!(from_slice::<Req>(br#"{"max_tokens":64.0,"messages":[]}"#).is_ok());
     }
 }
