@@ -36,10 +36,18 @@ fn python_with(package: &str, requirement: &str) -> PathBuf {
             assert!(st.success(), "python3 -m venv failed");
         }
         let st = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", requirement])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                requirement,
+            ])
             .status()
             .unwrap();
-        assert!(st.success(), "pip install {requirement} failed (PyPI reachable?)");
+        assert!(
+            st.success(),
+            "pip install {requirement} failed (PyPI reachable?)"
+        );
     }
     py
 }
@@ -154,17 +162,16 @@ fn the_anthropic_python_sdk_talks_to_ollama_through_the_gateway() {
         .as_str()
         .unwrap()
         .contains("claude-9-opus"));
-    assert!(got["bad_request"]
-        .as_str()
-        .unwrap()
-        .contains("max_tokens"));
+    assert!(got["bad_request"].as_str().unwrap().contains("max_tokens"));
     // The tool result reached the model as OpenAI-style tool turn, translated to Ollama's.
     let chats: Vec<Value> = env
         .ollama_requests()
         .into_iter()
         .filter(|r| r["path"] == "/api/chat")
         .collect();
-    assert!(chats.iter().any(|r| r["body"]["messages"]
-        .as_array()
-        .is_some_and(|ms| ms.iter().any(|m| m["role"] == "tool" && m["content"] == "21C and sunny"))));
+    assert!(chats
+        .iter()
+        .any(|r| r["body"]["messages"].as_array().is_some_and(|ms| ms
+            .iter()
+            .any(|m| m["role"] == "tool" && m["content"] == "21C and sunny"))));
 }

@@ -215,7 +215,7 @@ fn push_turn(messages: &mut Vec<Message>, role: Role, parts: Vec<Part>) {
     }
 }
 
-fn required<'a>(value: &'a Option<String>, param: String) -> Result<&'a str, WireError> {
+fn required(value: &Option<String>, param: String) -> Result<&str, WireError> {
     value.as_deref().ok_or_else(|| {
         WireError::bad_request(
             format!("Missing required parameter: '{param}'."),
