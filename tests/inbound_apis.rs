@@ -547,3 +547,28 @@ fn a_tool_round_trip_through_each_api_on_ollama() {
         assert_eq!(last[2]["content"], "21C");
     }
 }
+
+#[test]
+fn a_model_failing_mid_answer_ends_each_stream_with_that_apis_error_event() {
+    let s = setup("ollama/llama3.2:3b", &[]);
+    s.env.write_control(&json!({"midstream_error_after": 2}));
+    let d = &s.daemon;
+    let a = post(d, "/v1/messages", &messages_body("default", true), &[]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let events = a.events();
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error", "{}", a.body);
+    assert_eq!(data["error"]["type"], "api_error");
+    assert!(!data["error"]["message"].as_str().unwrap().is_empty());
+    assert!(events.iter().all(|(n, _)| n != "message_stop"));
+
+    let a = post(d, "/v1/responses", &responses_body("default", true), &[]);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let events = a.events();
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(&names[names.len() - 2..], ["error", "response.failed"], "{}", a.body);
+    let failed = &events.last().unwrap().1["response"];
+    assert_eq!(failed["status"], "failed");
+    assert!(!failed["error"]["message"].as_str().unwrap().is_empty());
+    assert!(!names.contains(&"response.completed"));
+}

@@ -11,6 +11,7 @@ use openclawd::gateway::wire::responses_in::{Echo, ResponsesStreamWriter};
 use openclawd::gateway::wire::sse::SseParser;
 
 #[path = "common.rs"]
+#[allow(dead_code)]
 mod common;
 
 fn run<W: EventWriter>(writer: W, pieces: &[&[u8]]) -> Vec<u8> {
