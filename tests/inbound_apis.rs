@@ -149,6 +149,13 @@ fn check_messages(a: &Answer, model: &str, stream: bool) -> String {
         ["content_block_stop", "message_delta", "message_stop"]
     );
     assert_eq!(events[0].1["message"]["stop_reason"], Value::Null);
+    assert!(
+        events[0].1["message"]["usage"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "an estimate before the real count"
+    );
     let delta = &events[names.len() - 2].1;
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     events
@@ -566,7 +573,12 @@ fn a_model_failing_mid_answer_ends_each_stream_with_that_apis_error_event() {
     assert_eq!(a.status, 200, "{}", a.body);
     let events = a.events();
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(&names[names.len() - 2..], ["error", "response.failed"], "{}", a.body);
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["error", "response.failed"],
+        "{}",
+        a.body
+    );
     let failed = &events.last().unwrap().1["response"];
     assert_eq!(failed["status"], "failed");
     assert!(!failed["error"]["message"].as_str().unwrap().is_empty());

@@ -129,7 +129,9 @@ pub async fn messages(
     let id = anthropic_in::new_message_id();
     let resp = match answer {
         Answer::Stream(s) if ir.stream => {
-            let writer = anthropic_in::MessagesStreamWriter::new(id, r.model_ref.clone());
+            let estimate = anthropic_in::estimate_input_tokens(&ir.system, &ir.messages, &ir.tools);
+            let writer = anthropic_in::MessagesStreamWriter::new(id, r.model_ref.clone())
+                .with_input_estimate(estimate);
             chat::event_stream(
                 translate_stream(s, writer),
                 HeaderValue::from_static("text/event-stream; charset=utf-8"),

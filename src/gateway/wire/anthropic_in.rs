@@ -373,35 +373,44 @@ fn effort_for_budget(budget: u64) -> &'static str {
 }
 
 impl CountTokensRequest {
-    /// An *estimate* of the prompt's input tokens: about four characters of text (system,
-    /// messages, tool definitions) per token, plus a few per turn and a flat cost per image.
-    /// openclawd does not have each model's tokenizer; clients use this for context
-    /// accounting, where a close estimate is what they would fall back to anyway.
+    /// An *estimate* of the prompt's input tokens (see [`estimate_input_tokens`]).
     pub fn estimate(&self) -> Result<u64, WireError> {
         let mut system = system_texts(&self.system);
         let messages = messages_to_ir(&self.messages, &mut system)?;
-        let mut chars: usize = system.iter().map(String::len).sum();
-        let mut extra: u64 = 0;
-        for m in &messages {
-            extra += 4;
-            for p in &m.parts {
-                match p {
-                    Part::Text { text } | Part::Reasoning { text, .. } => chars += text.len(),
-                    Part::ToolCall {
-                        name, arguments, ..
-                    } => chars += name.len() + arguments.len(),
-                    Part::ToolResult { content, .. } => chars += content.len(),
-                    Part::Image { .. } => extra += 1600,
-                }
+        Ok(estimate_input_tokens(
+            &system,
+            &messages,
+            &tools_to_ir(&self.tools)?,
+        ))
+    }
+}
+
+/// An *estimate* of a prompt's input tokens: about four characters of text (system, messages,
+/// tool definitions) per token, plus a few per turn and a flat cost per image. openclawd does
+/// not have each model's tokenizer; clients use this for context accounting, where a close
+/// estimate is what they would fall back to anyway.
+pub fn estimate_input_tokens(system: &[String], messages: &[Message], tools: &[Tool]) -> u64 {
+    let mut chars: usize = system.iter().map(String::len).sum();
+    let mut extra: u64 = 0;
+    for m in messages {
+        extra += 4;
+        for p in &m.parts {
+            match p {
+                Part::Text { text } | Part::Reasoning { text, .. } => chars += text.len(),
+                Part::ToolCall {
+                    name, arguments, ..
+                } => chars += name.len() + arguments.len(),
+                Part::ToolResult { content, .. } => chars += content.len(),
+                Part::Image { .. } => extra += 1600,
             }
         }
-        for t in tools_to_ir(&self.tools)? {
-            chars += t.name.len()
-                + t.description.as_ref().map_or(0, String::len)
-                + t.parameters.to_string().len();
-        }
-        Ok((chars as u64).div_ceil(4) + extra)
     }
+    for t in tools {
+        chars += t.name.len()
+            + t.description.as_ref().map_or(0, String::len)
+            + t.parameters.to_string().len();
+    }
+    (chars as u64).div_ceil(4) + extra
 }
 
 /// Anthropic's `stop_reason` for an IR stop.
@@ -502,6 +511,9 @@ pub struct MessagesStreamWriter {
     /// IR tool index → content block index.
     tools: Vec<(usize, usize)>,
     usage: Usage,
+    /// `message_start`'s `input_tokens`: the upstream's count only arrives at the end, so the
+    /// estimate stands in; `message_delta` carries the real one.
+    input_estimate: u64,
 }
 
 impl MessagesStreamWriter {
@@ -515,7 +527,14 @@ impl MessagesStreamWriter {
             next_index: 0,
             tools: Vec::new(),
             usage: Usage::default(),
+            input_estimate: 0,
         }
+    }
+
+    /// Reports `tokens` (an estimate of the prompt) as `message_start`'s `input_tokens`.
+    pub fn with_input_estimate(mut self, tokens: u64) -> MessagesStreamWriter {
+        self.input_estimate = tokens;
+        self
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -528,7 +547,7 @@ impl MessagesStreamWriter {
             "message_start",
             &json!({"type": "message_start", "message": {"id": self.id, "type": "message",
                 "role": "assistant", "model": self.model, "content": [], "stop_reason": null,
-                "stop_sequence": null, "usage": {"input_tokens": 0, "cache_creation_input_tokens": 0,
+                "stop_sequence": null, "usage": {"input_tokens": self.input_estimate, "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0, "output_tokens": 1}}}),
         );
     }
