@@ -305,14 +305,14 @@ fn messages_to_ir(
     Ok(out)
 }
 
+/// Custom tools in the IR. Server tools (`web_search_20250305`, `bash_20250124`, …) run on
+/// Anthropic's side, which no model behind openclawd has: they are left out (a client such as
+/// Claude Code sends them by default, and refusing would make every request fail).
 fn tools_to_ir(tools: &Option<Vec<InTool>>) -> Result<Vec<Tool>, WireError> {
     let mut out = Vec::new();
     for (i, t) in tools.iter().flatten().enumerate() {
-        if let Some(kind) = t.kind.as_deref().filter(|k| *k != "custom") {
-            return Err(WireError::bad_request(
-                format!("tools.{i}: the server tool `{kind}` cannot be run by openclawd; only custom tools (name, input_schema) are supported."),
-                Some(format!("tools.{i}.type")),
-            ));
+        if t.kind.as_deref().is_some_and(|k| k != "custom") {
+            continue;
         }
         let Some(schema) = &t.input_schema else {
             return Err(WireError::bad_request(
@@ -860,6 +860,25 @@ mod tests {
         let (name, data) = events.last().unwrap();
         assert_eq!(name, "error");
         assert_eq!(data["error"]["message"], "runner crashed");
+    }
+
+    #[test]
+    fn server_tools_are_left_out_and_custom_tools_kept() {
+        let req = parse(
+            br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],
+            "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5},
+                     {"name":"Read","input_schema":{"type":"object"}},
+                     {"type":"custom","name":"Edit","input_schema":{"type":"object"}}]}"#,
+        )
+        .unwrap();
+        let names: Vec<String> = req
+            .to_ir()
+            .unwrap()
+            .tools
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["Read", "Edit"]);
     }
 
     #[test]

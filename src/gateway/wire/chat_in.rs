@@ -83,8 +83,12 @@ pub struct ChatMessage<'a> {
     pub tool_calls: Option<Vec<ChatToolCall<'a>>>,
     #[serde(borrow, default)]
     pub tool_call_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, alias = "reasoning_content")]
+    /// Thinking text under Ollama's name …
+    #[serde(borrow, default)]
     pub reasoning: Option<Cow<'a, str>>,
+    /// … and under DeepSeek's / vLLM's (a client may send both).
+    #[serde(borrow, default)]
+    pub reasoning_content: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +188,9 @@ pub enum ChatToolChoice<'a> {
         #[serde(borrow)]
         function: NamedFunction<'a>,
     },
+    /// `allowed_tools`, `custom` and later forms: forwarded to OpenAI upstreams, `auto` for
+    /// translators.
+    Other(serde_json::Map<String, Value>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,7 +272,8 @@ impl<'a> ChatCompletionRequest<'a, Value> {
                 }
                 "assistant" => {
                     let mut parts = Vec::new();
-                    if let Some(r) = m.reasoning.as_deref().filter(|r| !r.is_empty()) {
+                    let reasoning = m.reasoning.as_deref().or(m.reasoning_content.as_deref());
+                    if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
                         parts.push(Part::Reasoning {
                             text: r.to_owned(),
                             signature: None,
@@ -343,6 +351,7 @@ impl<'a> ChatCompletionRequest<'a, Value> {
             Some(ChatToolChoice::Named { function }) => {
                 Some(ToolChoice::Function(function.name.to_string()))
             }
+            Some(ChatToolChoice::Other(_)) => Some(ToolChoice::Auto),
         };
         Ok(out)
     }
@@ -459,7 +468,9 @@ mod tests {
     #[test]
     fn unknown_parts_and_fields_pass_validation_for_the_pass_through() {
         let req = json!({"messages": [{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": "…", "format": "wav"}}]}],
+            {"type": "input_audio", "input_audio": {"data": "…", "format": "wav"}}]},
+            {"role": "assistant", "content": "x", "reasoning": "a", "reasoning_content": "a"}],
+            "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}},
             "logit_bias": {"50256": -100}, "max_tokens": 64.0, "seed": 7});
         assert!(validate(&req).is_ok());
         let view = ChatCompletionRequest::parse(&req).unwrap();

@@ -129,7 +129,11 @@ pub struct InTool {
 )]
 pub enum InToolChoice {
     Mode(String),
-    Function { name: String },
+    Function {
+        name: String,
+    },
+    /// `allowed_tools`, built-in tool choices, …: treated as `auto`.
+    Other(serde_json::Map<String, Value>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,11 +327,11 @@ impl ResponsesRequest {
         }
         let mut tools = Vec::new();
         for (i, t) in self.tools.iter().flatten().enumerate() {
+            // Built-in tools (web_search, local_shell, custom grammars, …) need OpenAI's side or
+            // a client contract the models behind openclawd lack: left out, not refused, so
+            // clients that always send them (Codex) still work with the function tools.
             if t.kind != "function" {
-                return Err(WireError::bad_request(
-                    format!("The built-in tool '{}' in 'tools[{i}]' cannot be run by openclawd; only function tools are supported.", t.kind),
-                    Some(format!("tools[{i}].type")),
-                ));
+                continue;
             }
             tools.push(Tool {
                 name: required(&t.name, format!("tools[{i}].name"))?.to_owned(),
@@ -351,6 +355,7 @@ impl ResponsesRequest {
                     _ => ToolChoice::Auto,
                 },
                 InToolChoice::Function { name } => ToolChoice::Function(name.clone()),
+                InToolChoice::Other(_) => ToolChoice::Auto,
             }),
             sampling: Sampling {
                 max_tokens: self.max_output_tokens.map(|c| c.0),
