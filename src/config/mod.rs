@@ -13,9 +13,12 @@ mod include;
 mod own;
 mod parse;
 mod paths;
+mod published;
 mod read;
 mod subst;
+mod syntax;
 mod types;
+mod typos;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +29,7 @@ use std::time::SystemTime;
 
 pub use address::parse_ollama_host;
 pub use error::{ConfigError, SourcePos};
+pub use published::Published;
 pub use types::*;
 
 use parse::Document;
@@ -75,6 +79,7 @@ fn load_with(
     let locator = resolved.locator;
     let r = Reader { locator: &locator };
     extract::check_root(&r, &config)?;
+    typos::check(&config, &locator, &mut warnings);
 
     let env = subst::merge_env(env, subst::config_env_vars(&config));
     subst::substitute_tree(&mut config, &env, &locator)?;

@@ -5,8 +5,9 @@
 mod api;
 mod chat;
 pub mod error;
+pub mod hold;
 pub mod measure;
-pub mod metrics;
+pub use crate::metrics;
 pub mod providers;
 pub mod router;
 pub mod server;
