@@ -335,6 +335,7 @@ fn errors_come_in_each_apis_shape_with_its_status_codes() {
     );
     assert_eq!(a.status, 200, "{}", a.body);
     assert!(a.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(a.header("x-openclawd-token-count"), "estimate");
 }
 
 #[test]

@@ -151,7 +151,15 @@ pub async fn messages(
 /// [`anthropic_in::CountTokensRequest::estimate`]); no model is called.
 pub async fn count_tokens(State(state): State<Arc<GatewayState>>, body: Bytes) -> Response {
     match anthropic_in::parse_count(&body).and_then(|r| r.estimate()) {
-        Ok(n) => json_response(anthropic_in::count_body(n).to_string()),
+        Ok(n) => {
+            let mut resp = json_response(anthropic_in::count_body(n).to_string());
+            // Said on the wire too: the count is not from the model's tokenizer.
+            resp.headers_mut().insert(
+                "x-openclawd-token-count",
+                HeaderValue::from_static("estimate"),
+            );
+            resp
+        }
         Err(e) => fail(&state, e.into(), Dialect::Anthropic),
     }
 }
