@@ -539,9 +539,8 @@ async fn ask_ollama<T: serde::de::DeserializeOwned>(
 
 /// The systemd unit running this process, when it is openclawd's: its journal is the log.
 fn journal_command() -> Option<String> {
-    if std::env::var_os("INVOCATION_ID").is_none() {
-        return None;
-    }
+    // Set by systemd for every unit it runs.
+    std::env::var_os("INVOCATION_ID")?;
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let unit = crate::procinfo::service_unit(&cgroup)?;
     Some(if unit.user {
