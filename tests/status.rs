@@ -316,6 +316,18 @@ fn a_changed_listen_address_is_a_pending_restart() {
         "{out}"
     );
     assert!(out.contains("fix: openclawd restart"), "{out}");
+
+    // Asked at another port than the one it is bound to: running, not "not running".
+    let other = free_port().to_string();
+    let (code, out, err) = env.cli(&["status", "--port", &other]);
+    assert_eq!(code.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "openclawd (pid {}) is running but nothing answers at http://127.0.0.1:{other}/status",
+            d.pid()
+        )),
+        "{err}"
+    );
 }
 
 /// Runs `args` with stdout a pipe whose reader is already gone: the first write meets EPIPE.

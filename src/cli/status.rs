@@ -226,6 +226,24 @@ fn unloads(expires_at: Option<&str>) -> String {
     }
 }
 
+/// The pid of an openclawd that runs (its pid file proves it) although nothing answered at the
+/// configured address.
+fn running_elsewhere(global: &GlobalArgs, snapshot: Option<&Snapshot>) -> Option<u32> {
+    let state_dir = match snapshot {
+        Some(s) => s.paths.state_dir.clone(),
+        None => {
+            config::degraded_snapshot(&global.overrides(), &env_map())
+                .ok()?
+                .paths
+                .state_dir
+        }
+    };
+    crate::service::control::running(&state_dir)
+        .ok()
+        .flatten()
+        .map(|p| p.pid())
+}
+
 /// What `status` and the other commands do when the daemon is not there to ask.
 fn not_running(base: &str, json: bool) -> ExitCode {
     if json {
@@ -238,10 +256,19 @@ fn not_running(base: &str, json: bool) -> ExitCode {
 }
 
 pub fn status(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let (base, token, _) = daemon_endpoint(global);
+    let (base, token, snapshot) = daemon_endpoint(global);
     let st = match runtime()?.block_on(fetch_status(&base, token.as_deref())) {
         Fetched::Running(st) => st,
-        Fetched::NotRunning => return Ok(not_running(&base, json)),
+        Fetched::NotRunning => {
+            if let Some(pid) = running_elsewhere(global, snapshot.as_ref()) {
+                anyhow::bail!(
+                    "openclawd (pid {pid}) is running but nothing answers at {base}/status: its \
+                     listen address differs from the config's (a changed gateway.port or bind \
+                     applies after `openclawd restart`)"
+                );
+            }
+            return Ok(not_running(&base, json));
+        }
         Fetched::Unreadable(why) => anyhow::bail!("{why}"),
     };
     if json {
