@@ -206,10 +206,7 @@ fn epoch_secs(rfc3339: &str) -> Option<i64> {
 }
 
 /// When a loaded model unloads, relative to now: `unloads in 29m 12s`, `kept loaded`.
-fn unloads(expires_at: Option<&str>) -> String {
-    let Some(at) = expires_at else {
-        return "unload time unknown".into();
-    };
+fn unloads(at: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -335,10 +332,11 @@ fn print_status(st: &StatusReport) {
         dash(&o.server_version),
         dash(&o.binary_version),
         o.restarts,
-        o.last_restart_reason
-            .as_deref()
-            .map(|r| format!(" (last: {r})"))
-            .unwrap_or_default(),
+        match (&o.last_restart_reason, &o.last_restart_at) {
+            (Some(r), Some(at)) => format!(" (last: {r}, at {at})"),
+            (Some(r), None) => format!(" (last: {r})"),
+            _ => String::new(),
+        },
     );
     match &st.ollama.loaded {
         Some(loaded) if loaded.is_empty() => println!("  Loaded:   no model in memory"),
@@ -349,7 +347,7 @@ fn print_status(st: &StatusReport) {
                     if i == 0 { "Loaded:  " } else { "         " },
                     m.name,
                     human_bytes(m.size),
-                    unloads(m.expires_at.as_deref()),
+                    unloads(&m.expires_at),
                 );
             }
         }
