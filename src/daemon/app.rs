@@ -93,6 +93,7 @@ impl App {
             catalog,
             metrics,
             ollama: supervisor.status.clone(),
+            ollama_in_flight: supervisor.in_flight(),
             housekeeping: housekeeping_rx,
         });
         let gateway =

@@ -130,6 +130,10 @@ async fn run_chain(
             local,
         };
         tried += 1;
+        // Counted while open, so a restart openclawd decides waits for this answer to end.
+        let in_flight = (provider.api == Api::Ollama
+            && state.is_supervised_ollama(&provider.base_url))
+        .then(|| state.ollama_in_flight.enter());
         let mut upstream_started = Instant::now();
         let mut result = state.upstreams.call(&target, &req, stream).await;
         // Refused by our own Ollama that still looks up: it has most likely just died and the
@@ -169,6 +173,15 @@ async fn run_chain(
                         model_ref.clone(),
                     )),
                     whole => whole,
+                };
+                let answer = match (answer, in_flight) {
+                    (Answer::Stream(s), Some(guard)) => {
+                        Answer::Stream(Box::pin(futures_util::StreamExt::map(s, move |chunk| {
+                            let _counted = &guard;
+                            chunk
+                        })))
+                    }
+                    (answer, _) => answer,
                 };
                 if fell_back {
                     tracing::info!(model = %model_ref, attempts = tried, "answered by a fallback");
