@@ -553,3 +553,45 @@ fn an_ollama_older_than_its_binary_is_a_version_mismatch_with_the_command_that_f
     );
     let _ = server.wait();
 }
+
+#[test]
+fn a_typo_in_the_config_is_a_warning_with_file_line_and_the_suggestion() {
+    let env = TestEnv::new();
+    let config = explicit_config(&env, None);
+    let config = format!(
+        "{},\n agents: {{ defaults: {{ modle: {{ primary: 'ollama/llama3.2:3b' }} }} }} }}",
+        config.trim_end().trim_end_matches('}')
+    );
+    env.write_config(&config);
+    let d = env.start();
+    d.wait_until("the typo warning", Duration::from_secs(20), |s| {
+        s["config"]["warnings"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+    let st = round_trip(&d);
+    assert!(
+        kinds(&st).contains(&ProblemKind::ConfigWarning),
+        "{:?}",
+        st.health
+    );
+    // The typo also leaves no primary: said as its own line.
+    assert!(
+        kinds(&st).contains(&ProblemKind::NoPrimary),
+        "{:?}",
+        st.health
+    );
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    let path = env.config_path().display().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains("! config warning: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(&format!("{path}:"))
+            && line.contains("unknown key \"agents.defaults.modle\"")
+            && line.contains("did you mean \"model\"?"),
+        "{line}"
+    );
+}
