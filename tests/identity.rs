@@ -296,7 +296,6 @@ fn an_eight_second_stream_survives_openclawd_restart() {
 /// anywhere in `src/` outside `src/procinfo`. A method named `kill()` on a `Child` we spawned
 /// and have not reaped (`child.kill()`, `start_kill()`) is not a pid signal and is allowed.
 #[test]
-#[ignore = "until src/ollama uses ProcessRef"]
 fn only_procinfo_signals_processes() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut offenders = Vec::new();
