@@ -147,6 +147,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
     metrics.port_reclaims.set(port_reclaims as i64);
     let catalog = build_catalog(&snapshot, None, None, Some(listen));
+    let shutdown = CancellationToken::new();
     let state = Arc::new(GatewayState {
         started_at: SystemTime::now(),
         listen,
@@ -159,9 +160,10 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         upstreams: Upstreams::new(metrics.clone()).context("building the HTTP clients")?,
         ollama: supervisor.status.clone(),
         housekeeping: hk_rx,
+        requests: Default::default(),
+        stopping: shutdown.clone(),
     });
 
-    let shutdown = CancellationToken::new();
     let rediscover = Arc::new(Notify::new());
     let (sessions_tx, sessions_rx) = mpsc::channel(4);
 

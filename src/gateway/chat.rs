@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::error::GatewayError;
 use super::providers::{Answer, FailureClass, Target};
+use super::requests::RequestTrace;
 use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire;
@@ -29,7 +30,8 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    match run_chain(&state, &headers, &body, started).await {
+    let mut trace = RequestTrace::begin(started);
+    let resp = match run_chain(&state, &headers, &body, started, &mut trace).await {
         Ok(resp) => resp,
         Err(e) => {
             state
@@ -37,7 +39,12 @@ pub async fn chat_completions(
                 .record_request("none", e.status().as_u16(), false);
             e.into_response()
         }
+    };
+    // A streamed answer is logged when its stream ends; everything else is finished here.
+    if !trace.streaming {
+        state.requests.record(trace.finished(resp.status().as_u16()));
     }
+    resp
 }
 
 struct Attempted {
@@ -50,10 +57,12 @@ async fn run_chain(
     headers: &HeaderMap,
     body: &Bytes,
     started: Instant,
+    trace: &mut RequestTrace,
 ) -> Result<Response, GatewayError> {
     let req = parse_request(body)?;
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let requested = req.get("model").and_then(Value::as_str);
+    trace.set_asked(requested);
     let pinned = headers
         .get("x-openclawd-no-fallback")
         .and_then(|v| v.to_str().ok())
@@ -124,6 +133,7 @@ async fn run_chain(
             local,
         };
         tried += 1;
+        trace.attempts = tried as u32;
         let upstream_started = Instant::now();
         match state.upstreams.call(&target, &req, stream).await {
             Ok(answer) => {
@@ -136,14 +146,23 @@ async fn run_chain(
                 m.record_request(model_ref, 200, fell_back);
                 let overhead = started.elapsed().saturating_sub(upstream_wait);
                 m.overhead.observe(overhead.as_secs_f64());
+                trace.answered = Some(model_ref.clone());
+                trace.fallback = fell_back;
                 // TTFT and tokens/s are measured on the way out, as the client receives them.
                 let answer = match answer {
-                    Answer::Stream(s) => Answer::Stream(super::measure::metered(
-                        s,
-                        started,
-                        state.metrics.clone(),
-                        model_ref.clone(),
-                    )),
+                    Answer::Stream(s) => {
+                        trace.streaming = true;
+                        let (log, trace) = (state.requests.clone(), trace.clone());
+                        Answer::Stream(super::measure::metered_then(
+                            s,
+                            started,
+                            state.metrics.clone(),
+                            model_ref.clone(),
+                            Some(Box::new(move |timing| {
+                                log.record(trace.stream_ended(timing))
+                            })),
+                        ))
+                    }
                     whole => whole,
                 };
                 if fell_back {

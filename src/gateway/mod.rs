@@ -6,10 +6,12 @@ pub mod error;
 pub mod measure;
 pub mod metrics;
 pub mod providers;
+pub mod requests;
 pub mod router;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod ui;
 pub mod wire;
 
 pub use error::GatewayError;

@@ -42,6 +42,8 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/", get(root))
+        .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
@@ -125,6 +127,15 @@ async fn get_model(
     )))
 }
 
+/// A browser gets the monitoring page; an API client probing `/` gets the JSON 404 it expects.
+async fn root(state: State<Arc<GatewayState>>, req: Request) -> Response {
+    if super::ui::wants_html(req.headers()) {
+        super::ui::page(state, req.headers().clone()).await
+    } else {
+        not_found(req).await.into_response()
+    }
+}
+
 async fn not_found(req: Request) -> GatewayError {
     GatewayError::NotFound(format!(
         "Unknown path {}: openclawd serves /v1/chat/completions, /v1/models, /health, /ready, /status and /metrics.",
@@ -150,7 +161,7 @@ async fn require_token(
     let Some(expected) = expected else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" {
+    if req.uri().path() == "/health" || super::ui::is_public(req.uri().path()) {
         return next.run(req).await;
     }
     let presented = req

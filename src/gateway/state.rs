@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::metrics::Metrics;
 use super::providers::Upstreams;
+use super::requests::RequestLog;
 use super::router::Cooldowns;
 use crate::config::Snapshot;
 use crate::discovery::{build_catalog, Catalog, Discovery};
@@ -30,6 +31,11 @@ pub struct GatewayState {
     pub upstreams: Upstreams,
     pub ollama: watch::Receiver<OllamaStatus>,
     pub housekeeping: watch::Receiver<HousekeepingStatus>,
+    /// The recent requests the monitoring page shows (no bodies, no keys).
+    pub requests: Arc<RequestLog>,
+    /// Cancelled when the daemon stops: long-lived responses (the page's `/events`) end so the
+    /// drain does not wait for them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl GatewayState {
