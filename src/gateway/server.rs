@@ -138,7 +138,7 @@ async fn root(state: State<Arc<GatewayState>>, req: Request) -> Response {
 
 async fn not_found(req: Request) -> GatewayError {
     GatewayError::NotFound(format!(
-        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/models, /health, /ready, /status and /metrics.",
+        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/models, /health, /ready, /status and /metrics, and the monitoring page at / (open it in a browser).",
         req.uri().path()
     ))
 }

@@ -89,22 +89,23 @@ const OLLAMA_STATES = {
 };
 
 function renderSummary(st) {
-  const degraded = st.degraded || st.reasons || st.degraded_reasons;
-  let text; let ok;
-  if (Array.isArray(degraded) && degraded.length) {
-    ok = false;
-    text = `Degraded: ${degraded.map((r) => (typeof r === 'string' ? r : r.message || r.reason || JSON.stringify(r))).join('; ')}`;
-  } else if (st.health && typeof st.health === 'string') {
-    ok = st.health === 'healthy'; text = ok ? 'Healthy' : `Health: ${st.health}`;
-  } else {
+  // The daemon's own verdict when it gives one; else the same rule, from the report's parts.
+  let reasons = get(st, 'degraded', 'degraded_reasons', 'reasons');
+  if (!Array.isArray(reasons)) {
+    reasons = [];
     const o = st.ollama || {};
     const primary = st.routing && st.routing.primary;
     const pm = (st.models || []).find((m) => m.ref === primary);
-    ok = !st.config.error && o.state === 'running' && (!primary || (pm && pm.available));
-    text = ok ? 'Healthy: the primary model answers now' : 'Degraded: see the panels below';
+    if (st.config && st.config.error) reasons.push('the configuration has an error');
+    if (!primary) reasons.push('no primary model is configured');
+    else if (!pm) reasons.push(`the primary ${primary} is not in the catalogue`);
+    else if (!pm.available) reasons.push(`the primary ${primary} is not routable now`);
+    if (o.state && o.state !== 'running') reasons.push(`Ollama is ${(OLLAMA_STATES[o.state] || [0, o.state])[1]}`);
   }
-  const s = $('summary');
-  s.replaceChildren(badge(ok ? 'ok' : 'warn', ok ? 'healthy' : 'degraded'), ' ', text.replace(/^(Healthy|Degraded):?\s*/, ''));
+  const words = reasons.map((r) => (typeof r === 'string' ? r : r.message || r.reason || JSON.stringify(r)));
+  $('summary').replaceChildren(...(words.length
+    ? [badge('warn', 'degraded'), ' ', words.join('; ')]
+    : [badge('ok', 'healthy'), ' the primary model answers now']));
 }
 
 function renderOllama(st) {
@@ -222,16 +223,19 @@ function bucketAverage(b, which) {
   return which === 'ttft' ? (b.ttft_n ? b.ttft_ms_sum / b.ttft_n : null) : (b.tps_n ? b.tps_sum / b.tps_n : null);
 }
 
-function sparkline(buckets, which, nowMin, w, hgt) {
+function sparkline(buckets, which, nowMin) {
+  const W = 240; const H = 40;
+  const box = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+  box.append(svg('line', { class: 'axis', x1: 0, y1: H - 1, x2: W, y2: H - 1 }));
   const pts = buckets.map((b) => [b.minute, bucketAverage(b, which)]).filter(([, v]) => v !== null);
-  const g = svg('g', {});
-  if (!pts.length) return [g, null, null];
+  if (!pts.length) return [box, null, null];
   const max = Math.max(...pts.map(([, v]) => v)) || 1;
-  const x = (m) => ((m - (nowMin - HOUR_MIN + 1)) / (HOUR_MIN - 1)) * (w - 8) + 4;
-  const y = (v) => hgt - 4 - (v / max) * (hgt - 12);
-  if (pts.length > 1) g.append(svg('polyline', { class: which, points: pts.map(([m, v]) => `${x(m).toFixed(1)},${y(v).toFixed(1)}`).join(' ') }));
-  for (const [m, v] of pts) g.append(svg('circle', { class: 'dot-' + which, cx: x(m).toFixed(1), cy: y(v).toFixed(1), r: 2.5 }));
-  return [g, pts[pts.length - 1][1], max];
+  const x = (m) => (((m - (nowMin - HOUR_MIN + 1)) / (HOUR_MIN - 1)) * (W - 6) + 3).toFixed(1);
+  const y = (v) => (H - 3 - (v / max) * (H - 8)).toFixed(1);
+  if (pts.length > 1) box.append(svg('polyline', { class: which, points: pts.map(([m, v]) => `${x(m)},${y(v)}`).join(' ') }));
+  // Zero-length round-capped strokes stay round dots however the chart is stretched.
+  box.append(svg('path', { class: 'dot ' + which, d: pts.map(([m, v]) => `M${x(m)} ${y(v)}h0`).join('') }));
+  return [box, pts[pts.length - 1][1], max];
 }
 
 function renderCharts() {
@@ -241,21 +245,16 @@ function renderCharts() {
   const charts = models.map((model) => {
     const buckets = view.series[model].filter((b) => b.minute > nowMin - HOUR_MIN);
     const total = buckets.reduce((a, b) => a + b.requests, 0);
-    const box = svg('svg', { viewBox: '0 0 300 64', preserveAspectRatio: 'none', role: 'img' });
-    box.append(svg('line', { class: 'axis', x1: 0, y1: 60, x2: 300, y2: 60 }));
-    const [gt, lastT, maxT] = sparkline(buckets, 'ttft', nowMin, 300, 64);
-    const [gs, lastS, maxS] = sparkline(buckets, 'tps', nowMin, 300, 64);
-    box.append(gt, gs);
-    const label = `${model}: ${total} requests in the last hour; time to first token ${lastT === null ? 'not measured' : msText(lastT)}, ${lastS === null ? 'no decode speed' : num(lastS, 1) + ' tokens/s'} (latest minute)`;
-    box.setAttribute('aria-label', label);
-    const title = svg('title', {}); title.textContent = label; box.prepend(title);
-    return h('figure', { class: 'chart' },
+    const [ttftBox, lastT, maxT] = sparkline(buckets, 'ttft', nowMin);
+    const [tpsBox, lastS, maxS] = sparkline(buckets, 'tps', nowMin);
+    const line = (cls, name, chart, last, max, fmt) => h('div', { class: 'spark' },
+      h('span', { class: 'k-' + cls }, name), chart,
+      h('span', { class: 'num' }, last === null ? '—' : fmt(last), h('br'), h('span', { class: 'muted' }, max === null ? '' : `max ${fmt(max)}`)));
+    return h('figure', { class: 'chart', 'aria-label': `${model}: ${total} requests in the last hour; latest minute: time to first token ${lastT === null ? 'not measured' : msText(lastT)}, ${lastS === null ? 'no decode speed' : num(lastS, 1) + ' tokens per second'}` },
       h('h3', {}, model),
-      box,
-      h('figcaption', { class: 'legend' },
-        h('span', { class: 'k-ttft' }, `TTFT ${lastT === null ? '—' : msText(lastT)}${maxT ? ` (max ${msText(maxT)})` : ''}`),
-        h('span', { class: 'k-tps' }, `tokens/s ${lastS === null ? '—' : num(lastS, 1)}${maxS ? ` (max ${num(maxS, 1)})` : ''}`),
-        h('span', {}, `${total} req · last hour, per minute`)));
+      line('ttft', 'TTFT', ttftBox, lastT, maxT, msText),
+      line('tps', 'tokens/s', tpsBox, lastS, maxS, (v) => num(v, 1)),
+      h('figcaption', { class: 'legend' }, `${total} request${total === 1 ? '' : 's'} in the last hour, averaged per minute`));
   });
   fill('charts', h('div', { class: 'charts' }, charts));
 }
@@ -314,7 +313,7 @@ function renderBench() {
 
 function renderDaemon(st) {
   const d = st.daemon || {};
-  fill('daemon', `openclawd ${d.version || ''} · pid ${d.pid ?? '—'} · up `,
+  fill('daemon', `openclawd ${d.version || ''} · pid `, h('span', { id: 'footer-pid' }, d.pid ?? '—'), ' · up ',
     h('span', { 'data-since': d.started_at || '' }, duration((Date.now() - Date.parse(d.started_at)) / 1000)),
     ` · started ${when(d.started_at) || '—'}`);
 }
@@ -330,6 +329,7 @@ function render() {
   renderTimer = null;
   const st = view.status;
   if (dirty.status && st) {
+    if (!view.rendered) { view.rendered = true; performance.mark('openclawd-first-render'); }
     renderSummary(st); renderOllama(st); renderRouting(st); renderModels(st);
     renderHousekeeping(st); renderConfig(st); renderDaemon(st);
   }
