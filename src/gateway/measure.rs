@@ -316,6 +316,7 @@ impl Drop for Metered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::wire::ollama::OllamaMetrics;
     use futures_util::StreamExt;
     use crate::gateway::wire::ollama::OllamaMetrics;
 
