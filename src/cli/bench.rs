@@ -131,7 +131,7 @@ pub struct BenchReport {
 }
 
 pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode> {
-    let (base, token, _) = daemon_endpoint(global);
+    let (base, token, snapshot) = daemon_endpoint(global);
     let rt = runtime()?;
     let Some(status) = rt.block_on(fetch_status(&base, token.as_deref())) else {
         if opts.json {
@@ -147,6 +147,9 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
         return Ok(ExitCode::from(EXIT_NOT_RUNNING));
     };
     let report = rt.block_on(run_bench(&base, token.as_deref(), &status, &opts))?;
+    if let Some(snapshot) = &snapshot {
+        save_last(&snapshot.paths.state_dir, &report);
+    }
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -157,6 +160,32 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The last run, as the monitoring page shows it: the report and when it finished.
+#[derive(Serialize)]
+struct SavedBench<'a> {
+    finished_at: String,
+    #[serde(flatten)]
+    report: &'a BenchReport,
+}
+
+/// Keeps the report for the monitoring page. Not being able to is worth a line, not a failure.
+fn save_last(state_dir: &std::path::Path, report: &BenchReport) {
+    let path = crate::gateway::ui::bench_file(state_dir);
+    let saved = SavedBench {
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        report,
+    };
+    let written = serde_json::to_vec_pretty(&saved)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crate::fsutil::write_atomic(&path, &bytes));
+    if let Err(e) = written {
+        eprintln!(
+            "note: could not keep this result for the monitoring page in {}: {e}",
+            path.display()
+        );
+    }
 }
 
 /// What to test: `(requested, pre-known failure)`.

@@ -169,15 +169,8 @@ impl Feed {
     }
 }
 
-/// Where `openclawd bench` leaves its last report.
-pub fn bench_path(state: &GatewayState) -> PathBuf {
-    state
-        .config
-        .load()
-        .paths
-        .state_dir
-        .join("openclawd")
-        .join("bench.json")
+fn bench_path(state: &GatewayState) -> PathBuf {
+    super::bench_file(&state.config.load().paths.state_dir)
 }
 
 /// Waits for a change; `false` once the sender is gone (then never again).

@@ -54,6 +54,12 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// Where `openclawd bench` keeps its last report for the page (written atomically by the CLI,
+/// read by `/events` when it changes).
+pub fn bench_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("openclawd").join("bench.json")
+}
+
 /// The routes of the page and its feed.
 pub fn routes() -> Router<Arc<GatewayState>> {
     Router::new()
