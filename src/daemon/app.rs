@@ -15,6 +15,7 @@
 //!   └─ sd-notify        (restarts)          STATUS, WATCHDOG for systemd (when it runs us)
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ pub struct Start {
     pub config_error: Option<String>,
     pub listener: TcpListener,
     pub overrides: Overrides,
+    /// The environment the config is read with, at start and on every reload.
+    pub env: BTreeMap<String, String>,
     /// What housekeeping did before the bind (port reclaims).
     pub housekeeping: HousekeepingStatus,
     /// Write `<state>/openclawd/openclawd.pid` (not for in-process test harnesses).
@@ -115,9 +118,14 @@ impl App {
                     let hard_stop = CancellationToken::new();
                     let serving =
                         server::serve(listener, router, shutdown.clone(), DRAIN, hard_stop.clone());
+                    // The second signal only cancels `hard_stop`; the drain then ends itself.
+                    let second = async move {
+                        signals::second_signal(shutdown, hard_stop).await;
+                        std::future::pending::<()>().await
+                    };
                     tokio::select! {
                         _ = serving => {}
-                        _ = signals::second_signal(shutdown, hard_stop) => std::future::pending().await,
+                        _ = second => {}
                     }
                 }
             }
@@ -131,9 +139,16 @@ impl App {
             move || supervisor_alive(status.clone(), shutdown.clone())
         });
         tasks.spawn("config-reload", OnEnd::Restart, {
-            let (state, overrides, shutdown) =
-                (state.clone(), start.overrides.clone(), shutdown.clone());
-            move || reload::run(state.clone(), overrides.clone(), shutdown.clone())
+            let (state, shutdown) = (state.clone(), shutdown.clone());
+            let (overrides, env) = (start.overrides.clone(), start.env.clone());
+            move || {
+                reload::run(
+                    state.clone(),
+                    overrides.clone(),
+                    env.clone(),
+                    shutdown.clone(),
+                )
+            }
         });
         tasks.spawn("ollama-settings", OnEnd::Restart, {
             let (state, supervisor, shutdown) =

@@ -3,7 +3,7 @@
 //! the loss of a task it cannot work without. `daemon` wires the domains together and owns no
 //! domain logic of its own; ARCHITECTURE.md draws the tree.
 
-mod app;
+pub mod app;
 mod reload;
 mod signals;
 pub mod tasks;
@@ -142,6 +142,7 @@ async fn run_daemon(opts: RunOptions) -> anyhow::Result<ExitCode> {
         config_error,
         listener,
         overrides: opts.overrides,
+        env,
         housekeeping,
         pid_file: true,
     })?;

@@ -3,6 +3,7 @@
 //! [`crate::config::Published`] and derives its own settings. A failed load or a snapshot that
 //! would lower security changes nothing but `config.error`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -15,6 +16,7 @@ use crate::watch::FileWatcher;
 pub(super) async fn run(
     state: Arc<DaemonState>,
     overrides: Overrides,
+    env: BTreeMap<String, String>,
     shutdown: CancellationToken,
 ) {
     let (watcher, mut changed) = match FileWatcher::new(crate::watch::DEFAULT_DEBOUNCE) {
@@ -28,15 +30,25 @@ pub(super) async fn run(
         }
     };
     let mut hup = signal(SignalKind::hangup()).ok();
+    // An edit made between the load and the watch (the daemon starting, or this task being
+    // restarted) was not seen by the watcher: look once.
+    let mut edited_before_watching = {
+        let current = state.config.load();
+        edited_since(&current.paths.watched_files(), current.loaded_at)
+    };
     loop {
-        tokio::select! {
+        if std::mem::take(&mut edited_before_watching) {
+            tracing::info!("the configuration changed while openclawd was starting; reloading");
+        } else {
+            tokio::select! {
             _ = shutdown.cancelled() => return,
             Some(()) = async { match changed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {},
             _ = async { match hup.as_mut() { Some(h) => { h.recv().await; }, None => std::future::pending::<()>().await } } => {
                 tracing::info!("SIGHUP: reloading the configuration");
             }
+            }
         }
-        match prepare(&state, &overrides) {
+        match prepare(&state, &overrides, &env) {
             Ok(next) => {
                 let generation = next.generation;
                 let files = next.paths.watched_files();
@@ -67,8 +79,12 @@ pub(super) async fn run(
 }
 
 /// All the fallible work of a reload: load, then refuse what would lower security.
-fn prepare(state: &DaemonState, overrides: &Overrides) -> Result<config::Snapshot, String> {
-    let mut next = config::load(overrides, &super::process_env()).map_err(|e| e.to_string())?;
+fn prepare(
+    state: &DaemonState,
+    overrides: &Overrides,
+    env: &BTreeMap<String, String>,
+) -> Result<config::Snapshot, String> {
+    let mut next = config::load(overrides, env).map_err(|e| e.to_string())?;
     if let Some(why) = super::exposed_without_token(&next, state.listen) {
         return Err(format!(
             "{why} The previous token stays in force until this is fixed."
@@ -79,4 +95,13 @@ fn prepare(state: &DaemonState, overrides: &Overrides) -> Result<config::Snapsho
         tracing::warn!("{w}");
     }
     Ok(next)
+}
+
+/// Whether any of `files` was modified after `since`.
+fn edited_since(files: &[std::path::PathBuf], since: std::time::SystemTime) -> bool {
+    files.iter().any(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t > since)
+    })
 }

@@ -122,6 +122,9 @@ impl Upstreams {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_max_idle_per_host(1024)
+                // A redirect would carry `x-api-key` (and other provider headers) to another
+                // host: an answer that redirects is a failed attempt, never followed.
+                .redirect(reqwest::redirect::Policy::none())
         };
         Ok(Upstreams {
             direct: base().no_proxy().build()?,
@@ -166,6 +169,8 @@ pub fn classify_status(
 ) -> AttemptError {
     let code = status.as_u16();
     let class = match code {
+        // Redirects are never followed (they would carry the provider's key to another host).
+        300..=399 => FailureClass::ServerError,
         401 | 403 => FailureClass::Auth,
         404 => FailureClass::ModelNotFound,
         408 => FailureClass::Timeout,
@@ -179,7 +184,8 @@ pub fn classify_status(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        // An upstream may ask for anything; an hour is the most a model is benched for.
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     let relay = (class == FailureClass::ClientError).then(|| {
         let ct = headers
             .get(reqwest::header::CONTENT_TYPE)
@@ -192,7 +198,15 @@ pub fn classify_status(
     });
     AttemptError {
         class,
-        message: format!("HTTP {code}: {message}"),
+        message: match headers.get(reqwest::header::LOCATION) {
+            Some(to) if status.is_redirection() => format!(
+                "HTTP {code}: redirected to {}; openclawd does not follow an upstream's \
+                 redirects (they would carry the provider's key to another host): set the \
+                 provider's baseUrl to the final address",
+                to.to_str().unwrap_or("?")
+            ),
+            _ => format!("HTTP {code}: {message}"),
+        },
         retry_after,
         relay,
     }
@@ -276,6 +290,9 @@ pub(crate) fn stalled_message(budget: Duration) -> String {
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// The most a stream may send without completing one line or event (same reason).
 pub(crate) const MAX_UNFRAMED_BYTES: usize = 16 << 20;
+
+/// The longest `Retry-After` honoured.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Error bodies are only quoted: their first bytes are enough.
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
