@@ -318,12 +318,12 @@ function renderDaemon(st) {
     ` · started ${when(d.started_at) || '—'}`);
 }
 
-// ---- scheduling: render at most every 250 ms, whatever the event rate ----
+// ---- scheduling: the first data at once, then at most every 200 ms, whatever the event rate ----
 let dirty = { status: false, requests: false, bench: false };
 let renderTimer = null;
 function schedule(what) {
   dirty[what] = true;
-  if (renderTimer === null) renderTimer = setTimeout(render, 250);
+  if (renderTimer === null) renderTimer = setTimeout(render, view.rendered ? 200 : 0);
 }
 function render() {
   renderTimer = null;
