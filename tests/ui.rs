@@ -52,7 +52,10 @@ fn python_with_selenium() -> PathBuf {
             ])
             .status()
             .expect("pip");
-        assert!(st.success(), "pip install selenium failed (PyPI reachable?)");
+        assert!(
+            st.success(),
+            "pip install selenium failed (PyPI reachable?)"
+        );
     }
     py
 }
@@ -259,12 +262,24 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
     );
     b.wait_text(
         "routing-body",
-        &["ollama/qwen3:8b", "primary", "ollama/llama3.2:3b", "fallback", "available"],
+        &[
+            "ollama/qwen3:8b",
+            "primary",
+            "ollama/llama3.2:3b",
+            "fallback",
+            "available",
+        ],
         5.0,
     );
     b.wait_text(
         "models-body",
-        &["ollama/qwen3:8b", "discovered", "ollama/chatonly:3b", "no tools capability", "requireTools"],
+        &[
+            "ollama/qwen3:8b",
+            "discovered",
+            "ollama/chatonly:3b",
+            "no tools capability",
+            "requireTools",
+        ],
         5.0,
     );
     b.wait_text("summary", &["healthy"], 5.0);
@@ -275,7 +290,11 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
     b.wait_text("requests-body", &["default", "ollama/qwen3:8b", "200"], 2.0);
     assert!(answered.elapsed() < Duration::from_secs(2));
     chat(&d, "ollama/llama3.2:3b", false);
-    b.wait_text("requests-body", &["Last 2 requests", "ollama/llama3.2:3b"], 2.0);
+    b.wait_text(
+        "requests-body",
+        &["Last 2 requests", "ollama/llama3.2:3b"],
+        2.0,
+    );
     b.wait_text("charts", &["ollama/qwen3:8b", "TTFT", "tokens/s"], 2.0);
 
     // Ollama crashes: the page says restarting, then running, without a reload.
@@ -306,7 +325,11 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
     // `openclawd bench` keeps its result; the open page shows it when it lands.
     let (status, _, stderr) = env.cli(&["bench", "--runs", "2"]);
     assert!(status.success(), "bench failed: {stderr}");
-    b.wait_text("bench-body", &["ollama/qwen3:8b", "ok", "ollama/chatonly:3b", "skipped"], 5.0);
+    b.wait_text(
+        "bench-body",
+        &["ollama/qwen3:8b", "ok", "ollama/chatonly:3b", "skipped"],
+        5.0,
+    );
     let shot = b.screenshot("monitoring-page.png");
     if std::env::var_os("OPENCLAWD_UPDATE_SCREENSHOT").is_some() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/monitoring-page.png");
@@ -322,18 +345,25 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        focus.iter().any(|f| f.starts_with("a ") && f.contains("Ollama")),
+        focus
+            .iter()
+            .any(|f| f.starts_with("a ") && f.contains("Ollama")),
         "{focus:?}"
     );
     assert!(
-        focus.iter().any(|f| f.starts_with("div ") && f.contains("Catalogue")),
+        focus
+            .iter()
+            .any(|f| f.starts_with("div ") && f.contains("Catalogue")),
         "a table region is reachable: {focus:?}"
     );
 
     // 360 px wide: nothing sticks out of the page (wide tables scroll inside their panel).
     let widths = b.call(json!({"cmd": "size", "width": 360, "height": 800}));
     let (inner, scroll) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
-    assert!(scroll <= inner, "the page is {scroll} px wide in a {inner} px window");
+    assert!(
+        scroll <= inner,
+        "the page is {scroll} px wide in a {inner} px window"
+    );
     b.screenshot("monitoring-page-360.png");
     b.call(json!({"cmd": "size", "width": 1280, "height": 900}));
 
@@ -402,13 +432,20 @@ fn with_a_token_the_page_shows_nothing_until_it_is_given() {
         let r = client.get(format!("{base}/ui/{asset}")).send().unwrap();
         assert_eq!(r.status(), 200, "{asset}");
         assert!(r.headers().contains_key("etag"), "{asset}");
-        assert!(r.headers().contains_key("content-security-policy"), "{asset}");
+        assert!(
+            r.headers().contains_key("content-security-policy"),
+            "{asset}"
+        );
         weight += r.bytes().unwrap().len();
     }
     eprintln!("page weight: {weight} bytes");
     assert!(weight < 512 * 1024);
     let json_probe = client.get(format!("{base}/")).send().unwrap();
-    assert_eq!(json_probe.status(), 404, "an API client probing / still gets JSON");
+    assert_eq!(
+        json_probe.status(),
+        404,
+        "an API client probing / still gets JSON"
+    );
     let events = client.get(format!("{base}/events")).send().unwrap();
     assert_eq!(events.status(), 401, "the feed needs the token");
 
@@ -420,8 +457,17 @@ fn with_a_token_the_page_shows_nothing_until_it_is_given() {
         5.0,
     );
     let shown = b.js("return document.body.innerText").to_string();
-    for secret in ["0.32.15", "qwen3", "llama3.2", "sessions.json", "openclaw.json\n"] {
-        assert!(!shown.contains(secret), "{secret:?} shown before the token:\n{shown}");
+    for secret in [
+        "0.32.15",
+        "qwen3",
+        "llama3.2",
+        "sessions.json",
+        "openclaw.json\n",
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "{secret:?} shown before the token:\n{shown}"
+        );
     }
     let before: Vec<String> = b
         .network()
@@ -439,15 +485,25 @@ fn with_a_token_the_page_shows_nothing_until_it_is_given() {
     b.call(json!({"cmd": "type", "selector": "#token", "text": "not-the-token", "enter": true}));
     b.wait_text("gate-error", &["not accepted"], 5.0);
     assert_eq!(b.js("return document.getElementById('main').hidden"), true);
-    assert_eq!(b.js("return sessionStorage.getItem('openclawd.token')"), Value::Null);
+    assert_eq!(
+        b.js("return sessionStorage.getItem('openclawd.token')"),
+        Value::Null
+    );
 
     // The right one: everything, live; the token stays in this tab and in a header.
     b.call(json!({"cmd": "type", "selector": "#token", "text": TOKEN, "enter": true}));
     b.wait_text("ollama-body", &["running", "0.32.15"], 10.0);
-    b.wait_text("models-body", &["ollama/qwen3:8b", "ollama/chatonly:3b"], 5.0);
+    b.wait_text(
+        "models-body",
+        &["ollama/qwen3:8b", "ollama/chatonly:3b"],
+        5.0,
+    );
     chat(&d, "default", true);
     b.wait_text("requests-body", &["default", "ollama/qwen3:8b"], 2.0);
-    assert_eq!(b.js("return sessionStorage.getItem('openclawd.token')"), TOKEN);
+    assert_eq!(
+        b.js("return sessionStorage.getItem('openclawd.token')"),
+        TOKEN
+    );
     assert_eq!(b.js("return localStorage.length"), 0);
     let requests = b.network();
     assert_loopback_only(&requests, &base);

@@ -42,7 +42,9 @@ pub async fn chat_completions(
     };
     // A streamed answer is logged when its stream ends; everything else is finished here.
     if !trace.streaming {
-        state.requests.record(trace.finished(resp.status().as_u16()));
+        state
+            .requests
+            .record(trace.finished(resp.status().as_u16()));
     }
     resp
 }

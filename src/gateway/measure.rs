@@ -333,7 +333,6 @@ mod tests {
     use super::*;
     use crate::gateway::wire::ollama::OllamaMetrics;
     use futures_util::StreamExt;
-    use crate::gateway::wire::ollama::OllamaMetrics;
 
     const ROLE: &[u8] = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n";
 

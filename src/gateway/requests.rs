@@ -313,14 +313,21 @@ mod tests {
         }
         let a = &series["ollama/a"];
         assert_eq!(a.len(), 2);
-        assert_eq!((a[0].requests, a[0].ttft_ms_sum, a[0].ttft_n), (2, 400.0, 2));
+        assert_eq!(
+            (a[0].requests, a[0].ttft_ms_sum, a[0].ttft_n),
+            (2, 400.0, 2)
+        );
         add_to_series(
             &mut series,
             "ollama/a",
             &request((m0 + SERIES_MINUTES) * 60_000, "", 1.0),
         );
         let a = &series["ollama/a"];
-        assert_eq!(a.front().map(|b| b.minute), Some(m0 + 1), "minute m0 aged out");
+        assert_eq!(
+            a.front().map(|b| b.minute),
+            Some(m0 + 1),
+            "minute m0 aged out"
+        );
     }
 
     #[test]

@@ -207,7 +207,10 @@ mod tests {
         let js = std::str::from_utf8(ASSETS[0].bytes).unwrap_or("");
         assert_eq!(js.matches("://").count(), 1);
         assert!(js.contains("'http://www.w3.org/2000/svg'"));
-        assert!(!js.contains("innerHTML"), "data is set as text, never parsed as HTML");
+        assert!(
+            !js.contains("innerHTML"),
+            "data is set as text, never parsed as HTML"
+        );
         assert!(page_weight() < 100 * 1024, "page weight {}", page_weight());
     }
 

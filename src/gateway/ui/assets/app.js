@@ -139,8 +139,8 @@ function renderOllama(st) {
         loaded.map((m) => cells([m.name || m.model, bytes(m.size), bytes(m.size_vram), when(m.expires_at || m.until)], [1, 2])), [1, 2])
       : h('p', { class: 'muted' }, 'No model is loaded.'));
   }
-  out.push(h('h3', {}, 'Restarts over time'));
   const history = get(o, 'restart_history', 'history');
+  out.push(h('h3', {}, 'Restarts over time', Array.isArray(history) ? '' : h('span', { class: 'muted' }, ' (state changes seen by this page)')));
   const items = Array.isArray(history)
     ? history.map((e) => ({ at: Date.parse(e.at || e.time), state: e.state || 'restart', reason: e.reason }))
     : view.timeline;
