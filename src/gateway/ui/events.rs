@@ -109,10 +109,9 @@ impl Feed {
                     self.status_if_changed();
                 }
                 got = self.requests.recv() => match got {
-                    Ok(r) => {
-                        self.push("request", &r);
-                        self.status_if_changed();
-                    }
+                    // The counters in the report catch up at the next check: a burst of
+                    // requests does not rebuild the report once per request.
+                    Ok(r) => self.push("request", &r),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         self.push("requests", &self.state.requests.snapshot());
                     }
