@@ -64,6 +64,9 @@ struct Feed {
     check: Interval,
     last_write: Instant,
     started: bool,
+    /// The token this page was let in with: a reload that changes it ends the feed, and the
+    /// page has to present the new one.
+    admitted_with: Option<String>,
 }
 
 impl Feed {
@@ -71,7 +74,9 @@ impl Feed {
         let mut check = tokio::time::interval(CHECK_EVERY);
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let bench_path = bench_path(&state);
+        let admitted_with = state.config.load().gateway.token.clone();
         Feed {
+            admitted_with,
             ollama: Some(state.ollama.clone()),
             housekeeping: Some(state.housekeeping.clone()),
             requests: state.requests.subscribe(),
@@ -118,6 +123,9 @@ impl Feed {
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 _ = self.check.tick() => {
+                    if self.state.config.load().gateway.token != self.admitted_with {
+                        return None;
+                    }
                     self.status_if_changed();
                     self.bench_if_changed();
                     if self.ready.is_empty() && self.last_write.elapsed() >= KEEPALIVE {
