@@ -395,10 +395,16 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
 
 #[test]
 fn with_a_token_the_page_shows_nothing_until_it_is_given() {
-    let mut env = stack();
-    env.extra_env
-        .push(("OPENCLAW_GATEWAY_TOKEN".into(), TOKEN.into()));
-    let d = env.start();
+    let env = stack();
+    let config = |token: &str| {
+        format!(
+            "{{ gateway: {{ auth: {{ token: '{token}' }} }}, agents: {{ defaults: {{ model: {{ \
+             primary: 'ollama/qwen3:8b', fallbacks: ['ollama/llama3.2:3b'] }} }} }} }}"
+        )
+    };
+    env.write_config(&config(TOKEN));
+    let mut d = env.start();
+    d.token = Some(TOKEN.into());
     wait_ready(&d);
     let base = env.gateway_base();
 
@@ -518,6 +524,21 @@ fn with_a_token_the_page_shows_nothing_until_it_is_given() {
         "the feed is read with the token in a header: {feed:#?}"
     );
     b.screenshot("monitoring-page-token.png");
+
+    // A reload that changes the token closes the open page too.
+    env.write_config(&config("a-new-token"));
+    d.token = Some("a-new-token".into());
+    d.wait_until("the new token in force", Duration::from_secs(10), |s| {
+        s["config"]["generation"] == 2
+    });
+    b.wait_js(
+        "the token form again",
+        "return !document.getElementById('gate').hidden && document.getElementById('main').hidden",
+        10.0,
+    );
+    b.wait_text("gate-error", &["not accepted"], 2.0);
+    let shown = b.js("return document.body.textContent").to_string();
+    assert!(!shown.contains("0.32.15"), "data left behind: {shown}");
 
     // The one error a browser logs is the refused wrong token.
     for e in b.console() {

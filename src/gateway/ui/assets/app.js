@@ -408,6 +408,9 @@ function showGate(message) {
   $('conn').replaceChildren();
   $('daemon').replaceChildren();
   $('gate-error').textContent = message || '';
+  // What an earlier token let this tab see goes too.
+  for (const id of ['ollama-body', 'routing-body', 'models-body', 'charts', 'requests-body', 'housekeeping-body', 'config-body']) fill(id);
+  Object.assign(view, { status: null, requests: [], series: {}, timeline: [], fresh: 0 });
   $('token').focus();
 }
 
