@@ -90,8 +90,8 @@ const OLLAMA_STATES = {
 
 function renderSummary(st) {
   // The daemon's own verdict when it gives one; else the same rule, from the report's parts.
-  let reasons = get(st, 'degraded', 'degraded_reasons', 'reasons');
-  if (!Array.isArray(reasons)) {
+  let reasons = st.health && Array.isArray(st.health.problems) ? st.health.problems : null;
+  if (!reasons) {
     reasons = [];
     const o = st.ollama || {};
     const primary = st.routing && st.routing.primary;
@@ -102,10 +102,14 @@ function renderSummary(st) {
     else if (!pm.available) reasons.push(`the primary ${primary} is not routable now`);
     if (o.state && o.state !== 'running') reasons.push(`Ollama is ${(OLLAMA_STATES[o.state] || [0, o.state])[1]}`);
   }
-  const words = reasons.map((r) => (typeof r === 'string' ? r : r.message || r.reason || JSON.stringify(r)));
+  const words = reasons.map((r) => (typeof r === 'string' ? r : r.message));
   $('summary').replaceChildren(...(words.length
     ? [badge('warn', 'degraded'), ' ', words.join('; ')]
     : [badge('ok', 'healthy'), ' the primary model answers now']));
+  // Each problem with what to do about it, above the panels.
+  fill('problems', reasons.filter((r) => typeof r !== 'string').map((r) =>
+    h('div', { class: 'alert' + (/warning|ignored/.test(r.kind || '') ? ' warn' : ''), role: 'alert' },
+      h('strong', {}, r.message), r.fix ? h('div', {}, 'What to do: ', h('code', {}, r.fix)) : '')));
 }
 
 function renderOllama(st) {
@@ -193,8 +197,8 @@ function renderModels(st) {
   const d = st.discovery || {};
   if (d.error) out.push(h('div', { class: 'alert', role: 'alert' }, h('strong', {}, 'Discovery failed: '), d.error));
   if (d.enabled === false) out.push(h('p', { class: 'muted' }, 'Ollama discovery is off (no OLLAMA_API_KEY / ollama auth profile, or models listed explicitly).'));
-  const ignored = get(d, 'ignored', 'installed_ignored');
-  if (ignored) out.push(h('div', { class: 'alert warn' }, typeof ignored === 'string' ? ignored : `${ignored} installed models ignored: set OLLAMA_API_KEY (any value) to discover them.`));
+  const ignored = d.ignored_installed;
+  if (Array.isArray(ignored) && ignored.length) out.push(h('div', { class: 'alert warn' }, `${ignored.length} installed model${ignored.length === 1 ? '' : 's'} ignored (${ignored.join(', ')}): set OLLAMA_API_KEY (any value) to discover them.`));
   const skipped = st.skipped_models || [];
   out.push(h('h3', {}, `Skipped: ${skipped.length}`));
   if (skipped.length) out.push(table('Installed but not routable', ['Model', 'Why', 'What to do'],
@@ -293,6 +297,14 @@ function renderConfig(st) {
   ])];
   if (c.error) out.push(h('div', { class: 'alert', role: 'alert' }, h('strong', {}, 'Error: '), h('span', { class: 'mono' }, c.error)));
   for (const w of c.warnings || []) out.push(h('div', { class: 'alert warn' }, h('span', { class: 'mono' }, typeof w === 'string' ? w : w.message || JSON.stringify(w))));
+  const logs = st.logs;
+  if (logs && logs.openclawd) {
+    out.push(h('h3', {}, 'Logs'), kv([
+      ['openclawd', h('span', { class: 'mono' }, logs.openclawd)],
+      ['Ollama', logs.ollama ? h('span', { class: 'mono' }, logs.ollama) : null],
+      ['Journal', logs.journal ? h('code', {}, logs.journal) : undefined],
+    ]));
+  }
   fill('config-body', out);
 }
 
@@ -409,7 +421,7 @@ function showGate(message) {
   $('daemon').replaceChildren();
   $('gate-error').textContent = message || '';
   // What an earlier token let this tab see goes too.
-  for (const id of ['ollama-body', 'routing-body', 'models-body', 'charts', 'requests-body', 'housekeeping-body', 'config-body']) fill(id);
+  for (const id of ['problems', 'ollama-body', 'routing-body', 'models-body', 'charts', 'requests-body', 'housekeeping-body', 'config-body']) fill(id);
   Object.assign(view, { status: null, requests: [], series: {}, timeline: [], fresh: 0 });
   $('token').focus();
 }
