@@ -123,7 +123,10 @@ function renderOllama(st) {
   const mismatch = o.version_mismatch;
   const versions = h('span', {}, `server ${o.server_version || '—'}, binary ${o.binary_version || '—'}`,
     o.server_version && o.binary_version && o.server_version !== o.binary_version && !mismatch ? h('span', { class: 'error' }, ' (differ)') : '');
-  const since = get(o, 'running_since', 'healthy_since', 'started_at');
+  // The report's start time when it has one; else a (re)start this page saw happen.
+  let since = get(o, 'running_since', 'healthy_since', 'started_at');
+  const tl = view.timeline;
+  if (!since && o.state === 'running' && tl.length > 1 && tl[tl.length - 1].state === 'running') since = new Date(tl[tl.length - 1].at).toISOString();
   const pairs = [
     ['State', stateCell],
     ['Management', o.management || 'none known'],
