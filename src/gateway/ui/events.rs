@@ -24,7 +24,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::gateway::requests::RequestRecord;
 use crate::gateway::state::GatewayState;
-use crate::gateway::status::status_json;
+use crate::gateway::status::{status_report, StatusReport};
 
 /// How often the report is rebuilt to look for changes the daemon does not announce (a config
 /// reload, a cooldown that ended, a housekeeping round).
@@ -57,8 +57,8 @@ struct Feed {
     housekeeping: Option<watch::Receiver<crate::housekeeping::HousekeepingStatus>>,
     requests: broadcast::Receiver<RequestRecord>,
     ready: VecDeque<Bytes>,
-    /// The last report sent, without the fields that change every second.
-    last_status: Option<Value>,
+    /// The last report sent, without the field that changes every second.
+    last_status: Option<StatusReport>,
     bench_path: PathBuf,
     bench_seen: Option<SystemTime>,
     check: Interval,
@@ -94,7 +94,7 @@ impl Feed {
     async fn next(&mut self) -> Option<Bytes> {
         if !self.started {
             self.started = true;
-            self.status_if_changed();
+            self.status_if_changed().await;
             self.push("requests", &self.state.requests.snapshot());
             self.bench_if_changed();
         }
@@ -107,11 +107,11 @@ impl Feed {
                 _ = self.state.stopping.cancelled() => return None,
                 open = changed(&mut self.ollama) => {
                     if !open { self.ollama = None; }
-                    self.status_if_changed();
+                    self.status_if_changed().await;
                 }
                 open = changed(&mut self.housekeeping) => {
                     if !open { self.housekeeping = None; }
-                    self.status_if_changed();
+                    self.status_if_changed().await;
                 }
                 got = self.requests.recv() => match got {
                     // The counters in the report catch up at the next check: a burst of
@@ -126,7 +126,7 @@ impl Feed {
                     if self.state.config.load().gateway.token != self.admitted_with {
                         return None;
                     }
-                    self.status_if_changed();
+                    self.status_if_changed().await;
                     self.bench_if_changed();
                     if self.ready.is_empty() && self.last_write.elapsed() >= KEEPALIVE {
                         self.ready.push_back(Bytes::from_static(b": keepalive\n\n"));
@@ -145,12 +145,10 @@ impl Feed {
         }
     }
 
-    fn status_if_changed(&mut self) {
-        let report = status_json(&self.state);
+    async fn status_if_changed(&mut self) {
+        let report = status_report(&self.state).await;
         let mut stable = report.clone();
-        if let Some(daemon) = stable.get_mut("daemon").and_then(Value::as_object_mut) {
-            daemon.remove("uptime_secs");
-        }
+        stable.daemon.uptime_secs = 0;
         if self.last_status.as_ref() != Some(&stable) {
             self.last_status = Some(stable);
             self.push("status", &report);
