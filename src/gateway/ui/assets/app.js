@@ -321,7 +321,8 @@ function renderBench() {
     table(`${models.length} model${models.length === 1 ? '' : 's'}, ${b.runs ?? '?'} runs each`,
       ['Model', 'Result', 'TTFT (median)', 'Tokens/s (median)', 'Total (median)', 'Load'],
       models.map((m) => cells([m.model,
-        m.ok ? badge('ok', 'ok') : m.error && /skipped|not routable/.test(m.error) ? h('span', {}, badge('plain', 'skipped'), ` ${m.error}`) : h('span', {}, badge('bad', 'failed'), m.error ? ` ${m.error}` : ''),
+        m.skipped ? h('span', {}, badge('plain', 'skipped'), ` ${m.skipped}`)
+          : m.ok ? badge('ok', 'ok') : h('span', {}, badge('bad', 'failed'), m.error ? ` ${m.error}` : ''),
         msText(m.ttft_ms && m.ttft_ms.median), num(m.tokens_per_second && m.tokens_per_second.median, 1),
         msText(m.total_ms && m.total_ms.median), msText(m.load_ms)], [2, 3, 4, 5])), [2, 3, 4, 5]));
 }
