@@ -297,7 +297,11 @@ fn the_page_shows_the_stack_live_through_a_crash_and_a_handover() {
     );
     b.wait_text("charts", &["ollama/qwen3:8b", "TTFT", "tokens/s"], 2.0);
     // What Ollama holds in memory now (its /api/ps), with sizes and when each unloads.
-    b.wait_text("ollama-body", &["Loaded models", "qwen3:8b", "GiB", "Unloads"], 5.0);
+    b.wait_text(
+        "ollama-body",
+        &["Loaded models", "qwen3:8b", "GiB", "Unloads"],
+        5.0,
+    );
 
     // Ollama crashes: the page says restarting, then running, without a reload.
     b.js("window.__sameLoad = 'yes'");

@@ -112,13 +112,17 @@ function renderSummary(st) {
       h('strong', {}, r.message), r.fix ? h('div', {}, 'What to do: ', h('code', {}, r.fix)) : '')));
 }
 
+function nextRestart(at) {
+  const left = (Date.parse(at) - Date.now()) / 1000;
+  return left > 0 ? ` in ${left.toFixed(1)} s` : ' now';
+}
+
 function renderOllama(st) {
   const o = st.ollama || {};
   const [kind, word] = OLLAMA_STATES[o.state] || ['plain', o.state || 'unknown'];
-  const restartIn = get(o, 'restart_in_secs', 'next_restart_in_secs');
-  const attempt = get(o, 'attempt', 'restart_attempt');
+  const attempt = o.restart_attempt;
   const stateCell = h('span', {}, badge(kind, word),
-    restartIn !== undefined && restartIn !== null ? ` in ${Number(restartIn).toFixed(1)} s` : '',
+    o.next_restart_at ? h('span', { 'data-next': o.next_restart_at }, nextRestart(o.next_restart_at)) : '',
     attempt ? ` (attempt ${attempt})` : '');
   const mismatch = o.version_mismatch;
   const versions = h('span', {}, `server ${o.server_version || '—'}, binary ${o.binary_version || '—'}`,
@@ -360,6 +364,7 @@ setInterval(() => {
     const t = Date.parse(el.dataset.since);
     if (!isNaN(t)) el.textContent = duration((Date.now() - t) / 1000);
   }
+  for (const el of document.querySelectorAll('[data-next]')) el.textContent = nextRestart(el.dataset.next);
   for (const el of document.querySelectorAll('[data-until]')) {
     const left = (Date.parse(el.dataset.until) - Date.now()) / 1000;
     el.textContent = left > 0 ? ` ${duration(left)} left` : ' ending';
