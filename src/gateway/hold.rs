@@ -163,6 +163,9 @@ mod tests {
             last_restart_reason: None,
             healthy_epoch: 0,
             version_mismatch: None,
+            last_restart_at: None,
+            restart_attempt: None,
+            next_restart_at: None,
         }
     }
 
