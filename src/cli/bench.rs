@@ -138,7 +138,7 @@ pub struct BenchReport {
 }
 
 pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode> {
-    let (base, token, _) = daemon_endpoint(global);
+    let (base, token, snapshot) = daemon_endpoint(global);
     let rt = runtime()?;
     let status = match rt.block_on(fetch_status(&base, token.as_deref())) {
         Fetched::Running(st) => st,
@@ -158,6 +158,9 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
         }
     };
     let report = rt.block_on(run_bench(&base, token.as_deref(), &status, &opts))?;
+    if let Some(snapshot) = &snapshot {
+        save_last(&snapshot.paths.state_dir, &report);
+    }
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -168,6 +171,32 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The last run, as the monitoring page shows it: the report and when it finished.
+#[derive(Serialize)]
+struct SavedBench<'a> {
+    finished_at: String,
+    #[serde(flatten)]
+    report: &'a BenchReport,
+}
+
+/// Keeps the report for the monitoring page. Not being able to is worth a line, not a failure.
+fn save_last(state_dir: &std::path::Path, report: &BenchReport) {
+    let path = crate::gateway::ui::bench_file(state_dir);
+    let saved = SavedBench {
+        finished_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        report,
+    };
+    let written = serde_json::to_vec_pretty(&saved)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crate::fsutil::write_atomic(&path, &bytes));
+    if let Err(e) = written {
+        eprintln!(
+            "note: could not keep this result for the monitoring page in {}: {e}",
+            path.display()
+        );
+    }
 }
 
 /// What to test: `(requested, why it is skipped)`. Skipped models (discovered but not

@@ -96,10 +96,11 @@ impl App {
             ollama_in_flight: supervisor.in_flight(),
             housekeeping: housekeeping_rx,
         });
-        let gateway =
-            Arc::new(GatewayState::new(state.clone()).context("building the HTTP clients")?);
-
         let shutdown = CancellationToken::new();
+        let gateway = Arc::new(
+            GatewayState::new(state.clone(), shutdown.clone())
+                .context("building the HTTP clients")?,
+        );
         let handover = Arc::new(AtomicBool::new(false));
         let mut tasks = TaskTree::new(shutdown.clone());
 

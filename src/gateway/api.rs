@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::chat::{self, Routed};
 use super::error::{Dialect, GatewayError};
 use super::providers::Answer;
+use super::requests::RequestTrace;
 use super::state::GatewayState;
 use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder};
 use super::wire::relay::{EventWriter, Relay};
@@ -58,7 +59,7 @@ async fn route(
     state: &GatewayState,
     headers: &HeaderMap,
     ir: &ChatRequest,
-    started: Instant,
+    trace: &mut RequestTrace,
 ) -> Result<Routed, GatewayError> {
     let req = ir.to_openai();
     chat::walk(
@@ -67,7 +68,8 @@ async fn route(
         &req,
         ir.model.as_deref(),
         ir.stream,
-        started,
+        trace.started,
+        trace,
     )
     .await
 }
@@ -117,14 +119,25 @@ pub async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let ir = match anthropic_in::parse(&body).and_then(|r| r.to_ir()) {
+    let mut trace = RequestTrace::begin(Instant::now());
+    let resp = answer_messages(&state, &headers, &body, &mut trace).await;
+    chat::finish_trace(&state, trace, &resp);
+    resp
+}
+
+async fn answer_messages(
+    state: &Arc<GatewayState>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    trace: &mut RequestTrace,
+) -> Response {
+    let ir = match anthropic_in::parse(body).and_then(|r| r.to_ir()) {
         Ok(ir) => ir,
-        Err(e) => return fail(&state, e.into(), Dialect::Anthropic),
+        Err(e) => return fail(state, e.into(), Dialect::Anthropic),
     };
-    let Routed { answer, route: r } = match route(&state, &headers, &ir, started).await {
+    let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
-        Err(e) => return fail(&state, e, Dialect::Anthropic),
+        Err(e) => return fail(state, e, Dialect::Anthropic),
     };
     let id = anthropic_in::new_message_id();
     let resp = match answer {
@@ -141,7 +154,7 @@ pub async fn messages(
             Ok(resp) => {
                 json_response(anthropic_in::message_body(&resp, &id, &r.model_ref).to_string())
             }
-            Err(e) => return fail(&state, e, Dialect::Anthropic),
+            Err(e) => return fail(state, e, Dialect::Anthropic),
         },
     };
     r.add_headers(resp)
@@ -170,18 +183,29 @@ pub async fn responses(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let parsed = match responses_in::parse(&body) {
+    let mut trace = RequestTrace::begin(Instant::now());
+    let resp = answer_responses(&state, &headers, &body, &mut trace).await;
+    chat::finish_trace(&state, trace, &resp);
+    resp
+}
+
+async fn answer_responses(
+    state: &Arc<GatewayState>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    trace: &mut RequestTrace,
+) -> Response {
+    let parsed = match responses_in::parse(body) {
         Ok(p) => p,
-        Err(e) => return fail(&state, e.into(), Dialect::Responses),
+        Err(e) => return fail(state, e.into(), Dialect::Responses),
     };
     let ir = match parsed.to_ir() {
         Ok(ir) => ir,
-        Err(e) => return fail(&state, e.into(), Dialect::Responses),
+        Err(e) => return fail(state, e.into(), Dialect::Responses),
     };
-    let Routed { answer, route: r } = match route(&state, &headers, &ir, started).await {
+    let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
-        Err(e) => return fail(&state, e, Dialect::Responses),
+        Err(e) => return fail(state, e, Dialect::Responses),
     };
     let echo = responses_in::Echo::new(&parsed, &r.model_ref);
     let resp = match answer {
@@ -197,7 +221,7 @@ pub async fn responses(
                 let body = responses_in::response_body(&resp, &echo);
                 json_response(serde_json::to_string_pretty(&body).unwrap_or_default())
             }
-            Err(e) => return fail(&state, e, Dialect::Responses),
+            Err(e) => return fail(state, e, Dialect::Responses),
         },
     };
     r.add_headers(resp)

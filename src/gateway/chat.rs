@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::error::GatewayError;
 use super::hold::{self, HoldBudget, OllamaReadiness};
 use super::providers::{Answer, FailureClass, Target};
+use super::requests::RequestTrace;
 use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire;
@@ -32,21 +33,37 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
+    let mut trace = RequestTrace::begin(started);
     let routed = match parse_request(&body) {
         Ok(req) => {
             // Validated: `stream` is a bool or absent, `model` a string or absent.
             let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
             let requested = wire::openai::model(&req);
-            walk(&state, &headers, &req, requested, stream, started).await
+            walk(
+                &state, &headers, &req, requested, stream, started, &mut trace,
+            )
+            .await
         }
         Err(e) => Err(e),
     };
-    match routed {
+    let resp = match routed {
         Ok(Routed { answer, route }) => route.add_headers(respond(answer)),
         Err(e) => {
             record_failure(&state, &e);
             e.into_response()
         }
+    };
+    finish_trace(&state, trace, &resp);
+    resp
+}
+
+/// Logs a request in the ring (`/events`, the page) — unless its answer is a stream, which is
+/// logged when the stream ends.
+pub(super) fn finish_trace(state: &GatewayState, trace: RequestTrace, resp: &Response) {
+    if !trace.streaming {
+        state
+            .requests
+            .record(trace.finished(resp.status().as_u16()));
     }
 }
 
@@ -101,7 +118,9 @@ pub(super) async fn walk(
     requested: Option<&str>,
     stream: bool,
     started: Instant,
+    trace: &mut RequestTrace,
 ) -> Result<Routed, GatewayError> {
+    trace.set_asked(requested);
     let pinned = headers
         .get("x-openclawd-no-fallback")
         .and_then(|v| v.to_str().ok())
@@ -177,6 +196,7 @@ pub(super) async fn walk(
             local,
         };
         tried += 1;
+        trace.attempts = tried as u32;
         // Counted while open, so a restart openclawd decides waits for this answer to end.
         let in_flight = (provider.api == Api::Ollama
             && state.is_supervised_ollama(&provider.base_url))
@@ -211,14 +231,23 @@ pub(super) async fn walk(
                 m.record_request(model_ref, 200, fell_back);
                 let overhead = started.elapsed().saturating_sub(upstream_wait);
                 m.overhead.observe(overhead.as_secs_f64());
+                trace.answered = Some(model_ref.clone());
+                trace.fallback = fell_back;
                 // TTFT and tokens/s are measured on the way out, as the client receives them.
                 let answer = match answer {
-                    Answer::Stream(s) => Answer::Stream(super::measure::metered(
-                        s,
-                        started,
-                        state.metrics.clone(),
-                        model_ref.clone(),
-                    )),
+                    Answer::Stream(s) => {
+                        trace.streaming = true;
+                        let (log, trace) = (state.requests.clone(), trace.clone());
+                        Answer::Stream(super::measure::metered_then(
+                            s,
+                            started,
+                            state.metrics.clone(),
+                            model_ref.clone(),
+                            Some(Box::new(move |timing| {
+                                log.record(trace.stream_ended(timing))
+                            })),
+                        ))
+                    }
                     whole => whole,
                 };
                 let answer = match (answer, in_flight) {

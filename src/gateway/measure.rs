@@ -258,11 +258,26 @@ pub fn metered(
     metrics: Arc<Metrics>,
     model_ref: String,
 ) -> SseStream {
+    metered_then(inner, started, metrics, model_ref, None)
+}
+
+/// Called once with a stream's timing when it ends: completed, failed, or dropped early.
+pub type OnStreamEnd = Box<dyn FnOnce(&StreamTiming) + Send>;
+
+/// [`metered`], and `on_end` gets the stream's timing when it ends (the request log).
+pub fn metered_then(
+    inner: SseStream,
+    started: Instant,
+    metrics: Arc<Metrics>,
+    model_ref: String,
+    on_end: Option<OnStreamEnd>,
+) -> SseStream {
     Box::pin(Metered {
         inner,
         meter: Some(StreamMeter::new(started)),
         metrics,
         model_ref,
+        on_end,
     })
 }
 
@@ -272,6 +287,7 @@ struct Metered {
     meter: Option<StreamMeter>,
     metrics: Arc<Metrics>,
     model_ref: String,
+    on_end: Option<OnStreamEnd>,
 }
 
 impl Stream for Metered {
@@ -293,10 +309,22 @@ impl Stream for Metered {
                     if let (None, Some(rate)) = (&timing.error, timing.tokens_per_second) {
                         m.model(&m.tokens_per_second, &this.model_ref, rate);
                     }
+                    if let Some(on_end) = this.on_end.take() {
+                        on_end(&timing);
+                    }
                 }
             }
         }
         polled
+    }
+}
+
+impl Drop for Metered {
+    /// A stream that ends without `[DONE]` (an upstream error, a client that went away).
+    fn drop(&mut self) {
+        if let (Some(meter), Some(on_end)) = (self.meter.take(), self.on_end.take()) {
+            on_end(&meter.finish(Instant::now()));
+        }
     }
 }
 

@@ -9,10 +9,12 @@ pub mod hold;
 pub mod measure;
 pub use crate::metrics;
 pub mod providers;
+pub mod requests;
 pub mod router;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod ui;
 pub mod wire;
 
 pub use error::GatewayError;

@@ -47,6 +47,8 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/v1/messages", post(api::messages))
         .route("/v1/messages/count_tokens", post(api::count_tokens))
         .route("/v1/responses", post(api::responses))
+        .route("/", get(root))
+        .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
@@ -130,9 +132,18 @@ async fn get_model(
     )))
 }
 
+/// A browser gets the monitoring page; an API client probing `/` gets the JSON 404 it expects.
+async fn root(state: State<Arc<GatewayState>>, req: Request) -> Response {
+    if super::ui::wants_html(req.headers()) {
+        super::ui::page(state, req.headers().clone()).await
+    } else {
+        not_found(req).await
+    }
+}
+
 async fn not_found(req: Request) -> Response {
     GatewayError::NotFound(format!(
-        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses, /v1/models, /health, /ready, /status and /metrics.",
+        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses, /v1/models, /health, /ready, /status and /metrics, and the monitoring page at / (open it in a browser).",
         req.uri().path()
     ))
     .render(Dialect::for_path(req.uri().path()))
@@ -158,7 +169,7 @@ async fn require_token(
     let Some(expected) = expected else {
         return next.run(req).await;
     };
-    if req.uri().path() == "/health" {
+    if req.uri().path() == "/health" || super::ui::is_public(req.uri().path()) {
         return next.run(req).await;
     }
     let dialect = Dialect::for_path(req.uri().path());

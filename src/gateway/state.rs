@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::providers::Upstreams;
+use super::requests::RequestLog;
 use super::router::Cooldowns;
 use crate::state::DaemonState;
 
@@ -12,15 +13,25 @@ pub struct GatewayState {
     pub daemon: Arc<DaemonState>,
     pub cooldowns: Cooldowns,
     pub upstreams: Upstreams,
+    /// The recent requests the monitoring page shows (no bodies, no keys).
+    pub requests: Arc<RequestLog>,
+    /// Cancelled when the daemon stops: long-lived responses (the page's `/events`) end so the
+    /// drain does not wait for them.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl GatewayState {
-    pub fn new(daemon: Arc<DaemonState>) -> Result<GatewayState, reqwest::Error> {
+    pub fn new(
+        daemon: Arc<DaemonState>,
+        stopping: tokio_util::sync::CancellationToken,
+    ) -> Result<GatewayState, reqwest::Error> {
         let upstreams = Upstreams::new(daemon.metrics.clone())?;
         Ok(GatewayState {
             daemon,
             cooldowns: Cooldowns::default(),
             upstreams,
+            requests: Arc::default(),
+            stopping,
         })
     }
 }
