@@ -131,7 +131,18 @@ pub(super) async fn walk(
     let catalog = state.catalog.load_full();
     let chain = chain_for(&catalog, requested, pinned)?;
 
+    // Started on defaults because openclaw.json is broken: that is the answer, not a routing one.
+    if snapshot.generation == 0 {
+        if let Some(error) = state.config_error.load_full() {
+            return Err(GatewayError::NotReady(format!(
+                "openclawd has no valid configuration, so it routes nothing yet: {error} \
+                 (the file is reloaded as soon as it is saved)"
+            )));
+        }
+    }
     let mut hold = HoldBudget::new(snapshot.own.gateway.hold_for_ollama);
+    // Some model was passed over only because our own Ollama is still (re)starting.
+    let mut ollama_restarting = false;
     let mut attempts: Vec<Attempted> = Vec::new();
     let mut tried = 0usize;
     // After a context-length failure only a model with a larger window is worth trying.
@@ -170,9 +181,17 @@ pub(super) async fn walk(
             let readiness =
                 hold::wait_for_ollama(&state.ollama, &provider.base_url, &mut hold, &state.metrics)
                     .await;
-            if let OllamaReadiness::Down(why) = readiness {
-                attempts.push(skip(why));
-                continue;
+            match readiness {
+                OllamaReadiness::Ready => {}
+                OllamaReadiness::Down(why) => {
+                    attempts.push(skip(why));
+                    continue;
+                }
+                OllamaReadiness::Restarting(why) => {
+                    ollama_restarting = true;
+                    attempts.push(skip(why));
+                    continue;
+                }
             }
         }
         if let Some(min) = need_context_above {
@@ -313,11 +332,20 @@ pub(super) async fn walk(
         .iter()
         .map(|a| format!("{}: {}", a.model_ref, a.outcome))
         .collect();
-    Err(GatewayError::AllAttemptsFailed(format!(
+    let message = format!(
         "All models failed ({}): {}",
         attempts.len(),
         listed.join(" | ")
-    )))
+    );
+    if ollama_restarting {
+        return Err(GatewayError::OllamaRestarting {
+            message: format!(
+                "{message}. openclawd is restarting its Ollama; try again in a few seconds."
+            ),
+            retry_after_secs: 5,
+        });
+    }
+    Err(GatewayError::AllAttemptsFailed(message))
 }
 
 fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {

@@ -27,6 +27,12 @@ pub enum GatewayError {
     AllAttemptsFailed(String),
     #[error("{0}")]
     NotReady(String),
+    /// No model answered and the supervised Ollama is (re)starting: try again shortly.
+    #[error("{message}")]
+    OllamaRestarting {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// An upstream answered a client error (e.g. 400 for a malformed request) that no other
     /// model would answer differently: relayed as is.
     #[error("upstream answered {status}")]
@@ -55,6 +61,7 @@ impl GatewayError {
             GatewayError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::AllAttemptsFailed(_) => StatusCode::BAD_GATEWAY,
             GatewayError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::OllamaRestarting { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Upstream { status, .. } => *status,
         }
     }
@@ -71,6 +78,7 @@ impl GatewayError {
             GatewayError::BodyTimeout { .. } => ("invalid_request_error", Some("request_timeout")),
             GatewayError::AllAttemptsFailed(_) => ("api_error", Some("all_attempts_failed")),
             GatewayError::NotReady(_) => ("api_error", Some("not_ready")),
+            GatewayError::OllamaRestarting { .. } => ("api_error", Some("ollama_restarting")),
             GatewayError::Upstream { .. } => ("api_error", None),
         }
     }
@@ -149,6 +157,12 @@ impl GatewayError {
     /// This error as `dialect`'s error response.
     pub fn render(self, dialect: Dialect) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            GatewayError::OllamaRestarting {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let mut resp = match (dialect, self) {
             (
                 Dialect::OpenAi,
@@ -200,6 +214,10 @@ impl GatewayError {
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if matches!(status, StatusCode::UNAUTHORIZED) && dialect != Dialect::Anthropic {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

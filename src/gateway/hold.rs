@@ -18,6 +18,9 @@ pub enum OllamaReadiness {
     Ready,
     /// The supervised Ollama cannot answer: why, for the attempt list.
     Down(String),
+    /// It is still starting or restarting and this request's hold budget is spent: why. A
+    /// request that fails for this says when to retry.
+    Restarting(String),
 }
 
 /// The hold budget one request has left: every wait of the request draws on it.
@@ -61,7 +64,8 @@ pub async fn wait_for_ollama(
     };
     match state {
         OllamaState::Running => return OllamaReadiness::Ready,
-        s if !in_transition(s) || budget.left.is_zero() => return OllamaReadiness::Down(down(s)),
+        s if !in_transition(s) => return OllamaReadiness::Down(down(s)),
+        s if budget.left.is_zero() => return OllamaReadiness::Restarting(down(s)),
         _ => {}
     }
     metrics.ollama_holds.inc();
@@ -89,7 +93,7 @@ pub async fn wait_for_ollama(
         Ok(readiness) => readiness,
         Err(_) => {
             let state = ollama.borrow().state;
-            OllamaReadiness::Down(format!(
+            OllamaReadiness::Restarting(format!(
                 "{} after waiting {:.1} s for it (gateway.holdForOllama)",
                 down(state),
                 waited.as_secs_f64()
@@ -199,7 +203,7 @@ mod tests {
         );
         // The budget is spent: the next local model is not waited for again.
         let again = wait_for_ollama(&rx, "http://127.0.0.1:11434", &mut budget, &metrics).await;
-        assert!(matches!(again, OllamaReadiness::Down(_)));
+        assert!(matches!(again, OllamaReadiness::Restarting(_)));
         assert_eq!(started.elapsed(), Duration::from_secs(3));
     }
 

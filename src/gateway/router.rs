@@ -24,6 +24,35 @@ fn means_primary(model: &str) -> bool {
         || model.starts_with("openclaw:")
 }
 
+/// Why a request for the default model has nothing to go to, and what to do.
+fn no_default_model(catalog: &Catalog) -> String {
+    let mut why = String::from(
+        "The request names no particular model (or `default`), and there is none to use: no \
+         agents.defaults.model.primary is configured and no model is routable.",
+    );
+    if !catalog.skipped.is_empty() {
+        let names: Vec<&str> = catalog
+            .skipped
+            .iter()
+            .map(|m| m.model_ref.as_str())
+            .collect();
+        why.push_str(&format!(
+            " Installed but skipped: {} (see `openclawd models` for why and the fix).",
+            names.join(", ")
+        ));
+    }
+    if !catalog.discovery_enabled {
+        why.push_str(
+            " Installed Ollama models are used only when discovery is opted in: set \
+             OLLAMA_API_KEY (any value, e.g. ollama-local) or add an ollama auth profile, or \
+             list them under models.providers.ollama in openclaw.json.",
+        );
+    } else {
+        why.push_str(" Configure models.providers in openclaw.json or install an Ollama model with tools (ollama pull qwen3).");
+    }
+    why
+}
+
 /// Resolves a requested model name to one ref of `catalog`.
 pub fn resolve_ref(catalog: &Catalog, requested: Option<&str>) -> Result<String, GatewayError> {
     let requested = requested.map(str::trim).unwrap_or("");
@@ -36,14 +65,7 @@ pub fn resolve_ref(catalog: &Catalog, requested: Option<&str>) -> Result<String,
             .iter()
             .find(|m| m.unroutable.is_none())
             .map(|m| m.model_ref.clone())
-            .ok_or_else(|| {
-                GatewayError::NotFound(
-                    "no model requested, no agents.defaults.model.primary configured, and no \
-                     model is routable; configure models.providers in openclaw.json or install \
-                     an Ollama model"
-                        .into(),
-                )
-            });
+            .ok_or_else(|| GatewayError::NotFound(no_default_model(catalog)));
     }
     if let Some(r) = catalog.aliases.get(requested) {
         return Ok(r.clone());
@@ -65,6 +87,16 @@ pub fn resolve_ref(catalog: &Catalog, requested: Option<&str>) -> Result<String,
                 || catalog.fallbacks.iter().any(|f| f == requested)
             {
                 return Ok(requested.to_string());
+            }
+            // Known but skipped (no tools, an embedding model…): say so, not "does not exist".
+            if let Some(skipped) = catalog.skipped.iter().find(|m| {
+                m.model_ref == requested
+                    || m.model_ref.split_once('/').is_some_and(|(_, id)| id == requested)
+            }) {
+                return Err(GatewayError::NotFound(format!(
+                    "The model `{}` is installed but openclawd does not route to it: {}. {}",
+                    skipped.model_ref, skipped.reason, skipped.fix
+                )));
             }
             let mut known: Vec<&str> = catalog.aliases.keys().map(String::as_str).collect();
             known.extend(catalog.models.iter().map(|m| m.model_ref.as_str()));
