@@ -288,6 +288,7 @@ impl Stream for Metered {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::wire::ollama::OllamaMetrics;
     use futures_util::StreamExt;
 
     const ROLE: &[u8] = b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n";

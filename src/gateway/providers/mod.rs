@@ -3,8 +3,10 @@
 //! in hand: until then a failure is still invisible to the client and can fall over.
 
 mod anthropic;
+mod gemini;
 mod ollama;
 mod openai;
+mod responses;
 mod translate;
 
 use std::sync::Arc;
@@ -122,6 +124,9 @@ impl Upstreams {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_max_idle_per_host(1024)
+                // A redirect would carry the key (`x-api-key`, `x-goog-api-key`) to wherever
+                // it points; a baseUrl that redirects is reported instead (see `send`).
+                .redirect(reqwest::redirect::Policy::none())
         };
         Ok(Upstreams {
             direct: base().no_proxy().build()?,
@@ -149,6 +154,8 @@ impl Upstreams {
             Api::Ollama => ollama::call(self, target, req, stream).await,
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
             Api::AnthropicMessages => anthropic::call(self, target, req, stream).await,
+            Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,
+            Api::OpenAiResponses => responses::call(self, target, req, stream).await,
             Api::Other(ref api) => Err(AttemptError::new(
                 FailureClass::ClientError,
                 format!("api {api} is not supported"),
@@ -175,11 +182,7 @@ pub fn classify_status(
         _ if crate::gateway::wire::is_context_overflow(&message) => FailureClass::ContextLength,
         _ => FailureClass::ClientError,
     };
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(headers);
     let relay = (class == FailureClass::ClientError).then(|| {
         let ct = headers
             .get(reqwest::header::CONTENT_TYPE)
@@ -196,6 +199,14 @@ pub fn classify_status(
         retry_after,
         relay,
     }
+}
+
+/// `Retry-After` in seconds, capped so that no cooldown deadline can overflow.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::gateway::wire::parse_delay_seconds)
 }
 
 impl AttemptError {
@@ -221,6 +232,8 @@ pub(crate) enum ErrorDialect {
     OpenAi,
     /// Another dialect: extract the message with this and wrap it in OpenAI's shape.
     Translated(fn(&[u8]) -> String),
+    /// A dialect whose error bodies decide the class (Gemini's 400 for a wrong key).
+    Classified(fn(StatusCode, &reqwest::header::HeaderMap, Bytes) -> AttemptError),
 }
 
 /// Sends `rb` within the first-byte `budget`; a non-2xx answer becomes a classified failure.
@@ -244,8 +257,22 @@ pub(crate) async fn send(
         return Ok(resp);
     }
     let headers = resp.headers().clone();
+    if status.is_redirection() {
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nowhere");
+        return Err(AttemptError::new(
+            FailureClass::ServerError,
+            format!(
+                "HTTP {}: the provider redirects to {location}; openclawd does not follow redirects (the key would go along). Set the provider's baseUrl to the final address.",
+                status.as_u16()
+            ),
+        ));
+    }
     let raw = read_error_body(resp).await;
     Err(match dialect {
+        ErrorDialect::Classified(classify) => classify(status, &headers, raw),
         ErrorDialect::OpenAi => {
             let message = openai::openai_error_message(&raw);
             classify_status(status, &headers, raw, message)
