@@ -175,7 +175,12 @@ pub fn stream_body(pieces: Vec<Piece>) -> Body {
                     tokio::time::sleep(d).await;
                     None
                 }
-                Piece::Cut => Some(Err(std::io::Error::other("connection cut by the control file"))),
+                Piece::Cut => {
+                    // Let what was sent reach the client first: hyper drops buffered bytes
+                    // when a body fails.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some(Err(std::io::Error::other("connection cut by the control file")))
+                }
             }
         })
         .filter_map(|x| async move { x });
