@@ -556,11 +556,6 @@ impl ResponsesStreamTranslator {
             parsed.kind.as_str()
         };
         match kind {
-            "response.created" | "response.in_progress" | "response.queued" => {
-                if !self.role_sent {
-                    self.push_delta(Some(""), None, None, &mut out);
-                }
-            }
             "response.output_text.delta" | "response.refusal.delta" => {
                 if let Some(d) = parsed.delta.as_deref().filter(|d| !d.is_empty()) {
                     self.push_delta(Some(d), None, None, &mut out);
@@ -627,7 +622,10 @@ impl ResponsesStreamTranslator {
                 };
                 out.push(TranslateEvent::UpstreamError(message));
             }
-            _ => {} // content_part.*, output_text.done, reasoning items, new event types
+            // `created`/`in_progress` write nothing: a `response.failed` right after them (how
+            // context_length_exceeded arrives) must still be able to fall over to the next
+            // model. The role goes out with the first content instead.
+            _ => {} // created, content_part.*, output_text.done, reasoning items, new types
         }
         out
     }
