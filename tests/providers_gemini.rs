@@ -18,7 +18,9 @@ const KEY: &str = "gemini-test-key";
 fn gemini_provider(id: &str, double: &CloudDouble, key: &str, models: &[(&str, u64)]) -> String {
     let models: Vec<String> = models
         .iter()
-        .map(|(m, ctx)| format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}"))
+        .map(|(m, ctx)| {
+            format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}")
+        })
         .collect();
     format!(
         "'{id}': {{ baseUrl: '{}/v1beta', apiKey: '{key}', api: 'google-generative-ai', models: [ {} ] }}",
@@ -88,7 +90,12 @@ fn gateway_with_gemini(double: &CloudDouble) -> (TestEnv, Daemon) {
     env.write_own_settings("{ ollama: { manage: false } }");
     write(
         &env,
-        &[gemini_provider("google", double, KEY, &[("gemini-2.5-flash", 1048576)])],
+        &[gemini_provider(
+            "google",
+            double,
+            KEY,
+            &[("gemini-2.5-flash", 1048576)],
+        )],
         "google/gemini-2.5-flash",
         &[],
     );
@@ -104,37 +111,68 @@ fn chat_completions_reach_gemini_and_come_back_streaming_and_whole() {
 
     let resp = d.chat(&chat("google/gemini-2.5-flash", false), &[]);
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-openclawd-model"], "google/gemini-2.5-flash");
+    assert_eq!(
+        resp.headers()["x-openclawd-model"],
+        "google/gemini-2.5-flash"
+    );
     let body: Value = resp.json().unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "google/gemini-2.5-flash");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from Gemini");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from Gemini"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(body["usage"]["completion_tokens"], 3);
 
     let resp = d.chat(&chat("google/gemini-2.5-flash", true), &[]);
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().unwrap());
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let c = chunks(&events);
     assert_eq!(content_of(&c), "Hello from Gemini");
     assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
-    let finish: Vec<&Value> = c.iter().filter(|v| v["choices"][0]["finish_reason"].is_string()).collect();
+    let finish: Vec<&Value> = c
+        .iter()
+        .filter(|v| v["choices"][0]["finish_reason"].is_string())
+        .collect();
     assert_eq!(finish.len(), 1);
     assert_eq!(finish[0]["choices"][0]["finish_reason"], "stop");
     let usage = &c.last().unwrap()["usage"];
-    assert_eq!(usage["completion_tokens"], 3, "the last cumulative usageMetadata: {usage}");
+    assert_eq!(
+        usage["completion_tokens"], 3,
+        "the last cumulative usageMetadata: {usage}"
+    );
 
     let got = gemini.requests();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0]["path"], "/v1beta/models/gemini-2.5-flash:generateContent");
-    assert_eq!(got[1]["path"], "/v1beta/models/gemini-2.5-flash:streamGenerateContent");
+    assert_eq!(
+        got[0]["path"],
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        got[1]["path"],
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    );
     assert_eq!(got[1]["query"], "alt=sse");
     for r in &got {
         assert_eq!(r["headers"]["x-goog-api-key"], KEY);
-        assert_eq!(r["body"]["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));
-        assert_eq!(r["body"]["contents"], json!([{"role": "user", "parts": [{"text": "Say hello."}]}]));
-        assert_eq!(r["body"]["generationConfig"], json!({"maxOutputTokens": 100, "temperature": 0.3}));
+        assert_eq!(
+            r["body"]["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}]})
+        );
+        assert_eq!(
+            r["body"]["contents"],
+            json!([{"role": "user", "parts": [{"text": "Say hello."}]}])
+        );
+        assert_eq!(
+            r["body"]["generationConfig"],
+            json!({"maxOutputTokens": 100, "temperature": 0.3})
+        );
     }
 }
 
@@ -158,22 +196,40 @@ fn a_tool_round_trip_through_gemini() {
                 .iter()
                 .find_map(|v| v["choices"][0]["delta"]["tool_calls"].get(0).cloned())
                 .expect("a tool call delta");
-            let finish = c.iter().find_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned));
-            (call["id"].clone(), call["function"]["name"].clone(), call["function"]["arguments"].clone(), finish)
+            let finish = c
+                .iter()
+                .find_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+            (
+                call["id"].clone(),
+                call["function"]["name"].clone(),
+                call["function"]["arguments"].clone(),
+                finish,
+            )
         } else {
             let v: Value = resp.json().unwrap();
             let call = v["choices"][0]["message"]["tool_calls"][0].clone();
             let finish = v["choices"][0]["finish_reason"].as_str().map(str::to_owned);
-            (call["id"].clone(), call["function"]["name"].clone(), call["function"]["arguments"].clone(), finish)
+            (
+                call["id"].clone(),
+                call["function"]["name"].clone(),
+                call["function"]["arguments"].clone(),
+                finish,
+            )
         };
-        assert_eq!(finish.as_deref(), Some("tool_calls"), "Gemini's STOP with a functionCall");
+        assert_eq!(
+            finish.as_deref(),
+            Some("tool_calls"),
+            "Gemini's STOP with a functionCall"
+        );
         assert_eq!(name, "get_weather");
         assert_eq!(args, "{\"location\":\"Tokyo\"}");
         assert!(id.as_str().unwrap().starts_with("call_"));
         if !stream {
             messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]}));
-            messages.push(json!({"role": "tool", "tool_call_id": id, "content": "{\"temperature\":22}"}));
+            messages.push(
+                json!({"role": "tool", "tool_call_id": id, "content": "{\"temperature\":22}"}),
+            );
         }
     }
     // The answer to the tool result.
@@ -205,12 +261,28 @@ fn the_real_openclaw_request_replays_through_gemini() {
     let text = resp.text().unwrap();
     assert_eq!(status, 200, "{text}");
     let events = sse_data(&text);
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let sent = &gemini.requests()[0]["body"];
     let tools = req["tools"].as_array().unwrap().len();
-    assert_eq!(sent["tools"][0]["functionDeclarations"].as_array().unwrap().len(), tools);
+    assert_eq!(
+        sent["tools"][0]["functionDeclarations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        tools
+    );
     assert_eq!(sent["generationConfig"]["maxOutputTokens"], 1024);
-    assert!(sent["systemInstruction"]["parts"][0]["text"].as_str().unwrap().len() > 1000);
+    assert!(
+        sent["systemInstruction"]["parts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 1000
+    );
 }
 
 #[test]
@@ -220,7 +292,10 @@ fn local_ollama_down_falls_back_to_gemini() {
     env.write_own_settings("{ ollama: { manage: false } }");
     write(
         &env,
-        &[ollama_provider(&env), gemini_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)])],
+        &[
+            ollama_provider(&env),
+            gemini_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)]),
+        ],
         "ollama/llama3.2:3b",
         &["google/gemini-2.5-flash"],
     );
@@ -229,7 +304,10 @@ fn local_ollama_down_falls_back_to_gemini() {
     for stream in [false, true] {
         let resp = d.chat(&chat("default", stream), &[]);
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["x-openclawd-model"], "google/gemini-2.5-flash");
+        assert_eq!(
+            resp.headers()["x-openclawd-model"],
+            "google/gemini-2.5-flash"
+        );
         assert_eq!(resp.headers()["x-openclawd-fallback"], "true");
         let text = resp.text().unwrap();
         assert!(text.contains("Hello") && text.contains(" Gemini"), "{text}");
@@ -246,7 +324,12 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
         &env,
         &[
             // A wrong key: Gemini answers 400 INVALID_ARGUMENT (API_KEY_INVALID).
-            gemini_provider("wrongkey", &bad, "not-the-key", &[("m1", 1048576), ("m2", 1048576)]),
+            gemini_provider(
+                "wrongkey",
+                &bad,
+                "not-the-key",
+                &[("m1", 1048576), ("m2", 1048576)],
+            ),
             gemini_provider("small", &good, KEY, &[("small", 8192)]),
             gemini_provider("big", &good, KEY, &[("big", 2000000)]),
         ],
@@ -265,10 +348,16 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
 
     // Token limit (400 INVALID_ARGUMENT): only a model with a larger window is worth trying.
     good.control(&json!({"input_token_limit": 5}));
-    let resp = d.chat(&json!({"model": "small/small", "messages": [{"role": "user", "content": "hi"}]}), &[]);
+    let resp = d.chat(
+        &json!({"model": "small/small", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
     assert_eq!(resp.status(), 502, "the larger model is over the limit too");
     let text = resp.text().unwrap();
-    assert!(text.contains("exceeds the maximum number of tokens allowed"), "{text}");
+    assert!(
+        text.contains("exceeds the maximum number of tokens allowed"),
+        "{text}"
+    );
     assert!(text.contains("context_length"), "{text}");
 
     // Any other 400 is the request's fault: relayed in OpenAI's shape, no fallback.
@@ -278,7 +367,10 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let v: Value = resp.json().unwrap();
-    assert_eq!(v["error"]["message"], "Please use a valid role: user, model.");
+    assert_eq!(
+        v["error"]["message"],
+        "Please use a valid role: user, model."
+    );
     assert_eq!(v["error"]["type"], "invalid_request_error");
 
     // Rate limit (429 RESOURCE_EXHAUSTED): falls over.
@@ -286,7 +378,10 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
     let resp = d.chat(&chat("big/big", true), &[]);
     assert_eq!(resp.status(), 502);
     let text = resp.text().unwrap();
-    assert!(text.contains("RESOURCE_EXHAUSTED") && text.contains("rate_limited"), "{text}");
+    assert!(
+        text.contains("RESOURCE_EXHAUSTED") && text.contains("rate_limited"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -298,14 +393,20 @@ fn a_gemini_stream_cut_after_the_first_byte_ends_with_an_error_event() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert!(last["error"]["message"].is_string(), "{events:?}");
     assert!(!events.iter().any(|e| e == "[DONE]"));
-    assert_eq!(content_of(&chunks(&events[..events.len() - 1])), "Hello from");
+    assert_eq!(
+        content_of(&chunks(&events[..events.len() - 1])),
+        "Hello from"
+    );
 
     // An error object inside the stream ends it the same way.
     gemini.control(&json!({"stream_error_after": 1}));
     let events = sse_data(&d.chat(&chat("default", true), &[]).text().unwrap());
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert!(
-        last["error"]["message"].as_str().unwrap().contains("INTERNAL"),
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("INTERNAL"),
         "{events:?}"
     );
 }
@@ -382,15 +483,23 @@ mod translator {
 
     /// A function call stream: `function-call-response.json` as one `data:` chunk.
     fn function_call_stream() -> Vec<u8> {
-        let v: serde_json::Value = serde_json::from_slice(&fixture("function-call-response.json")).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&fixture("function-call-response.json")).unwrap();
         format!("data: {v}\r\n\r\n").into_bytes()
     }
 
     #[test]
     fn every_split_point_of_the_fixture_streams_gives_the_same_output() {
-        for input in [fixture("stream.sse"), fixture("stream-single-chunk.sse"), function_call_stream()] {
+        for input in [
+            fixture("stream.sse"),
+            fixture("stream-single-chunk.sse"),
+            function_call_stream(),
+        ] {
             let whole = run(&[&input]);
-            assert!(whole.last().is_some_and(|l| l == "data: [DONE]\n\n"), "{whole:?}");
+            assert!(
+                whole.last().is_some_and(|l| l == "data: [DONE]\n\n"),
+                "{whole:?}"
+            );
             for at in 0..=input.len() {
                 assert_eq!(run(&[&input[..at], &input[at..]]), whole, "split at {at}");
             }
@@ -406,16 +515,26 @@ mod translator {
             .iter()
             .filter_map(|e| e.strip_prefix("data: "))
             .filter_map(|e| serde_json::from_str::<serde_json::Value>(e.trim_end()).ok())
-            .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+            .filter_map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
             .collect();
         assert_eq!(text, "今日の東京の天気は曇りで、気温は22度です。\n");
         let usage = out.iter().rev().nth(1).unwrap();
-        assert!(usage.contains("\"prompt_tokens\":138,\"completion_tokens\":15"), "{usage}");
+        assert!(
+            usage.contains("\"prompt_tokens\":138,\"completion_tokens\":15"),
+            "{usage}"
+        );
     }
 
     fn config() -> ProptestConfig {
         ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64),
             failure_persistence: None,
             ..ProptestConfig::default()
         }
@@ -431,7 +550,10 @@ mod translator {
                 ended = true;
                 continue;
             }
-            let payload = e.strip_prefix("data: ").and_then(|p| p.strip_suffix("\n\n")).unwrap();
+            let payload = e
+                .strip_prefix("data: ")
+                .and_then(|p| p.strip_suffix("\n\n"))
+                .unwrap();
             assert!(!payload.contains('\n'));
             if payload == "[DONE]" {
                 ended = true;

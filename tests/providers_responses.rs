@@ -19,7 +19,9 @@ const KEY: &str = "sk-responses-test-key";
 fn responses_provider(id: &str, double: &CloudDouble, key: &str, models: &[(&str, u64)]) -> String {
     let models: Vec<String> = models
         .iter()
-        .map(|(m, ctx)| format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}"))
+        .map(|(m, ctx)| {
+            format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}")
+        })
         .collect();
     format!(
         "'{id}': {{ baseUrl: '{}/v1', apiKey: '{key}', api: 'openai-responses', models: [ {} ] }}",
@@ -89,7 +91,12 @@ fn gateway_with_responses(double: &CloudDouble) -> (TestEnv, Daemon) {
     env.write_own_settings("{ ollama: { manage: false } }");
     write(
         &env,
-        &[responses_provider("openai", double, KEY, &[("gpt-5", 400000)])],
+        &[responses_provider(
+            "openai",
+            double,
+            KEY,
+            &[("gpt-5", 400000)],
+        )],
         "openai/gpt-5",
         &[],
     );
@@ -110,18 +117,31 @@ fn chat_completions_reach_the_responses_api_and_come_back_streaming_and_whole() 
     let body: Value = resp.json().unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "openai/gpt-5");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from Responses");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from Responses"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
-    assert_eq!(body["usage"]["completion_tokens"], 15, "output tokens include reasoning");
+    assert_eq!(
+        body["usage"]["completion_tokens"], 15,
+        "output tokens include reasoning"
+    );
 
     let resp = d.chat(&chat("openai/gpt-5", true), &[]);
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().unwrap());
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let c = chunks(&events);
     assert_eq!(content_of(&c), "Hello from Responses");
     assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
-    let finish: Vec<&Value> = c.iter().filter(|v| v["choices"][0]["finish_reason"].is_string()).collect();
+    let finish: Vec<&Value> = c
+        .iter()
+        .filter(|v| v["choices"][0]["finish_reason"].is_string())
+        .collect();
     assert_eq!(finish.len(), 1);
     assert_eq!(finish[0]["choices"][0]["finish_reason"], "stop");
     assert_eq!(c.last().unwrap()["usage"]["completion_tokens"], 15);
@@ -147,7 +167,9 @@ fn chat_completions_reach_the_responses_api_and_come_back_streaming_and_whole() 
     let mut req = chat("openai/gpt-5", true);
     req["max_tokens"] = json!(20);
     let c = chunks(&sse_data(&d.chat(&req, &[]).text().unwrap()));
-    let reason = c.iter().find_map(|v| v["choices"][0]["finish_reason"].as_str());
+    let reason = c
+        .iter()
+        .find_map(|v| v["choices"][0]["finish_reason"].as_str());
     assert_eq!(reason, Some("length"));
 }
 
@@ -170,19 +192,37 @@ fn a_function_call_round_trip_through_the_responses_api() {
                 .filter_map(|v| v["choices"][0]["delta"]["tool_calls"].get(0).cloned())
                 .collect();
             assert!(deltas.len() > 2, "arguments arrive in pieces: {deltas:?}");
-            let args: String = deltas.iter().filter_map(|d| d["function"]["arguments"].as_str()).collect();
-            let finish = c.iter().find_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned));
-            (deltas[0]["id"].clone(), deltas[0]["function"]["name"].clone(), Value::from(args), finish)
+            let args: String = deltas
+                .iter()
+                .filter_map(|d| d["function"]["arguments"].as_str())
+                .collect();
+            let finish = c
+                .iter()
+                .find_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+            (
+                deltas[0]["id"].clone(),
+                deltas[0]["function"]["name"].clone(),
+                Value::from(args),
+                finish,
+            )
         } else {
             let v: Value = resp.json().unwrap();
             let call = v["choices"][0]["message"]["tool_calls"][0].clone();
             let finish = v["choices"][0]["finish_reason"].as_str().map(str::to_owned);
-            (call["id"].clone(), call["function"]["name"].clone(), call["function"]["arguments"].clone(), finish)
+            (
+                call["id"].clone(),
+                call["function"]["name"].clone(),
+                call["function"]["arguments"].clone(),
+                finish,
+            )
         };
         assert_eq!(finish.as_deref(), Some("tool_calls"));
         assert_eq!(name, "get_weather");
         assert_eq!(args, "{ \"location\": \"New York City, USA\" }");
-        assert!(id.as_str().unwrap().starts_with("call_"), "the call_id is the chat id");
+        assert!(
+            id.as_str().unwrap().starts_with("call_"),
+            "the call_id is the chat id"
+        );
         if !stream {
             messages.push(json!({"role": "assistant", "content": null, "tool_calls": [
                 {"id": id, "type": "function", "function": {"name": name, "arguments": args}}]}));
@@ -191,7 +231,10 @@ fn a_function_call_round_trip_through_the_responses_api() {
     }
     let req = json!({"model": "openai/gpt-5", "messages": messages, "tools": tools});
     let v: Value = d.chat(&req, &[]).json().unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "Hello from Responses");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from Responses"
+    );
     let last = api.requests().pop().unwrap();
     let input = last["body"]["input"].as_array().unwrap().clone();
     assert_eq!(input[1]["type"], "function_call");
@@ -219,11 +262,18 @@ fn the_real_openclaw_request_replays_through_the_responses_api() {
     let text = resp.text().unwrap();
     assert_eq!(status, 200, "{text}");
     let events = sse_data(&text);
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
     let usage = chunks(&events).last().unwrap()["usage"].clone();
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 10000, "{usage}");
     let sent = &api.requests()[0]["body"];
-    assert_eq!(sent["tools"].as_array().unwrap().len(), req["tools"].as_array().unwrap().len());
+    assert_eq!(
+        sent["tools"].as_array().unwrap().len(),
+        req["tools"].as_array().unwrap().len()
+    );
     assert_eq!(sent["max_output_tokens"], 1024);
     assert!(sent["instructions"].as_str().unwrap().len() > 1000);
 }
@@ -235,7 +285,10 @@ fn local_ollama_down_falls_back_to_the_responses_api() {
     env.write_own_settings("{ ollama: { manage: false } }");
     write(
         &env,
-        &[ollama_provider(&env), responses_provider("openai", &api, KEY, &[("gpt-5", 400000)])],
+        &[
+            ollama_provider(&env),
+            responses_provider("openai", &api, KEY, &[("gpt-5", 400000)]),
+        ],
         "ollama/llama3.2:3b",
         &["openai/gpt-5"],
     );
@@ -247,7 +300,10 @@ fn local_ollama_down_falls_back_to_the_responses_api() {
         assert_eq!(resp.headers()["x-openclawd-model"], "openai/gpt-5");
         assert_eq!(resp.headers()["x-openclawd-fallback"], "true");
         let text = resp.text().unwrap();
-        assert!(text.contains("Hello") && text.contains(" Responses"), "{text}");
+        assert!(
+            text.contains("Hello") && text.contains(" Responses"),
+            "{text}"
+        );
     }
 }
 
@@ -260,7 +316,12 @@ fn responses_errors_drive_failover() {
     write(
         &env,
         &[
-            responses_provider("wrongkey", &bad, "sk-not-the-key", &[("m1", 400000), ("m2", 400000)]),
+            responses_provider(
+                "wrongkey",
+                &bad,
+                "sk-not-the-key",
+                &[("m1", 400000), ("m2", 400000)],
+            ),
             responses_provider("good", &good, KEY, &[("small", 8192), ("big", 1000000)]),
         ],
         "wrongkey/m1",
@@ -287,7 +348,10 @@ fn responses_errors_drive_failover() {
 
     // A request the API refuses is relayed as it is, without fallback.
     good.control(&json!({"fail": {"status": 400, "body": {"error": {"message": "Invalid 'input[0].content[0].text': string too long.", "type": "invalid_request_error", "param": "input[0].content[0].text", "code": "string_above_max_length"}}}}));
-    let resp = d.chat(&json!({"model": "good/big", "messages": [{"role": "user", "content": "hi"}]}), &[]);
+    let resp = d.chat(
+        &json!({"model": "good/big", "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().unwrap();
     assert_eq!(v["error"]["code"], "string_above_max_length");
@@ -299,7 +363,13 @@ fn responses_errors_drive_failover() {
     let text = resp.text().unwrap();
     assert!(text.contains("rate_limited"), "{text}");
     let status = d.status().unwrap();
-    let big = status["models"].as_array().unwrap().iter().find(|m| m["ref"] == "good/big").unwrap().clone();
+    let big = status["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["ref"] == "good/big")
+        .unwrap()
+        .clone();
     assert!(big.to_string().contains("cool"), "{big}");
 }
 
@@ -311,11 +381,16 @@ fn a_responses_stream_cut_after_the_first_byte_ends_with_an_error_event() {
     let events = sse_data(&d.chat(&chat("default", true), &[]).text().unwrap());
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert!(
-        last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        last["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{events:?}"
     );
     assert!(!events.iter().any(|e| e == "[DONE]"));
-    assert_eq!(content_of(&chunks(&events[..events.len() - 1])), "Hello from");
+    assert_eq!(
+        content_of(&chunks(&events[..events.len() - 1])),
+        "Hello from"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,9 +437,16 @@ mod translator {
             let input = fixture(name);
             let whole = run(&[&input]);
             let last = whole.last().map(String::as_str).unwrap_or("");
-            assert!(last == "data: [DONE]\n\n" || last.starts_with("ERROR "), "{name}: {whole:?}");
+            assert!(
+                last == "data: [DONE]\n\n" || last.starts_with("ERROR "),
+                "{name}: {whole:?}"
+            );
             for at in 0..=input.len() {
-                assert_eq!(run(&[&input[..at], &input[at..]]), whole, "{name}: split at {at}");
+                assert_eq!(
+                    run(&[&input[..at], &input[at..]]),
+                    whole,
+                    "{name}: split at {at}"
+                );
             }
             let bytes: Vec<&[u8]> = input.chunks(1).collect();
             assert_eq!(run(&bytes), whole, "{name}: one byte at a time");
@@ -373,7 +455,10 @@ mod translator {
 
     fn config() -> ProptestConfig {
         ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+            cases: std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(64),
             failure_persistence: None,
             ..ProptestConfig::default()
         }
@@ -387,7 +472,10 @@ mod translator {
                 ended = true;
                 continue;
             }
-            let payload = e.strip_prefix("data: ").and_then(|p| p.strip_suffix("\n\n")).unwrap();
+            let payload = e
+                .strip_prefix("data: ")
+                .and_then(|p| p.strip_suffix("\n\n"))
+                .unwrap();
             assert!(!payload.contains('\n'));
             if payload == "[DONE]" {
                 ended = true;

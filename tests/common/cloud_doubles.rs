@@ -48,7 +48,9 @@ impl CloudDouble {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read the Listening line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the Listening line");
         let port = line
             .trim()
             .rsplit(':')

@@ -55,7 +55,11 @@ pub async fn call(
     let body = wire::generate_request(req).map_err(AttemptError::untranslatable)?;
     let mut rb = up
         .client(target)
-        .post(method_url(&target.provider.base_url, &target.model.id, stream))
+        .post(method_url(
+            &target.provider.base_url,
+            &target.model.id,
+            stream,
+        ))
         .json(&body);
     if let Some(key) = &target.api_key {
         rb = rb.header("x-goog-api-key", key);
@@ -156,7 +160,10 @@ mod tests {
         let quota = r#"{"error":{"code":429,"message":"You exceeded your current quota","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"58s"}]}}"#;
         assert_eq!(
             class_of(429, quota),
-            (FailureClass::RateLimited, Some(std::time::Duration::from_secs(58)))
+            (
+                FailureClass::RateLimited,
+                Some(std::time::Duration::from_secs(58))
+            )
         );
         assert_eq!(class_of(404, "{}").0, FailureClass::ModelNotFound);
         assert_eq!(class_of(503, "overloaded").0, FailureClass::ServerError);
@@ -172,7 +179,10 @@ mod tests {
         let (status, _, body) = e.relay.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["message"], "Please use a valid role: user, model.");
+        assert_eq!(
+            v["error"]["message"],
+            "Please use a valid role: user, model."
+        );
         assert_eq!(v["error"]["type"], "invalid_request_error");
     }
 

@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::translate::{drive, StreamTranslate};
 use super::{read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, Target, Upstreams};
 use crate::gateway::wire::openai as oai;
-use crate::gateway::wire::responses_out::{self as wire, ResponseObject, ResponsesStreamTranslator};
+use crate::gateway::wire::responses_out::{
+    self as wire, ResponseObject, ResponsesStreamTranslator,
+};
 use crate::gateway::wire::sse::SseParser;
 use crate::gateway::wire::{is_context_overflow, TranslateEvent};
 

@@ -481,7 +481,10 @@ pub fn gemini_schema(schema: &Value) -> Value {
                     out.insert(key.clone(), value.clone());
                 }
                 Value::Array(types) => {
-                    let mut concrete = types.iter().filter_map(Value::as_str).filter(|t| *t != "null");
+                    let mut concrete = types
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter(|t| *t != "null");
                     if let Some(first) = concrete.next() {
                         out.insert(key.clone(), first.into());
                     }
@@ -619,12 +622,19 @@ fn finish_reason(reason: Option<&str>, has_calls: bool) -> Result<&'static str, 
     match reason {
         Some("MAX_TOKENS") => Ok("length"),
         Some(
-            "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" | "LANGUAGE",
+            "SAFETY"
+            | "RECITATION"
+            | "BLOCKLIST"
+            | "PROHIBITED_CONTENT"
+            | "SPII"
+            | "IMAGE_SAFETY"
+            | "IMAGE_PROHIBITED_CONTENT"
+            | "IMAGE_RECITATION"
+            | "LANGUAGE",
         ) => Ok("content_filter"),
-        Some(bad @ ("MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS")) => {
-            Err(format!("Gemini ended the answer with finishReason {bad}"))
-        }
+        Some(
+            bad @ ("MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS"),
+        ) => Err(format!("Gemini ended the answer with finishReason {bad}")),
         // A function call ends with STOP: tool calls are told by their parts.
         _ if has_calls => Ok("tool_calls"),
         _ => Ok("stop"),
@@ -682,10 +692,7 @@ pub fn generate_response(resp: &GenerateResponse, model_ref: &str) -> Result<Val
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
-    let usage = resp
-        .usage_metadata
-        .map(|u| u.usage())
-        .unwrap_or_default();
+    let usage = resp.usage_metadata.map(|u| u.usage()).unwrap_or_default();
     Ok(openai::completion(model_ref, message, reason, &usage))
 }
 
@@ -1025,12 +1032,16 @@ mod tests {
         let empty_params = json!({"messages": [{"role": "user", "content": "hi"}],
             "tools": [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]});
         let body = serde_json::to_value(generate_request(&empty_params).unwrap()).unwrap();
-        assert_eq!(body["tools"], json!([{"functionDeclarations": [{"name": "now"}]}]));
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [{"name": "now"}]}])
+        );
     }
 
     #[test]
     fn fixture_responses_become_chat_completions() {
-        let text: GenerateResponse = serde_json::from_str(&fixture("generate-response.json")).unwrap();
+        let text: GenerateResponse =
+            serde_json::from_str(&fixture("generate-response.json")).unwrap();
         let out = generate_response(&text, "google/gemini").unwrap();
         assert_eq!(out["choices"][0]["message"]["content"], "Hello!");
         assert_eq!(out["choices"][0]["finish_reason"], "stop");
@@ -1057,6 +1068,9 @@ mod tests {
         assert!(tokens.is_token_limit() && !tokens.is_bad_key());
         let key = parse_error(br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#);
         assert!(key.is_bad_key() && !key.is_token_limit());
-        assert_eq!(parse_error(b"<html>oops</html>").message, "<html>oops</html>");
+        assert_eq!(
+            parse_error(b"<html>oops</html>").message,
+            "<html>oops</html>"
+        );
     }
 }

@@ -137,11 +137,17 @@ mod tests {
     fn delays_are_parsed_with_checked_arithmetic() {
         use std::time::Duration;
         assert_eq!(parse_delay_seconds("10"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_delay_seconds("58.93"), Some(Duration::from_secs_f64(58.93)));
+        assert_eq!(
+            parse_delay_seconds("58.93"),
+            Some(Duration::from_secs_f64(58.93))
+        );
         assert_eq!(parse_delay_seconds("-1"), None);
         assert_eq!(parse_delay_seconds("NaN"), None);
         assert_eq!(parse_delay_seconds("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_delay_seconds("18446744073709551615"), Some(MAX_RETRY_DELAY));
+        assert_eq!(
+            parse_delay_seconds("18446744073709551615"),
+            Some(MAX_RETRY_DELAY)
+        );
         assert_eq!(parse_delay_seconds("1e300"), Some(MAX_RETRY_DELAY));
     }
 

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::openai::{
-    self, content_parts, ChunkWriter, Delta, FunctionDelta, Part, ToolCallDelta,
-};
+use super::openai::{self, content_parts, ChunkWriter, Delta, FunctionDelta, Part, ToolCallDelta};
 use super::sse::{SseEvent, SSE_DONE};
 use super::{TranslateEvent, Usage, WireError};
 
@@ -67,9 +65,17 @@ pub enum InputItem {
 #[derive(Debug, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
-    InputText { text: String },
-    InputImage { image_url: String, detail: String },
-    OutputText { text: String, annotations: Vec<Value> },
+    InputText {
+        text: String,
+    },
+    InputImage {
+        image_url: String,
+        detail: String,
+    },
+    OutputText {
+        text: String,
+        annotations: Vec<Value>,
+    },
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -398,13 +404,20 @@ impl WireUsage {
 /// `finish_reason` for a final response status, or the failure it reports.
 fn finish_reason(resp: &ResponseObject, has_calls: bool) -> Result<&'static str, String> {
     match resp.status.as_deref() {
-        Some("failed" | "cancelled") => Err(resp
-            .error
-            .as_ref()
-            .map(error_text)
-            .unwrap_or_else(|| format!("the response {}", resp.status.as_deref().unwrap_or("failed")))),
+        Some("failed" | "cancelled") => {
+            Err(resp.error.as_ref().map(error_text).unwrap_or_else(|| {
+                format!(
+                    "the response {}",
+                    resp.status.as_deref().unwrap_or("failed")
+                )
+            }))
+        }
         Some("incomplete") => Ok(
-            match resp.incomplete_details.as_ref().and_then(|d| d.reason.as_deref()) {
+            match resp
+                .incomplete_details
+                .as_ref()
+                .and_then(|d| d.reason.as_deref())
+            {
                 Some("content_filter") => "content_filter",
                 _ => "length",
             },
@@ -574,10 +587,12 @@ impl ResponsesStreamTranslator {
             }
             "response.function_call_arguments.delta" => {
                 let key = Self::call_key(parsed.item_id.as_deref(), parsed.output_index);
-                if let (Some(&(index, sent)), Some(d)) =
-                    (self.calls.get(&key), parsed.delta.as_deref().filter(|d| !d.is_empty()))
-                {
-                    self.calls.insert(key, (index, sent.saturating_add(d.len())));
+                if let (Some(&(index, sent)), Some(d)) = (
+                    self.calls.get(&key),
+                    parsed.delta.as_deref().filter(|d| !d.is_empty()),
+                ) {
+                    self.calls
+                        .insert(key, (index, sent.saturating_add(d.len())));
                     self.push_arguments(index, d, &mut out);
                 }
             }
@@ -792,9 +807,15 @@ mod tests {
             .iter()
             .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
             .collect();
-        assert!(text.starts_with("Current weather in New York City"), "{text}");
+        assert!(
+            text.starts_with("Current weather in New York City"),
+            "{text}"
+        );
         assert_eq!(p[0]["choices"][0]["delta"]["role"], "assistant");
-        let finish = p.iter().find(|v| v["choices"][0]["finish_reason"].is_string()).unwrap();
+        let finish = p
+            .iter()
+            .find(|v| v["choices"][0]["finish_reason"].is_string())
+            .unwrap();
         assert_eq!(finish["choices"][0]["finish_reason"], "stop");
         assert!(p.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0);
         assert_eq!(events.last(), Some(&TranslateEvent::Sse(SSE_DONE)));
@@ -815,7 +836,10 @@ mod tests {
             .filter_map(|c| c["function"]["arguments"].as_str())
             .collect();
         assert_eq!(args, "{ \"location\": \"New York City, USA\" }");
-        let finish = p.iter().find(|v| v["choices"][0]["finish_reason"].is_string()).unwrap();
+        let finish = p
+            .iter()
+            .find(|v| v["choices"][0]["finish_reason"].is_string())
+            .unwrap();
         assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
     }
 
@@ -824,13 +848,23 @@ mod tests {
         let events = run(&fixture("stream-error.sse"));
         match events.last() {
             Some(TranslateEvent::UpstreamError(m)) => {
-                assert!(m.contains("exceeded your current quota") && m.contains("insufficient_quota"), "{m}")
+                assert!(
+                    m.contains("exceeded your current quota") && m.contains("insufficient_quota"),
+                    "{m}"
+                )
             }
             other => panic!("{other:?}"),
         }
         // A stream that just stops is a failure too.
-        let cut: String = fixture("stream.sse").lines().take(12).collect::<Vec<_>>().join("\n");
-        assert!(matches!(run(&cut).last(), Some(TranslateEvent::UpstreamError(_))));
+        let cut: String = fixture("stream.sse")
+            .lines()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(matches!(
+            run(&cut).last(),
+            Some(TranslateEvent::UpstreamError(_))
+        ));
     }
 
     #[test]
@@ -838,7 +872,10 @@ mod tests {
         let resp: ResponseObject = serde_json::from_str(&fixture("response.json")).unwrap();
         let out = chat_completion(&resp, "oai/gpt-4o-mini").unwrap();
         assert_eq!(out["choices"][0]["finish_reason"], "stop");
-        assert!(!out["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+        assert!(!out["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty());
         assert_eq!(out["usage"]["prompt_tokens"], 14);
         assert_eq!(out["usage"]["completion_tokens"], 50);
     }

@@ -54,7 +54,10 @@ pub enum Fail {
     /// `rate_limit` (429 RESOURCE_EXHAUSTED), `server_error` (500 INTERNAL), `overloaded`
     /// (503 UNAVAILABLE), `permission_denied` (403).
     Named(String),
-    Raw { status: u16, body: Value },
+    Raw {
+        status: u16,
+        body: Value,
+    },
 }
 
 static LAST: Mutex<Option<Control>> = Mutex::new(None);
@@ -153,7 +156,11 @@ async fn handle(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Re
     if streaming {
         answer.stream(&control, sse)
     } else {
-        respond(200, "application/json; charset=UTF-8", pretty(&answer.whole()))
+        respond(
+            200,
+            "application/json; charset=UTF-8",
+            pretty(&answer.whole()),
+        )
     }
 }
 
@@ -214,7 +221,10 @@ impl Answer {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|t| t.get("functionDeclarations").or_else(|| t.get("function_declarations")))
+            .filter_map(|t| {
+                t.get("functionDeclarations")
+                    .or_else(|| t.get("function_declarations"))
+            })
             .filter_map(Value::as_array)
             .flatten()
             .filter_map(|d| d.get("name").and_then(Value::as_str))
@@ -226,9 +236,11 @@ impl Answer {
             .and_then(|c| c.get("parts"))
             .and_then(Value::as_array)
             .is_some_and(|parts| {
-                parts
-                    .iter()
-                    .any(|p| p.get("functionResponse").or_else(|| p.get("function_response")).is_some())
+                parts.iter().any(|p| {
+                    p.get("functionResponse")
+                        .or_else(|| p.get("function_response"))
+                        .is_some()
+                })
             });
         let mode_none = req
             .pointer("/toolConfig/functionCallingConfig/mode")
@@ -248,7 +260,10 @@ impl Answer {
             prompt_tokens,
             thoughts_tokens: control.thoughts_tokens,
             pieces: Vec::new(),
-            finish_reason: control.finish_reason.clone().unwrap_or_else(|| "STOP".into()),
+            finish_reason: control
+                .finish_reason
+                .clone()
+                .unwrap_or_else(|| "STOP".into()),
             finish_message: None,
         };
         if let Some((name, args)) = call {
@@ -279,7 +294,10 @@ impl Answer {
         let thoughts = (self.thoughts_tokens > 0).then_some(self.thoughts_tokens);
         Chunk {
             candidates: vec![Candidate {
-                content: Content { parts, role: "model" },
+                content: Content {
+                    parts,
+                    role: "model",
+                },
                 finish_reason: last.then(|| self.finish_reason.clone()),
                 index: 0,
                 finish_message: if last { self.finish_message } else { None },
@@ -288,7 +306,9 @@ impl Answer {
                 prompt_token_count: self.prompt_tokens,
                 candidates_token_count: (candidates_tokens > 0).then_some(candidates_tokens),
                 total_token_count: self.prompt_tokens + candidates_tokens + self.thoughts_tokens,
-                prompt_tokens_details: vec![json!({"modality": "TEXT", "tokenCount": self.prompt_tokens})],
+                prompt_tokens_details: vec![
+                    json!({"modality": "TEXT", "tokenCount": self.prompt_tokens}),
+                ],
                 thoughts_token_count: thoughts,
             },
             model_version: self.model.clone(),
@@ -299,8 +319,16 @@ impl Answer {
     fn whole(&self) -> Chunk {
         let tokens = self.pieces.len() as u64;
         let parts = if self.pieces.iter().all(|p| p.get("text").is_some()) {
-            let text: String = self.pieces.iter().filter_map(|p| p["text"].as_str()).collect();
-            if text.is_empty() { Vec::new() } else { vec![json!({"text": text})] }
+            let text: String = self
+                .pieces
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect();
+            if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![json!({"text": text})]
+            }
         } else {
             self.pieces.clone()
         };
@@ -335,13 +363,19 @@ impl Answer {
             }
             if control.stream_error_after == Some(i) {
                 let err = json!({"error": {"code": 500, "message": "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting", "status": "INTERNAL"}});
-                pieces.push(Piece::Bytes(Bytes::from(format!("data: {}\r\n\r\n", python_style(&err)))));
+                pieces.push(Piece::Bytes(Bytes::from(format!(
+                    "data: {}\r\n\r\n",
+                    python_style(&err)
+                ))));
                 return respond(200, "text/event-stream", stream_body(pieces));
             }
             if !delay.is_zero() {
                 pieces.push(Piece::Sleep(delay));
             }
-            pieces.push(Piece::Bytes(Bytes::from(format!("data: {}\r\n\r\n", python_style(chunk)))));
+            pieces.push(Piece::Bytes(Bytes::from(format!(
+                "data: {}\r\n\r\n",
+                python_style(chunk)
+            ))));
         }
         if control.cut_after.is_some_and(|n| n >= chunks.len()) {
             pieces.push(Piece::Cut);
@@ -450,7 +484,9 @@ fn bad_request(violations: Vec<Violation>) -> Response {
         400,
         "INVALID_ARGUMENT",
         &message.join("\n"),
-        Some(json!([{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": fields}])),
+        Some(
+            json!([{"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": fields}]),
+        ),
     )
 }
 
@@ -458,7 +494,9 @@ fn unknown(name: &str, at: &str) -> Violation {
     let description = if at.is_empty() {
         format!("Invalid JSON payload received. Unknown name \"{name}\": Cannot find field.")
     } else {
-        format!("Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field.")
+        format!(
+            "Invalid JSON payload received. Unknown name \"{name}\" at '{at}': Cannot find field."
+        )
     };
     (at.to_owned(), description)
 }
@@ -478,28 +516,89 @@ fn snake(name: &str) -> String {
 }
 
 const TOP_LEVEL: &[&str] = &[
-    "model", "contents", "system_instruction", "tools", "tool_config", "generation_config",
-    "safety_settings", "cached_content", "labels",
+    "model",
+    "contents",
+    "system_instruction",
+    "tools",
+    "tool_config",
+    "generation_config",
+    "safety_settings",
+    "cached_content",
+    "labels",
 ];
 const GENERATION_CONFIG: &[&str] = &[
-    "temperature", "top_p", "top_k", "candidate_count", "max_output_tokens", "stop_sequences",
-    "presence_penalty", "frequency_penalty", "seed", "response_mime_type", "response_schema",
-    "response_json_schema", "response_modalities", "response_logprobs", "logprobs",
-    "thinking_config", "media_resolution", "speech_config", "enable_enhanced_civic_answers",
+    "temperature",
+    "top_p",
+    "top_k",
+    "candidate_count",
+    "max_output_tokens",
+    "stop_sequences",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "response_mime_type",
+    "response_schema",
+    "response_json_schema",
+    "response_modalities",
+    "response_logprobs",
+    "logprobs",
+    "thinking_config",
+    "media_resolution",
+    "speech_config",
+    "enable_enhanced_civic_answers",
     "image_config",
 ];
 const PART_DATA: &[&str] = &[
-    "text", "inline_data", "file_data", "function_call", "function_response", "executable_code",
+    "text",
+    "inline_data",
+    "file_data",
+    "function_call",
+    "function_response",
+    "executable_code",
     "code_execution_result",
 ];
-const PART_OTHER: &[&str] = &["thought", "thought_signature", "video_metadata", "part_metadata", "media_resolution"];
+const PART_OTHER: &[&str] = &[
+    "thought",
+    "thought_signature",
+    "video_metadata",
+    "part_metadata",
+    "media_resolution",
+];
 /// `Schema` of the v1beta API: the OpenAPI subset `parameters` accepts.
 const SCHEMA: &[&str] = &[
-    "type", "format", "title", "description", "nullable", "enum", "max_items", "min_items",
-    "properties", "required", "min_properties", "max_properties", "min_length", "max_length",
-    "pattern", "example", "any_of", "property_ordering", "default", "items", "minimum", "maximum",
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "max_items",
+    "min_items",
+    "properties",
+    "required",
+    "min_properties",
+    "max_properties",
+    "min_length",
+    "max_length",
+    "pattern",
+    "example",
+    "any_of",
+    "property_ordering",
+    "default",
+    "items",
+    "minimum",
+    "maximum",
 ];
-const TYPES: &[&str] = &["TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"];
+const TYPES: &[&str] = &[
+    "TYPE_UNSPECIFIED",
+    "STRING",
+    "NUMBER",
+    "INTEGER",
+    "BOOLEAN",
+    "ARRAY",
+    "OBJECT",
+    "NULL",
+];
 
 /// The checks the real API makes that a translator can get wrong.
 fn validate(req: &Value) -> Result<(), Vec<Violation>> {
@@ -537,8 +636,14 @@ fn validate(req: &Value) -> Result<(), Vec<Violation>> {
     }
     let contents = get("contents").and_then(Value::as_array);
     match contents {
-        None => v.push(("contents".into(), "* GenerateContentRequest.contents: contents is not specified\n".into())),
-        Some(c) if c.is_empty() => v.push(("contents".into(), "* GenerateContentRequest.contents: contents is not specified\n".into())),
+        None => v.push((
+            "contents".into(),
+            "* GenerateContentRequest.contents: contents is not specified\n".into(),
+        )),
+        Some(c) if c.is_empty() => v.push((
+            "contents".into(),
+            "* GenerateContentRequest.contents: contents is not specified\n".into(),
+        )),
         Some(c) => {
             for (i, turn) in c.iter().enumerate() {
                 let role = turn.get("role").and_then(Value::as_str);
@@ -546,7 +651,10 @@ fn validate(req: &Value) -> Result<(), Vec<Violation>> {
                     Some("user" | "model") => {}
                     None if c.len() == 1 => {}
                     _ => {
-                        v.push((format!("contents[{i}].role"), "Please use a valid role: user, model.".into()));
+                        v.push((
+                            format!("contents[{i}].role"),
+                            "Please use a valid role: user, model.".into(),
+                        ));
                         continue;
                     }
                 }
@@ -557,25 +665,44 @@ fn validate(req: &Value) -> Result<(), Vec<Violation>> {
     if let Some(tools) = get("tools") {
         for (i, tool) in tools.as_array().into_iter().flatten().enumerate() {
             let at = format!("tools[{i}]");
-            let Some(tool) = tool.as_object() else { continue };
+            let Some(tool) = tool.as_object() else {
+                continue;
+            };
             for (k, val) in tool {
                 match snake(k).as_str() {
                     "function_declarations" => {
                         for (j, decl) in val.as_array().into_iter().flatten().enumerate() {
                             let at = format!("{at}.function_declarations[{j}]");
-                            if decl.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                            if decl
+                                .get("name")
+                                .and_then(Value::as_str)
+                                .is_none_or(str::is_empty)
+                            {
                                 v.push((format!("{at}.name"), format!("* GenerateContentRequest.{at}.name: [FIELD_INVALID] Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.\n")));
                             }
                             for (k, val) in decl.as_object().into_iter().flatten() {
                                 match snake(k).as_str() {
-                                    "name" | "description" | "behavior" | "parameters_json_schema" | "response" | "response_json_schema" => {}
-                                    "parameters" => schema(val, &format!("{at}.parameters"), &mut v),
+                                    "name"
+                                    | "description"
+                                    | "behavior"
+                                    | "parameters_json_schema"
+                                    | "response"
+                                    | "response_json_schema" => {}
+                                    "parameters" => {
+                                        schema(val, &format!("{at}.parameters"), &mut v)
+                                    }
                                     _ => v.push(unknown(k, &at)),
                                 }
                             }
                         }
                     }
-                    "google_search" | "code_execution" | "url_context" | "google_search_retrieval" | "computer_use" | "file_search" | "google_maps" => {}
+                    "google_search"
+                    | "code_execution"
+                    | "url_context"
+                    | "google_search_retrieval"
+                    | "computer_use"
+                    | "file_search"
+                    | "google_maps" => {}
                     _ => v.push(unknown(k, &at)),
                 }
             }
@@ -597,7 +724,10 @@ fn content(turn: &Value, at: &str, need_parts: bool, v: &mut Vec<Violation>) {
     let parts = turn.get("parts").and_then(Value::as_array);
     let Some(parts) = parts.filter(|p| !p.is_empty()) else {
         if need_parts {
-            v.push((format!("{at}.parts"), format!("* GenerateContentRequest.{at}.parts: contents.parts must not be empty.\n")));
+            v.push((
+                format!("{at}.parts"),
+                format!("* GenerateContentRequest.{at}.parts: contents.parts must not be empty.\n"),
+            ));
         }
         return;
     };
@@ -616,14 +746,21 @@ fn content(turn: &Value, at: &str, need_parts: bool, v: &mut Vec<Violation>) {
                 v.push(unknown(k, &at));
             }
             match s.as_str() {
-                "text" if !val.is_string() => v.push((format!("{at}.text"), format!("Invalid value at '{at}.text' (TYPE_STRING), {val}"))),
+                "text" if !val.is_string() => v.push((
+                    format!("{at}.text"),
+                    format!("Invalid value at '{at}.text' (TYPE_STRING), {val}"),
+                )),
                 "function_call" => {
                     if let Some(args) = val.get("args").filter(|a| !a.is_object()) {
                         v.push((format!("{at}.function_call.args"), format!("Invalid value at '{at}.function_call.args' (type.googleapis.com/google.protobuf.Struct), {args}")));
                     }
                 }
                 "function_response" => {
-                    if val.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                    if val
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                    {
                         v.push((format!("{at}.function_response.name"), format!("* GenerateContentRequest.{at}.function_response.name: Name cannot be empty.\n")));
                     }
                     match val.get("response") {
@@ -713,7 +850,10 @@ mod tests {
         assert_eq!(validate(&req), Ok(()));
         let mut bad = req.clone();
         bad["contents"][0]["role"] = json!("assistant");
-        assert_eq!(validate(&bad).unwrap_err()[0].1, "Please use a valid role: user, model.");
+        assert_eq!(
+            validate(&bad).unwrap_err()[0].1,
+            "Please use a valid role: user, model."
+        );
         let mut bad = req;
         bad["contents"][2]["parts"][0]["functionResponse"]["response"] = json!("22C");
         assert!(validate(&bad).is_err());

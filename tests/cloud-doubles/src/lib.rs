@@ -57,7 +57,10 @@ pub fn serve(router: Router) -> i32 {
                 return 1;
             }
         };
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let mut out = std::io::stdout();
         let _ = writeln!(out, "Listening on {local}");
         let _ = out.flush();
@@ -88,7 +91,10 @@ pub fn control<T: DeserializeOwned + Default + Clone + Send + 'static>(
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return T::default(),
         Err(e) => {
-            eprintln!("level=WARN msg=\"control file unreadable\" path={} error=\"{e}\"", path.display());
+            eprintln!(
+                "level=WARN msg=\"control file unreadable\" path={} error=\"{e}\"",
+                path.display()
+            );
             return last.lock().ok().and_then(|l| l.clone()).unwrap_or_default();
         }
     };
@@ -114,7 +120,12 @@ pub fn log_request(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8])
     };
     let headers: serde_json::Map<String, Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
         .collect();
     let body = serde_json::from_slice::<Value>(body)
         .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(body).into_owned()));
@@ -124,7 +135,11 @@ pub fn log_request(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8])
     });
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock();
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(f, "{line}");
     }
 }
@@ -179,7 +194,9 @@ pub fn stream_body(pieces: Vec<Piece>) -> Body {
                     // Let what was sent reach the client first: hyper drops buffered bytes
                     // when a body fails.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    Some(Err(std::io::Error::other("connection cut by the control file")))
+                    Some(Err(std::io::Error::other(
+                        "connection cut by the control file",
+                    )))
                 }
             }
         })
@@ -190,7 +207,8 @@ pub fn stream_body(pieces: Vec<Piece>) -> Body {
 /// A response with `status`, `content-type` and `body`.
 pub fn respond(status: u16, content_type: &str, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
-    *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = axum::http::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
     }

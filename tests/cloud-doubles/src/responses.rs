@@ -55,7 +55,10 @@ pub enum Fail {
     /// `rate_limit` (429 rate_limit_exceeded), `insufficient_quota` (429), `server_error` (500),
     /// `overloaded` (503).
     Named(String),
-    Raw { status: u16, body: Value },
+    Raw {
+        status: u16,
+        body: Value,
+    },
 }
 
 static LAST: Mutex<Option<Control>> = Mutex::new(None);
@@ -64,7 +67,13 @@ pub fn router() -> Router {
     Router::new().fallback(handle)
 }
 
-fn error(status: u16, message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Response {
+fn error(
+    status: u16,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
     #[derive(Serialize)]
     struct Body<'a> {
         error: Inner<'a>,
@@ -78,7 +87,12 @@ fn error(status: u16, message: &str, kind: &str, param: Option<&str>, code: Opti
         code: Option<&'a str>,
     }
     let body = Body {
-        error: Inner { message, kind, param, code },
+        error: Inner {
+            message,
+            kind,
+            param,
+            code,
+        },
     };
     respond(status, "application/json", pretty(&body))
 }
@@ -120,18 +134,31 @@ async fn handle(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Re
     let model = req["model"].as_str().unwrap_or_default().to_owned();
     if let Some(models) = &control.models {
         if !models.contains(&model) {
-            return error(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error", None, Some("model_not_found"));
+            return error(
+                404,
+                &format!("The model `{model}` does not exist or you do not have access to it."),
+                "invalid_request_error",
+                None,
+                Some("model_not_found"),
+            );
         }
     }
     let input_tokens = estimate_tokens(body.len());
-    if control.input_token_limit.is_some_and(|limit| input_tokens > limit) {
+    if control
+        .input_token_limit
+        .is_some_and(|limit| input_tokens > limit)
+    {
         return invalid("Your input exceeds the context window of this model. Please adjust your input and try again.", Some("input"), Some("context_length_exceeded"));
     }
     let answer = Answer::plan(&control, &req, input_tokens);
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
         answer.stream(&control, &req)
     } else {
-        respond(200, "application/json", pretty(&answer.response(&req, answer.final_status(), answer.output_items(true))))
+        respond(
+            200,
+            "application/json",
+            pretty(&answer.response(&req, answer.final_status(), answer.output_items(true))),
+        )
     }
 }
 
@@ -169,11 +196,35 @@ fn failure(fail: &Fail, retry_after: Option<&str>) -> Response {
 }
 
 const TOP_LEVEL: &[&str] = &[
-    "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls",
-    "max_tool_calls", "max_output_tokens", "temperature", "top_p", "top_logprobs", "reasoning",
-    "text", "stream", "stream_options", "store", "previous_response_id", "conversation",
-    "include", "metadata", "prompt_cache_key", "prompt_cache_retention", "safety_identifier",
-    "service_tier", "truncation", "background", "user", "prompt", "context_management",
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "max_tool_calls",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_logprobs",
+    "reasoning",
+    "text",
+    "stream",
+    "stream_options",
+    "store",
+    "previous_response_id",
+    "conversation",
+    "include",
+    "metadata",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "service_tier",
+    "truncation",
+    "background",
+    "user",
+    "prompt",
+    "context_management",
 ];
 
 /// The checks the real API makes that a translator can get wrong, with its messages.
@@ -182,14 +233,26 @@ fn validate(req: &Value) -> Result<(), Response> {
     let obj = req.as_object().cloned().unwrap_or_default();
     for k in obj.keys() {
         if !TOP_LEVEL.contains(&k.as_str()) {
-            return Err(invalid(&format!("Unknown parameter: '{k}'."), Some(k), Some("unknown_parameter")));
+            return Err(invalid(
+                &format!("Unknown parameter: '{k}'."),
+                Some(k),
+                Some("unknown_parameter"),
+            ));
         }
     }
     if !obj.get("model").is_some_and(Value::is_string) {
-        return Err(invalid("Missing required parameter: 'model'.", Some("model"), Some("missing_required_parameter")));
+        return Err(invalid(
+            "Missing required parameter: 'model'.",
+            Some("model"),
+            Some("missing_required_parameter"),
+        ));
     }
     if let Some(id) = obj.get("previous_response_id").and_then(Value::as_str) {
-        return Err(invalid(&format!("Previous response with id '{id}' not found."), Some("previous_response_id"), Some("previous_response_not_found")));
+        return Err(invalid(
+            &format!("Previous response with id '{id}' not found."),
+            Some("previous_response_id"),
+            Some("previous_response_not_found"),
+        ));
     }
     if let Some(n) = obj.get("max_output_tokens").filter(|v| !v.is_null()) {
         match n.as_i64() {
@@ -200,18 +263,39 @@ fn validate(req: &Value) -> Result<(), Response> {
     }
     for key in ["temperature", "top_p"] {
         if let Some(v) = obj.get(key).filter(|v| !v.is_null() && !v.is_number()) {
-            return Err(invalid(&format!("Invalid type for '{key}': expected a decimal, but got {} instead.", kind(v)), Some(key), Some("invalid_type")));
+            return Err(invalid(
+                &format!(
+                    "Invalid type for '{key}': expected a decimal, but got {} instead.",
+                    kind(v)
+                ),
+                Some(key),
+                Some("invalid_type"),
+            ));
         }
     }
-    for (i, tool) in obj.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, tool) in obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if tool.get("type").and_then(Value::as_str) != Some("function") {
             continue;
         }
         if tool.get("function").is_some() {
-            return Err(invalid(&format!("Unknown parameter: 'tools[{i}].function'."), Some(&format!("tools[{i}].function")), Some("unknown_parameter")));
+            return Err(invalid(
+                &format!("Unknown parameter: 'tools[{i}].function'."),
+                Some(&format!("tools[{i}].function")),
+                Some("unknown_parameter"),
+            ));
         }
         if !tool.get("name").is_some_and(Value::is_string) {
-            return Err(invalid(&format!("Missing required parameter: 'tools[{i}].name'."), Some(&format!("tools[{i}].name")), Some("missing_required_parameter")));
+            return Err(invalid(
+                &format!("Missing required parameter: 'tools[{i}].name'."),
+                Some(&format!("tools[{i}].name")),
+                Some("missing_required_parameter"),
+            ));
         }
     }
     let items = match obj.get("input") {
@@ -221,7 +305,10 @@ fn validate(req: &Value) -> Result<(), Response> {
     };
     let mut calls: Vec<&str> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let kind_of = item.get("type").and_then(Value::as_str).unwrap_or("message");
+        let kind_of = item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
         match kind_of {
             "message" => {
                 let role = item.get("role").and_then(Value::as_str).unwrap_or("");
@@ -241,13 +328,21 @@ fn validate(req: &Value) -> Result<(), Response> {
                         }
                     }
                 } else if !item.get("content").is_some_and(Value::is_string) {
-                    return Err(invalid(&format!("Missing required parameter: 'input[{i}].content'."), Some(&format!("input[{i}].content")), Some("missing_required_parameter")));
+                    return Err(invalid(
+                        &format!("Missing required parameter: 'input[{i}].content'."),
+                        Some(&format!("input[{i}].content")),
+                        Some("missing_required_parameter"),
+                    ));
                 }
             }
             "function_call" => {
                 for key in ["call_id", "name", "arguments"] {
                     if !item.get(key).is_some_and(Value::is_string) {
-                        return Err(invalid(&format!("Missing required parameter: 'input[{i}].{key}'."), Some(&format!("input[{i}].{key}")), Some("missing_required_parameter")));
+                        return Err(invalid(
+                            &format!("Missing required parameter: 'input[{i}].{key}'."),
+                            Some(&format!("input[{i}].{key}")),
+                            Some("missing_required_parameter"),
+                        ));
                     }
                 }
                 calls.push(item["call_id"].as_str().unwrap_or_default());
@@ -255,14 +350,38 @@ fn validate(req: &Value) -> Result<(), Response> {
             "function_call_output" => {
                 let id = item.get("call_id").and_then(Value::as_str).unwrap_or("");
                 if !calls.contains(&id) {
-                    return Err(invalid(&format!("No tool call found for function call output with call_id {id}."), Some("input"), None));
+                    return Err(invalid(
+                        &format!("No tool call found for function call output with call_id {id}."),
+                        Some("input"),
+                        None,
+                    ));
                 }
-                if item.get("output").is_none_or(|o| !o.is_string() && !o.is_array()) {
-                    return Err(invalid(&format!("Missing required parameter: 'input[{i}].output'."), Some(&format!("input[{i}].output")), Some("missing_required_parameter")));
+                if item
+                    .get("output")
+                    .is_none_or(|o| !o.is_string() && !o.is_array())
+                {
+                    return Err(invalid(
+                        &format!("Missing required parameter: 'input[{i}].output'."),
+                        Some(&format!("input[{i}].output")),
+                        Some("missing_required_parameter"),
+                    ));
                 }
             }
-            "reasoning" | "item_reference" | "custom_tool_call" | "custom_tool_call_output" | "local_shell_call" | "local_shell_call_output" | "web_search_call" | "compaction" => {}
-            other => return Err(invalid(&format!("Invalid value: '{other}'."), Some(&format!("input[{i}].type")), Some("invalid_value"))),
+            "reasoning"
+            | "item_reference"
+            | "custom_tool_call"
+            | "custom_tool_call_output"
+            | "local_shell_call"
+            | "local_shell_call_output"
+            | "web_search_call"
+            | "compaction" => {}
+            other => {
+                return Err(invalid(
+                    &format!("Invalid value: '{other}'."),
+                    Some(&format!("input[{i}].type")),
+                    Some("invalid_value"),
+                ))
+            }
         }
     }
     Ok(())
@@ -343,10 +462,16 @@ impl Answer {
         let none = req.get("tool_choice") == Some(&json!("none"));
         let call = match (&control.tool_call, first_tool) {
             _ if ends_with_output || none => None,
-            (Some(ToolCall::Enabled(true)), Some(name)) => Some((name.to_owned(), "{ \"location\": \"New York City, USA\" }".to_owned())),
+            (Some(ToolCall::Enabled(true)), Some(name)) => Some((
+                name.to_owned(),
+                "{ \"location\": \"New York City, USA\" }".to_owned(),
+            )),
             (Some(ToolCall::Call { name, arguments }), Some(_)) => Some((
                 name.clone(),
-                arguments.as_str().map(str::to_owned).unwrap_or_else(|| arguments.to_string()),
+                arguments
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| arguments.to_string()),
             )),
             _ => None,
         };
@@ -421,8 +546,10 @@ impl Answer {
 
     fn call_item(&self, done: bool) -> Option<Value> {
         let (id, call_id, name, args) = self.call.as_ref()?;
-        Some(json!({"id": id, "type": "function_call", "status": if done { "completed" } else { "in_progress" },
-            "arguments": if done { args.as_str() } else { "" }, "call_id": call_id, "name": name}))
+        Some(
+            json!({"id": id, "type": "function_call", "status": if done { "completed" } else { "in_progress" },
+            "arguments": if done { args.as_str() } else { "" }, "call_id": call_id, "name": name}),
+        )
     }
 
     fn output_items(&self, done: bool) -> Vec<Value> {
@@ -438,7 +565,11 @@ impl Answer {
     }
 
     fn usage(&self) -> Value {
-        let output = if self.call.is_some() { 20 } else { self.tokens.len() as u64 } + self.reasoning_tokens;
+        let output = if self.call.is_some() {
+            20
+        } else {
+            self.tokens.len() as u64
+        } + self.reasoning_tokens;
         json!({"input_tokens": self.input_tokens, "input_tokens_details": {"cached_tokens": 0},
             "output_tokens": output, "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.input_tokens + output})
@@ -454,13 +585,17 @@ impl Answer {
             status,
             background: false,
             error: None,
-            incomplete_details: (status == "incomplete").then(|| json!({"reason": "max_output_tokens"})),
+            incomplete_details: (status == "incomplete")
+                .then(|| json!({"reason": "max_output_tokens"})),
             instructions: field("instructions"),
             max_output_tokens: field("max_output_tokens"),
             max_tool_calls: field("max_tool_calls"),
             model: field("model"),
             output,
-            parallel_tool_calls: req.get("parallel_tool_calls").and_then(Value::as_bool).unwrap_or(true),
+            parallel_tool_calls: req
+                .get("parallel_tool_calls")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
             previous_response_id: None,
             prompt_cache_key: field("prompt_cache_key"),
             reasoning: json!({"effort": req.pointer("/reasoning/effort").cloned().unwrap_or(Value::Null), "summary": req.pointer("/reasoning/summary").cloned().unwrap_or(Value::Null)}),
@@ -482,9 +617,11 @@ impl Answer {
 
     /// The event sequence of `stream.sse` / `stream-function-call.sse`.
     fn events(&self, control: &Control, req: &Value) -> Vec<(String, Value)> {
-        let obfuscate = req.pointer("/stream_options/include_obfuscation") != Some(&Value::Bool(false));
+        let obfuscate =
+            req.pointer("/stream_options/include_obfuscation") != Some(&Value::Bool(false));
         let mut ev: Vec<(String, Value)> = Vec::new();
-        let initial = serde_json::to_value(self.response(req, "in_progress", Vec::new())).unwrap_or(Value::Null);
+        let initial = serde_json::to_value(self.response(req, "in_progress", Vec::new()))
+            .unwrap_or(Value::Null);
         ev.push(("response.created".into(), json!({"response": initial})));
         ev.push(("response.in_progress".into(), json!({"response": initial})));
         if let Some(code) = &control.stream_error {
@@ -494,7 +631,10 @@ impl Answer {
                 "insufficient_quota" => "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.".to_owned(),
                 other => format!("The model failed ({other})."),
             };
-            ev.push(("error".into(), json!({"error": {"type": code, "code": code, "message": message, "param": null}})));
+            ev.push((
+                "error".into(),
+                json!({"error": {"type": code, "code": code, "message": message, "param": null}}),
+            ));
             let mut failed = initial.clone();
             failed["status"] = json!("failed");
             failed["error"] = json!({"code": code, "message": message});
@@ -503,8 +643,14 @@ impl Answer {
         }
         let mut index = 0;
         if self.reasoning_tokens > 0 {
-            ev.push(("response.output_item.added".into(), json!({"output_index": 0, "item": self.reasoning_item()})));
-            ev.push(("response.output_item.done".into(), json!({"output_index": 0, "item": self.reasoning_item()})));
+            ev.push((
+                "response.output_item.added".into(),
+                json!({"output_index": 0, "item": self.reasoning_item()}),
+            ));
+            ev.push((
+                "response.output_item.done".into(),
+                json!({"output_index": 0, "item": self.reasoning_item()}),
+            ));
             index = 1;
         }
         let pad = |s: &str| {
@@ -514,8 +660,13 @@ impl Answer {
             }
             v
         };
-        if let (Some((fc_id, _, _, args)), Some(added), Some(done)) = (&self.call, self.call_item(false), self.call_item(true)) {
-            ev.push(("response.output_item.added".into(), json!({"output_index": index, "item": added})));
+        if let (Some((fc_id, _, _, args)), Some(added), Some(done)) =
+            (&self.call, self.call_item(false), self.call_item(true))
+        {
+            ev.push((
+                "response.output_item.added".into(),
+                json!({"output_index": index, "item": added}),
+            ));
             let chars: Vec<char> = args.chars().collect();
             for piece in chars.chunks(4) {
                 let s: String = piece.iter().collect();
@@ -524,8 +675,14 @@ impl Answer {
                 d["output_index"] = json!(index);
                 ev.push(("response.function_call_arguments.delta".into(), d));
             }
-            ev.push(("response.function_call_arguments.done".into(), json!({"item_id": fc_id, "output_index": index, "arguments": args})));
-            ev.push(("response.output_item.done".into(), json!({"output_index": index, "item": done})));
+            ev.push((
+                "response.function_call_arguments.done".into(),
+                json!({"item_id": fc_id, "output_index": index, "arguments": args}),
+            ));
+            ev.push((
+                "response.output_item.done".into(),
+                json!({"output_index": index, "item": done}),
+            ));
         } else {
             let at = json!({"item_id": self.message_id, "output_index": index, "content_index": 0});
             let with = |mut v: Value| {
@@ -536,20 +693,34 @@ impl Answer {
                 }
                 v
             };
-            ev.push(("response.output_item.added".into(), json!({"output_index": index, "item": self.message_item(false)})));
+            ev.push((
+                "response.output_item.added".into(),
+                json!({"output_index": index, "item": self.message_item(false)}),
+            ));
             ev.push(("response.content_part.added".into(), with(json!({"part": {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}}))));
             for t in &self.tokens {
                 let mut d = with(pad(t));
                 d["logprobs"] = json!([]);
                 ev.push(("response.output_text.delta".into(), d));
             }
-            ev.push(("response.output_text.done".into(), with(json!({"text": self.text(), "logprobs": []}))));
+            ev.push((
+                "response.output_text.done".into(),
+                with(json!({"text": self.text(), "logprobs": []})),
+            ));
             ev.push(("response.content_part.done".into(), with(json!({"part": {"type": "output_text", "annotations": [], "logprobs": [], "text": self.text()}}))));
-            ev.push(("response.output_item.done".into(), json!({"output_index": index, "item": self.message_item(true)})));
+            ev.push((
+                "response.output_item.done".into(),
+                json!({"output_index": index, "item": self.message_item(true)}),
+            ));
         }
         let status = self.final_status();
-        let terminal = if status == "incomplete" { "response.incomplete" } else { "response.completed" };
-        let done = serde_json::to_value(self.response(req, status, self.output_items(true))).unwrap_or(Value::Null);
+        let terminal = if status == "incomplete" {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        let done = serde_json::to_value(self.response(req, status, self.output_items(true)))
+            .unwrap_or(Value::Null);
         ev.push((terminal.into(), json!({"response": done})));
         ev
     }
@@ -563,7 +734,10 @@ impl Answer {
                 break;
             }
             // `type` and `sequence_number` first, as the API writes them.
-            let mut ordered = format!("{{\"type\":{},\"sequence_number\":{seq}", Value::from(name.as_str()));
+            let mut ordered = format!(
+                "{{\"type\":{},\"sequence_number\":{seq}",
+                Value::from(name.as_str())
+            );
             if let Some(obj) = data.as_object_mut() {
                 for (k, v) in obj.iter() {
                     ordered.push_str(&format!(",{}:{}", Value::from(k.as_str()), v));
@@ -573,7 +747,9 @@ impl Answer {
             if !delay.is_zero() {
                 pieces.push(Piece::Sleep(delay));
             }
-            pieces.push(Piece::Bytes(Bytes::from(format!("event: {name}\ndata: {ordered}\n\n"))));
+            pieces.push(Piece::Bytes(Bytes::from(format!(
+                "event: {name}\ndata: {ordered}\n\n"
+            ))));
         }
         respond(200, "text/event-stream; charset=utf-8", stream_body(pieces))
     }
