@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openclawd::gateway::wire::responses_out::ResponsesStreamTranslator;
 use openclawd::gateway::wire::openai::ChunkWriter;
+use openclawd::gateway::wire::responses_out::ResponsesStreamTranslator;
 use openclawd::gateway::wire::sse::SseParser;
 use openclawd::gateway::wire::TranslateEvent;
 
