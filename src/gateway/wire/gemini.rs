@@ -506,11 +506,10 @@ pub fn gemini_schema(schema: &Value) -> Value {
                     out.insert(key.clone(), Value::Array(values));
                 }
             }
-            "const" => {
-                if value.is_string() {
-                    out.insert("enum".into(), Value::Array(vec![value.clone()]));
-                }
+            "const" if value.is_string() => {
+                out.insert("enum".into(), Value::Array(vec![value.clone()]));
             }
+            "const" => {}
             k if SCHEMA_KEYWORDS.contains(&k) => {
                 out.insert(key.clone(), value.clone());
             }
