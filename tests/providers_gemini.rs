@@ -180,14 +180,29 @@ fn chat_completions_reach_gemini_and_come_back_streaming_and_whole() {
 fn a_tool_round_trip_through_gemini() {
     let gemini = CloudDouble::gemini(KEY);
     gemini.control(&json!({"tool_call": true}));
-    let (_env, d) = gateway_with_gemini(&gemini);
+    // Gemini 3 wants each replayed call's thoughtSignature, which chat history cannot carry.
+    let env = TestEnv::new();
+    env.write_own_settings("{ ollama: { manage: false } }");
+    write(
+        &env,
+        &[gemini_provider(
+            "google",
+            &gemini,
+            KEY,
+            &[("gemini-3-flash-preview", 1048576)],
+        )],
+        "google/gemini-3-flash-preview",
+        &[],
+    );
+    let d = env.start();
+    wait_available(&d, "google/gemini-3-flash-preview");
     // Claude Code style schemas: Gemini refuses `$schema` and `additionalProperties`.
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
         "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
             "additionalProperties": false, "properties": {"location": {"type": "string"}}, "required": ["location"]}}}]);
     let mut messages = vec![json!({"role": "user", "content": "Weather in Tokyo?"})];
     for stream in [true, false] {
-        let req = json!({"model": "google/gemini-2.5-flash", "stream": stream, "messages": messages, "tools": tools});
+        let req = json!({"model": "google/gemini-3-flash-preview", "stream": stream, "messages": messages, "tools": tools});
         let resp = d.chat(&req, &[]);
         assert_eq!(resp.status(), 200);
         let (id, name, args, finish) = if stream {
@@ -233,13 +248,18 @@ fn a_tool_round_trip_through_gemini() {
         }
     }
     // The answer to the tool result.
-    let req = json!({"model": "google/gemini-2.5-flash", "messages": messages, "tools": tools});
+    let req =
+        json!({"model": "google/gemini-3-flash-preview", "messages": messages, "tools": tools});
     let v: Value = d.chat(&req, &[]).json().unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "Hello from Gemini");
     let last = gemini.requests().pop().unwrap();
     assert_eq!(
         last["body"]["contents"][2],
         json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temperature": 22}}}]})
+    );
+    assert_eq!(
+        last["body"]["contents"][1]["parts"][0]["thoughtSignature"],
+        "skip_thought_signature_validator"
     );
     assert_eq!(
         last["body"]["tools"][0]["functionDeclarations"][0]["parameters"],

@@ -219,6 +219,7 @@ pub fn generate_request(req: &Value) -> Result<GenerateRequest, WireError> {
                             name: name.to_owned(),
                             args: Some(args),
                         }),
+                        thought_signature: Some(SKIP_THOUGHT_SIGNATURE.to_owned()),
                         ..WirePart::default()
                     });
                 }
@@ -332,6 +333,12 @@ pub fn generate_request(req: &Value) -> Result<GenerateRequest, WireError> {
         generation_config,
     })
 }
+
+/// Gemini 3 refuses a replayed `functionCall` without the `thoughtSignature` it came with
+/// ("Function call is missing a thought_signature"). Chat completions has no place to carry
+/// the signature back, so history says so with the value Google documents for calls whose
+/// signature is unknown (a trace from another model or a gateway).
+pub const SKIP_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 fn text_part(text: &str) -> WirePart {
     WirePart {
@@ -1001,7 +1008,8 @@ mod tests {
                 "systemInstruction": {"parts": [{"text": "Be brief."}]},
                 "contents": [
                     {"role": "user", "parts": [{"text": "Weather in Tokyo?"}, {"inlineData": {"mimeType": "image/png", "data": "iVBO"}}]},
-                    {"role": "model", "parts": [{"functionCall": {"name": "getWeather", "args": {"location": "Tokyo"}}}]},
+                    {"role": "model", "parts": [{"functionCall": {"name": "getWeather", "args": {"location": "Tokyo"}},
+                        "thoughtSignature": "skip_thought_signature_validator"}]},
                     {"role": "user", "parts": [
                         {"functionResponse": {"name": "getWeather", "response": {"temperature": 22}}},
                         {"functionResponse": {"name": "getWeather", "response": {"result": "cloudy"}}}]}

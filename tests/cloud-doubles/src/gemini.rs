@@ -141,6 +141,9 @@ async fn handle(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Re
     if let Err(violations) = validate(&req) {
         return bad_request(violations);
     }
+    if let Some(message) = missing_signature(model, &req) {
+        return error(400, "INVALID_ARGUMENT", &message, None);
+    }
     let prompt_tokens = estimate_tokens(body.len());
     if let Some(limit) = control.input_token_limit {
         if prompt_tokens > limit {
@@ -469,6 +472,39 @@ fn not_found_page(path: &str) -> Response {
         "text/html; charset=UTF-8",
         format!("<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n  <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>{path}</code> was not found on this server.  <ins>That’s all we know.</ins>\n"),
     )
+}
+
+/// Gemini 3 models refuse a `functionCall` of the current turn (since the last user text)
+/// replayed without its `thoughtSignature`.
+fn missing_signature(model: &str, req: &Value) -> Option<String> {
+    if !model.starts_with("gemini-3") {
+        return None;
+    }
+    let contents = req.get("contents").and_then(Value::as_array)?;
+    let start = contents
+        .iter()
+        .rposition(|c| {
+            c["role"] == "user"
+                && c["parts"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p.get("text").is_some()))
+        })
+        .unwrap_or(0);
+    for (i, turn) in contents.iter().enumerate().skip(start) {
+        for part in turn["parts"].as_array().into_iter().flatten() {
+            let Some(call) = part.get("functionCall") else {
+                continue;
+            };
+            if part.get("thoughtSignature").is_none() {
+                return Some(format!(
+                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                    call["name"].as_str().unwrap_or(""),
+                    i + 1
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A (field, description) the API reports for a malformed request.
