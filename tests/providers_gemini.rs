@@ -629,3 +629,53 @@ mod translator {
         }
     }
 }
+
+#[test]
+fn a_redirecting_base_url_is_reported_and_the_key_goes_nowhere() {
+    use std::io::{BufRead, BufReader, Write};
+    let gemini = CloudDouble::gemini(KEY);
+    // A server that redirects every request to the real double.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = format!(
+        "{}/v1beta/models/gemini-2.5-flash:generateContent",
+        gemini.base()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let mut length = 0usize;
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let env = TestEnv::new();
+    env.write_own_settings("{ ollama: { manage: false } }");
+    env.write_config(&format!(
+        "{{ models: {{ providers: {{ google: {{ baseUrl: 'http://127.0.0.1:{port}/v1beta', apiKey: '{KEY}',
+            api: 'google-generative-ai', models: [ {{ id: 'gemini-2.5-flash', name: 'Flash' }} ] }} }} }},
+           agents: {{ defaults: {{ model: 'google/gemini-2.5-flash' }} }} }}"
+    ));
+    let d = env.start();
+    wait_available(&d, "google/gemini-2.5-flash");
+    let resp = d.chat(&chat("default", false), &[]);
+    assert_eq!(resp.status(), 502);
+    let text = resp.text().unwrap();
+    assert!(text.contains("does not follow redirects"), "{text}");
+    assert!(
+        gemini.requests().is_empty(),
+        "the key was not sent to the redirect target"
+    );
+}
