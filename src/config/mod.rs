@@ -13,6 +13,7 @@ mod include;
 mod own;
 mod parse;
 mod paths;
+mod published;
 mod read;
 mod subst;
 mod types;
@@ -26,6 +27,7 @@ use std::time::SystemTime;
 
 pub use address::parse_ollama_host;
 pub use error::{ConfigError, SourcePos};
+pub use published::Published;
 pub use types::*;
 
 use parse::Document;

@@ -3,8 +3,10 @@
 //! [`Catalog`] the router reads.
 
 pub mod catalog;
+mod run;
 
 pub use catalog::{build_catalog, Catalog, CatalogModel, ModelSource, SkippedModel};
+pub use run::{CatalogStore, DiscoveryTask};
 
 use std::time::Duration;
 

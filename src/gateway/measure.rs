@@ -32,6 +32,9 @@ use tokio::time::Instant;
 use super::metrics::Metrics;
 pub use super::wire::ollama::{add_native_timings, native_timings, EXTENSION_KEY};
 use super::wire::sse::SseParser;
+
+/// The largest unfinished event the meter holds (a chunk of a real answer is a few hundred bytes).
+const MAX_METERED_EVENT: usize = 1 << 20;
 use super::wire::SseStream;
 
 /// Where a decode speed's token count came from.
@@ -75,6 +78,8 @@ pub struct StreamTiming {
 pub struct StreamMeter {
     started: Instant,
     parser: SseParser,
+    /// An event outgrew [`MAX_METERED_EVENT`]: the rest of the stream is not measured.
+    gave_up: bool,
     first_token_at: Option<Instant>,
     last_token_at: Option<Instant>,
     token_chunks: u64,
@@ -133,6 +138,7 @@ impl StreamMeter {
         StreamMeter {
             started,
             parser: SseParser::new(),
+            gave_up: false,
             first_token_at: None,
             last_token_at: None,
             token_chunks: 0,
@@ -146,8 +152,17 @@ impl StreamMeter {
     /// these bytes carried the first one.
     pub fn observe(&mut self, bytes: &[u8], at: Instant) -> Option<Duration> {
         let had_first = self.first_token_at.is_some();
+        if self.gave_up {
+            return None;
+        }
         for event in self.parser.push(bytes) {
             self.event(&event.data, at);
+        }
+        // An event that never ends would grow without bound: stop metering this stream (the
+        // relay itself caps and ends it).
+        if self.parser.pending_len() > MAX_METERED_EVENT {
+            self.gave_up = true;
+            self.parser = SseParser::new();
         }
         if had_first {
             None
@@ -202,7 +217,7 @@ impl StreamMeter {
 
     /// The stream ended at `at`.
     pub fn finish(mut self, at: Instant) -> StreamTiming {
-        if let Some(event) = self.parser.finish() {
+        if let Some(event) = self.parser.finish().filter(|_| !self.gave_up) {
             self.event(&event.data, at);
         }
         let (completion_tokens, token_source) = match self.usage_completion_tokens {

@@ -4,7 +4,7 @@
 mod chat;
 pub mod error;
 pub mod measure;
-pub mod metrics;
+pub use crate::metrics;
 pub mod providers;
 pub mod router;
 pub mod server;

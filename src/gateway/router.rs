@@ -111,6 +111,9 @@ struct CooldownEntry {
     until: Instant,
 }
 
+/// The longest cooldown, whatever an upstream's `Retry-After` says.
+const MAX_COOLDOWN: Duration = Duration::from_secs(3600);
+
 /// Per-model cooldowns: 30 s, 60 s, 5 min (SPEC §5); `Retry-After` is a floor.
 #[derive(Default)]
 pub struct Cooldowns {
@@ -142,7 +145,9 @@ impl Cooldowns {
             .backoff
             .next_delay()
             .max(retry_after.unwrap_or_default());
-        entry.until = now + wait;
+        // `wait` comes partly from outside (Retry-After): never let it overflow the clock.
+        let wait = wait.min(MAX_COOLDOWN);
+        entry.until = now.checked_add(wait).unwrap_or(now);
         wait
     }
 

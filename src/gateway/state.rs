@@ -1,58 +1,69 @@
-//! What the gateway's handlers share: the current snapshot and catalogue (swapped atomically
-//! by the daemon), cooldowns, metrics, upstream clients, and the other components' status.
+//! What the gateway's handlers share: the daemon's published state (read-only here), and what
+//! the gateway itself owns — model cooldowns and the upstream HTTP clients.
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use tokio::sync::watch;
-
-use super::metrics::Metrics;
 use super::providers::Upstreams;
 use super::router::Cooldowns;
-use crate::config::Snapshot;
-use crate::discovery::{build_catalog, Catalog, Discovery};
-use crate::housekeeping::HousekeepingStatus;
-use crate::ollama::OllamaStatus;
+use crate::state::DaemonState;
 
 pub struct GatewayState {
-    pub started_at: SystemTime,
-    pub listen: SocketAddr,
-    pub config: ArcSwap<Snapshot>,
-    /// The last reload's error (file:line and what to do); `None` when the config is good.
-    pub config_error: ArcSwapOption<String>,
-    pub catalog: ArcSwap<Catalog>,
-    /// The last successful discovery, kept so a config swap can rebuild the catalogue at once.
-    pub last_discovery: ArcSwapOption<Discovery>,
+    pub daemon: Arc<DaemonState>,
     pub cooldowns: Cooldowns,
-    pub metrics: Arc<Metrics>,
     pub upstreams: Upstreams,
-    pub ollama: watch::Receiver<OllamaStatus>,
-    pub housekeeping: watch::Receiver<HousekeepingStatus>,
 }
 
 impl GatewayState {
-    /// Rebuilds the catalogue from the current snapshot and the last discovery.
-    pub fn rebuild_catalog(&self, discovery_error: Option<String>) {
-        let snapshot = self.config.load();
-        let discovery = self.last_discovery.load_full();
-        let catalog = build_catalog(
-            &snapshot,
-            discovery.as_deref(),
-            discovery_error,
-            Some(self.listen),
-        );
-        self.catalog.store(Arc::new(catalog));
+    pub fn new(daemon: Arc<DaemonState>) -> Result<GatewayState, reqwest::Error> {
+        let upstreams = Upstreams::new(daemon.metrics.clone())?;
+        Ok(GatewayState {
+            daemon,
+            cooldowns: Cooldowns::default(),
+            upstreams,
+        })
     }
+}
 
-    /// Whether a model of `provider` is served by the supervised Ollama and it is down.
-    pub fn local_ollama_down(&self, base_url: &str) -> Option<String> {
-        let status = self.ollama.borrow();
-        if status.base_url.trim_end_matches('/') != base_url.trim_end_matches('/') {
-            return None;
+/// Handlers read the daemon's state through the gateway's (`state.config`, `state.catalog`).
+impl Deref for GatewayState {
+    type Target = DaemonState;
+
+    fn deref(&self) -> &DaemonState {
+        &self.daemon
+    }
+}
+
+/// Ollama is back: its models should not wait out a cooldown from the outage. Runs until
+/// `shutdown` or until the supervisor is gone.
+pub async fn clear_cooldowns_on_recovery(
+    state: Arc<GatewayState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ollama = state.ollama.clone();
+    let mut last_epoch = ollama.borrow_and_update().healthy_epoch;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = ollama.changed() => if changed.is_err() { return },
         }
-        (status.state != crate::ollama::OllamaState::Running)
-            .then(|| format!("Ollama is not running (state {})", status.state.as_str()))
+        let (epoch, base_url) = {
+            let status = ollama.borrow_and_update();
+            (status.healthy_epoch, status.base_url.clone())
+        };
+        if epoch == last_epoch {
+            continue;
+        }
+        last_epoch = epoch;
+        let catalog = state.catalog.load();
+        let served_by_it = |provider: &str| {
+            catalog
+                .providers
+                .get(provider)
+                .is_some_and(|p| p.base_url.trim_end_matches('/') == base_url.trim_end_matches('/'))
+        };
+        state
+            .cooldowns
+            .clear_where(|r| catalog.get(r).is_some_and(|m| served_by_it(&m.provider)));
     }
 }

@@ -1,5 +1,5 @@
 //! `openclawd start | stop | restart` without a service manager: a background `openclawd run`
-//! in its own session, its output appended to `<state>/openclawd/openclawd.log`, found again by
+//! in its own session, its output appended to `<state>/logs/openclawd.log`, found again by
 //! the pid file the daemon writes once it listens (`<state>/openclawd/openclawd.pid`).
 //!
 //! The background process is a fresh `exec` of openclawd (fork + setsid + exec), not a fork of
@@ -49,9 +49,9 @@ pub fn pid_file(state_dir: &Path) -> PathBuf {
     state_dir.join("openclawd").join("openclawd.pid")
 }
 
-/// `<state>/openclawd/openclawd.log`, the background daemon's output.
+/// `<state>/logs/openclawd.log`, the background daemon's output.
 pub fn log_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("openclawd").join("openclawd.log")
+    state_dir.join("logs").join("openclawd.log")
 }
 
 /// The pid the pid file names, if any.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::GatewayState;
+use crate::state::DaemonState;
 
 /// How often the status line is recomputed (sent only when it changed).
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -69,7 +69,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// The one-line state: `listening on 127.0.0.1:18789 · Ollama running (owned, 0.16.1) ·
 /// 3 models · config generation 2`.
-pub fn status_line(state: &GatewayState) -> String {
+pub fn status_line(state: &DaemonState) -> String {
     let ollama = state.ollama.borrow().clone();
     let management = match ollama.management {
         Some(crate::ollama::Management::Owned) => "owned",
@@ -105,7 +105,7 @@ pub fn status_line(state: &GatewayState) -> String {
 
 /// Keeps the manager informed while the daemon runs: status changes, watchdog pings, and
 /// `STOPPING=1` as soon as shutdown begins. Returns at shutdown.
-pub async fn run(state: Arc<GatewayState>, shutdown: CancellationToken) {
+pub async fn run(state: Arc<DaemonState>, shutdown: CancellationToken) {
     if !enabled() {
         return;
     }

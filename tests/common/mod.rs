@@ -190,6 +190,17 @@ impl TestEnv {
     }
 
     pub fn start_with(&self, args: &[&str]) -> Daemon {
+        let d = self.spawn_with(args);
+        wait_for(
+            Duration::from_secs(30),
+            "openclawd's /health answers",
+            || http_get(&format!("{}/health", d.base)).is_some_and(|(c, _)| c == 200),
+        );
+        d
+    }
+
+    /// Starts openclawd with `args` without waiting for anything.
+    pub fn spawn_with(&self, args: &[&str]) -> Daemon {
         let log = self
             .home
             .path()
@@ -200,7 +211,7 @@ impl TestEnv {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawn openclawd");
-        let d = Daemon {
+        Daemon {
             child,
             base: self.gateway_base(),
             log,
@@ -210,13 +221,7 @@ impl TestEnv {
                 .iter()
                 .find(|(k, _)| k == "OPENCLAW_GATEWAY_TOKEN")
                 .map(|(_, v)| v.clone()),
-        };
-        wait_for(
-            Duration::from_secs(30),
-            "openclawd's /health answers",
-            || http_get(&format!("{}/health", d.base)).is_some_and(|(c, _)| c == 200),
-        );
-        d
+        }
     }
 
     /// Runs an openclawd CLI command to completion.

@@ -100,6 +100,9 @@ pub async fn call(
 
 /// Classifies a Gemini error answer for the chain (protocols.md §3.5).
 fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: Bytes) -> AttemptError {
+    if status.is_redirection() {
+        return super::classify_status(status, headers, body, String::new());
+    }
     let error = wire::parse_error(&body);
     let code = status.as_u16();
     let class = match code {
@@ -131,7 +134,10 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: Byte
         class,
         message,
         // Gemini puts the wait in RetryInfo, not in a header.
-        retry_after: error.retry_delay.or_else(|| super::retry_after(headers)),
+        retry_after: error
+            .retry_delay
+            .map(|d| d.min(super::MAX_RETRY_AFTER))
+            .or_else(|| super::retry_after(headers)),
         relay,
     }
 }

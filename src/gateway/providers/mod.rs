@@ -124,8 +124,8 @@ impl Upstreams {
                 .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_max_idle_per_host(1024)
-                // A redirect would carry the key (`x-api-key`, `x-goog-api-key`) to wherever
-                // it points; a baseUrl that redirects is reported instead (see `send`).
+                // A redirect would carry `x-api-key` (and other provider headers) to another
+                // host: an answer that redirects is a failed attempt, never followed.
                 .redirect(reqwest::redirect::Policy::none())
         };
         Ok(Upstreams {
@@ -173,6 +173,8 @@ pub fn classify_status(
 ) -> AttemptError {
     let code = status.as_u16();
     let class = match code {
+        // Redirects are never followed (they would carry the provider's key to another host).
+        300..=399 => FailureClass::ServerError,
         401 | 403 => FailureClass::Auth,
         404 => FailureClass::ModelNotFound,
         408 => FailureClass::Timeout,
@@ -195,18 +197,28 @@ pub fn classify_status(
     });
     AttemptError {
         class,
-        message: format!("HTTP {code}: {message}"),
+        message: match headers.get(reqwest::header::LOCATION) {
+            Some(to) if status.is_redirection() => format!(
+                "HTTP {code}: redirected to {}; openclawd does not follow an upstream's \
+                 redirects (they would carry the provider's key to another host): set the \
+                 provider's baseUrl to the final address",
+                to.to_str().unwrap_or("?")
+            ),
+            _ => format!("HTTP {code}: {message}"),
+        },
         retry_after,
         relay,
     }
 }
 
-/// `Retry-After` in seconds, capped so that no cooldown deadline can overflow.
+/// `Retry-After` in (possibly fractional) seconds. An upstream may ask for anything; an hour is
+/// the most a model is benched for.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::gateway::wire::parse_delay_seconds)
+        .map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 impl AttemptError {
@@ -257,19 +269,6 @@ pub(crate) async fn send(
         return Ok(resp);
     }
     let headers = resp.headers().clone();
-    if status.is_redirection() {
-        let location = headers
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("nowhere");
-        return Err(AttemptError::new(
-            FailureClass::ServerError,
-            format!(
-                "HTTP {}: the provider redirects to {location}; openclawd does not follow redirects (the key would go along). Set the provider's baseUrl to the final address.",
-                status.as_u16()
-            ),
-        ));
-    }
     let raw = read_error_body(resp).await;
     Err(match dialect {
         ErrorDialect::Classified(classify) => classify(status, &headers, raw),
@@ -303,6 +302,9 @@ pub(crate) fn stalled_message(budget: Duration) -> String {
 pub(crate) const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// The most a stream may send without completing one line or event (same reason).
 pub(crate) const MAX_UNFRAMED_BYTES: usize = 16 << 20;
+
+/// The longest `Retry-After` honoured.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Error bodies are only quoted: their first bytes are enough.
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 

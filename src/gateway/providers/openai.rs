@@ -84,65 +84,197 @@ impl serde::Serialize for WithModel<'_> {
     }
 }
 
-/// Forwards upstream chunks; an upstream failure, a silence longer than `idle`, or an end
-/// without `[DONE]` becomes an SSE error event so the client never mistakes a truncated answer
-/// for a complete one, nor waits forever on a stalled one.
+/// Forwards upstream chunks, whole events only; an upstream failure, a silence longer than
+/// `idle`, or an end without `[DONE]` becomes an SSE error event so the client never mistakes a
+/// truncated answer for a complete one, nor waits forever on a stalled one. Bytes after the
+/// last blank line are held until their event is complete: a stream cut mid-event ends with the
+/// events that were whole, then the error event — never half an event glued to it. A chunk that
+/// ends on an event boundary (the usual case) is forwarded as is, without a copy.
 fn passthrough(
     first: Bytes,
     upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     idle: std::time::Duration,
 ) -> SseStream {
-    let state = (Some(first), Box::pin(upstream), Tail::default(), false);
+    let relay = Relay {
+        first: Some(first),
+        upstream: Box::pin(upstream),
+        framer: EventFramer::default(),
+        ended: false,
+    };
     Box::pin(futures_util::stream::unfold(
-        state,
-        move |(first, mut up, mut tail, ended)| async move {
-            if ended {
-                return None;
-            }
-            if let Some(b) = first {
-                tail.push(&b);
-                return Some((b, (None, up, tail, false)));
-            }
-            let Ok(next) = tokio::time::timeout(idle, up.next()).await else {
-                return Some((
-                    sse_error_event(&super::stalled_message(idle), "api_error"),
-                    (None, up, tail, true),
-                ));
-            };
-            match next {
-                Some(Ok(b)) => {
-                    tail.push(&b);
-                    Some((b, (None, up, tail, false)))
-                }
-                Some(Err(e)) => {
-                    let msg = format!(
-                        "upstream stream failed: {}",
-                        crate::discovery::describe_reqwest(&e)
-                    );
-                    Some((sse_error_event(&msg, "api_error"), (None, up, tail, true)))
-                }
-                None if tail.saw_done() => None,
-                None => Some((
-                    sse_error_event("upstream stream ended without [DONE]", "api_error"),
-                    (None, up, tail, true),
-                )),
-            }
+        relay,
+        move |mut relay| async move {
+            let out = relay.next(idle).await?;
+            Some((out, relay))
         },
     ))
 }
 
-/// The last bytes seen, to tell a complete SSE stream from a truncated one.
-#[derive(Default)]
-struct Tail(Vec<u8>);
+struct Relay<S> {
+    first: Option<Bytes>,
+    upstream: std::pin::Pin<Box<S>>,
+    framer: EventFramer,
+    ended: bool,
+}
 
-impl Tail {
-    fn push(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(b);
-        let excess = self.0.len().saturating_sub(32);
-        self.0.drain(..excess);
+impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>>> Relay<S> {
+    async fn next(&mut self, idle: std::time::Duration) -> Option<Bytes> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            let chunk = match self.first.take() {
+                Some(b) => b,
+                None => {
+                    let Ok(next) = tokio::time::timeout(idle, self.upstream.next()).await else {
+                        return self.fail(&super::stalled_message(idle));
+                    };
+                    match next {
+                        Some(Ok(b)) => b,
+                        Some(Err(e)) => {
+                            return self.fail(&format!(
+                                "upstream stream failed: {}",
+                                crate::discovery::describe_reqwest(&e)
+                            ))
+                        }
+                        None if self.framer.saw_done() => {
+                            self.ended = true;
+                            // A last event without its blank line is still whole enough.
+                            return self.framer.take_rest();
+                        }
+                        None => return self.fail("upstream stream ended without [DONE]"),
+                    }
+                }
+            };
+            match self.framer.push(chunk) {
+                Ok(Some(events)) => return Some(events),
+                Ok(None) => continue,
+                Err(held) => {
+                    return self.fail(&format!(
+                        "upstream sent an event of over {} MiB without ending it",
+                        held >> 20
+                    ))
+                }
+            }
+        }
     }
+
+    fn fail(&mut self, message: &str) -> Option<Bytes> {
+        self.ended = true;
+        Some(sse_error_event(message, "api_error"))
+    }
+}
+
+/// Splits a byte stream at SSE event boundaries (a blank line: `\n\n` or `\r\n\r\n`).
+#[derive(Default)]
+struct EventFramer {
+    /// Bytes after the last boundary, not forwarded yet.
+    held: bytes::BytesMut,
+    /// The last bytes forwarded, to tell a complete stream (`[DONE]`) from a truncated one.
+    tail: Vec<u8>,
+}
+
+impl EventFramer {
+    /// The whole events `chunk` completes (`None`: none yet), or `Err(held bytes)` when an
+    /// unterminated event outgrows [`super::MAX_UNFRAMED_BYTES`].
+    fn push(&mut self, chunk: Bytes) -> Result<Option<Bytes>, usize> {
+        let whole = if self.held.is_empty() {
+            match last_boundary(&chunk) {
+                Some(end) if end == chunk.len() => chunk,
+                Some(end) => {
+                    self.held.extend_from_slice(&chunk[end..]);
+                    chunk.slice(..end)
+                }
+                None => {
+                    self.held.extend_from_slice(&chunk);
+                    Bytes::new()
+                }
+            }
+        } else {
+            // Only the new bytes (and the 3 before them) can hold a new boundary.
+            let from = self.held.len().saturating_sub(3);
+            self.held.extend_from_slice(&chunk);
+            match last_boundary(&self.held[from..]) {
+                Some(end) => self.held.split_to(from + end).freeze(),
+                None => Bytes::new(),
+            }
+        };
+        if self.held.len() > super::MAX_UNFRAMED_BYTES {
+            return Err(self.held.len());
+        }
+        if whole.is_empty() {
+            return Ok(None);
+        }
+        self.remember(&whole);
+        Ok(Some(whole))
+    }
+
+    fn remember(&mut self, b: &[u8]) {
+        let keep = b.len().min(32);
+        self.tail.extend_from_slice(&b[b.len() - keep..]);
+        let excess = self.tail.len().saturating_sub(32);
+        self.tail.drain(..excess);
+    }
+
     fn saw_done(&self) -> bool {
-        self.0.windows(6).any(|w| w == b"[DONE]")
+        let mut seen = self.tail.clone();
+        seen.extend_from_slice(&self.held);
+        seen.windows(6).any(|w| w == b"[DONE]")
+    }
+
+    fn take_rest(&mut self) -> Option<Bytes> {
+        (!self.held.is_empty()).then(|| self.held.split().freeze())
+    }
+}
+
+/// The end (exclusive) of the last event boundary in `b`.
+fn last_boundary(b: &[u8]) -> Option<usize> {
+    let lf = b.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = b.windows(3).rposition(|w| w == b"\n\r\n").map(|i| i + 3);
+    lf.max(crlf)
+}
+
+#[cfg(test)]
+mod framer_tests {
+    use super::*;
+
+    fn feed(chunks: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+        let mut f = EventFramer::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Ok(Some(b)) = f.push(Bytes::copy_from_slice(c)) {
+                out.extend_from_slice(&b);
+            }
+        }
+        (out, f.held.to_vec())
+    }
+
+    #[test]
+    fn whole_events_pass_and_a_half_event_is_held() {
+        let (out, held) = feed(&[b"data: {\"a\":1}\n\ndata: {\"b\"", b":2}\n\ndata: {\"c"]);
+        assert_eq!(out, b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\n");
+        assert_eq!(held, b"data: {\"c");
+    }
+
+    #[test]
+    fn every_split_point_forwards_the_same_events() {
+        let stream: &[u8] =
+            b"data: {\"x\":\"1\"}\r\n\r\ndata: {\"x\":\"2\"}\n\n: ping\n\ndata: [DONE]\n\n";
+        for cut in 0..stream.len() {
+            let (out, held) = feed(&[&stream[..cut], &stream[cut..]]);
+            assert_eq!(out, stream, "cut at {cut}");
+            assert!(held.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_runaway_event_is_refused_past_the_cap() {
+        let mut f = EventFramer::default();
+        let big = Bytes::from(vec![
+            b'a';
+            crate::gateway::providers::MAX_UNFRAMED_BYTES + 1
+        ]);
+        assert!(f.push(big).is_err());
     }
 }
 

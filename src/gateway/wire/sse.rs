@@ -105,6 +105,12 @@ impl SseParser {
         events
     }
 
+    /// Bytes held for an event not complete yet (its partial line and its data so far): lets the
+    /// caller cap an upstream that never ends an event.
+    pub fn pending_len(&self) -> usize {
+        self.buf.len() + self.pending.data.len()
+    }
+
     /// The stream ended. Returns the last event if the upstream did not terminate it with a
     /// blank line (the standard says to drop it; servers that forget the final blank line are
     /// common enough that keeping it is the kinder choice).
