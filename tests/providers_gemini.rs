@@ -673,7 +673,10 @@ fn a_redirecting_base_url_is_reported_and_the_key_goes_nowhere() {
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 502);
     let text = resp.text().unwrap();
-    assert!(text.contains("does not follow an upstream's redirects"), "{text}");
+    assert!(
+        text.contains("does not follow an upstream's redirects"),
+        "{text}"
+    );
     assert!(
         gemini.requests().is_empty(),
         "the key was not sent to the redirect target"

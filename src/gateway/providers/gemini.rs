@@ -23,6 +23,14 @@ impl StreamTranslate for GeminiStream {
         for ev in self.events.push(chunk) {
             out.extend(self.translator.feed(&ev));
         }
+        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
+            // An event that never ends (a wrong server streaming a download) is not buffered
+            // without bound.
+            out.push(TranslateEvent::UpstreamError(format!(
+                "Gemini sent more than {} MiB without ending an event; is the provider's baseUrl right?",
+                super::MAX_UNFRAMED_BYTES >> 20
+            )));
+        }
         out
     }
 
@@ -190,6 +198,27 @@ mod tests {
             "Please use a valid role: user, model."
         );
         assert_eq!(v["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_capped() {
+        let mut stream = GeminiStream {
+            events: SseParser::new(),
+            translator: GeminiStreamTranslator::new("google/m", false),
+        };
+        assert!(stream.push(b"data: {\"candidates\": [").is_empty());
+        let block = vec![b'x'; 1 << 20];
+        let mut out = Vec::new();
+        for _ in 0..=(crate::gateway::providers::MAX_UNFRAMED_BYTES >> 20) {
+            out = stream.push(&block);
+            if !out.is_empty() {
+                break;
+            }
+        }
+        assert!(
+            matches!(out.last(), Some(TranslateEvent::UpstreamError(m)) if m.contains("without ending an event")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -25,6 +25,14 @@ impl StreamTranslate for ResponsesStream {
         for ev in self.events.push(chunk) {
             out.extend(self.translator.feed(&ev));
         }
+        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
+            // An event that never ends (a wrong server streaming a download) is not buffered
+            // without bound.
+            out.push(TranslateEvent::UpstreamError(format!(
+                "the Responses API sent more than {} MiB without ending an event; is the provider's baseUrl right?",
+                super::MAX_UNFRAMED_BYTES >> 20
+            )));
+        }
         out
     }
 
