@@ -55,6 +55,9 @@ pub struct Metrics {
     pub discovery_runs: Family<ResultLabels, Counter>,
     pub port_reclaims: Gauge,
     pub sessions_cleared: Gauge,
+    /// Requests held while the supervised Ollama (re)started, and how long each waited.
+    pub ollama_holds: Counter,
+    pub ollama_hold_seconds: Histogram,
     /// Plain totals for `/status`.
     pub requests_total: AtomicU64,
     pub fallbacks_total: AtomicU64,
@@ -76,6 +79,8 @@ impl Default for Metrics {
         let discovery_runs = Family::<ResultLabels, Counter>::default();
         let port_reclaims = Gauge::default();
         let sessions_cleared = Gauge::default();
+        let ollama_holds = Counter::default();
+        let ollama_hold_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         registry.register(
             "gateway_requests",
             "Chat completion requests by the model that answered (or the first asked) and status",
@@ -131,8 +136,20 @@ impl Default for Metrics {
             "sessions.json entries or files cleared by the sessions guard",
             sessions_cleared.clone(),
         );
+        registry.register(
+            "gateway_ollama_holds",
+            "Requests held while the supervised Ollama was starting or restarting",
+            ollama_holds.clone(),
+        );
+        registry.register(
+            "gateway_ollama_hold_seconds",
+            "How long a held request waited for the supervised Ollama",
+            ollama_hold_seconds.clone(),
+        );
         Metrics {
             registry,
+            ollama_holds,
+            ollama_hold_seconds,
             requests,
             attempts,
             fallbacks,

@@ -570,6 +570,31 @@ while True:
     time.sleep(3600)
 "#;
 
+/// A live openclawd handing over: answers /health; on SIGUSR2 closes its listener at once and
+/// keeps running ("draining") for 8 s, then exits 0.
+const DRAINING_PY: &str = r#"
+import http.server, signal, threading, time, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+def handover(*_):
+    server.shutdown()
+    server.server_close()
+    time.sleep(8)
+    os._exit(0)
+signal.signal(signal.SIGUSR2, handover)
+while True:
+    time.sleep(3600)
+"#;
+
 /// Answers /health and /healthz with 200 on a free loopback port, prints the port.
 const HEALTH_PY: &str = r#"
 import http.server
@@ -622,6 +647,7 @@ impl Scene {
         fs::write(dir.path().join("listener.py"), LISTENER_PY).unwrap();
         fs::write(dir.path().join("health_server.py"), HEALTH_PY).unwrap();
         fs::write(dir.path().join("stubborn.py"), STUBBORN_PY).unwrap();
+        fs::write(dir.path().join("draining.py"), DRAINING_PY).unwrap();
         fs::create_dir_all(dir.path().join("locks")).unwrap();
         fs::create_dir_all(dir.path().join("state")).unwrap();
         Scene { dir }
@@ -710,6 +736,20 @@ impl Drop for Holding {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether a test's precondition (root, a tool) holds. CI provides them all, so under
+/// `CI=true` a missing one fails the test instead of letting it pass unchecked; elsewhere the
+/// test says what it skipped.
+fn precondition(holds: bool, what: &str) -> bool {
+    if !holds {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but this test's precondition is missing: {what}"
+        );
+        eprintln!("not run here: {what}");
+    }
+    holds
 }
 
 fn port_is_bindable(port: u16) -> bool {
@@ -926,14 +966,116 @@ async fn openclawd_is_also_recognised_by_its_pid_file() {
     let live = Holding::spawn(python(), &scene.script("health_server.py"), &[]);
     let own = scene.state().join("openclawd");
     fs::create_dir_all(&own).unwrap();
-    fs::write(own.join("openclawd.pid"), format!("{}\n", live.pid())).unwrap();
+    let pid_file = own.join("openclawd.pid");
 
+    // Without its start time (an older openclawd's file, or a crafted one) the pid file
+    // identifies nothing: the holder is a foreign program.
+    fs::write(&pid_file, format!("{}\n", live.pid())).unwrap();
     let err = scene.reclaimer(live.port).free_port().await.unwrap_err();
+    assert!(matches!(err, PortError::Foreign { .. }), "{err}");
+    // A wrong start time: a reused pid.
+    fs::write(
+        &pid_file,
+        format!("{}\nstart={}\n", live.pid(), start_ticks(live.pid()) + 1),
+    )
+    .unwrap();
+    let err = scene.reclaimer(live.port).free_port().await.unwrap_err();
+    assert!(matches!(err, PortError::Foreign { .. }), "{err}");
 
+    fs::write(
+        &pid_file,
+        format!("{}\nstart={}\n", live.pid(), start_ticks(live.pid())),
+    )
+    .unwrap();
+    let err = scene.reclaimer(live.port).free_port().await.unwrap_err();
     assert!(
         matches!(err, PortError::AlreadyRunning { pid } if pid == live.pid()),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_openclawd_that_lets_go_of_the_port_is_left_to_drain_not_killed() {
+    let scene = Scene::new();
+    let exe = scene.fake_openclawd();
+    let mut old = Holding::spawn(&exe, &scene.script("draining.py"), &[]);
+    let mut reclaimer = scene.reclaimer(old.port);
+    reclaimer.takeover = true;
+    reclaimer.exit_timeout = Duration::from_secs(3);
+
+    let started = std::time::Instant::now();
+    let reclaim = reclaimer.free_port().await.unwrap();
+
+    assert!(
+        matches!(
+            &reclaim,
+            Reclaim::Reclaimed {
+                what: Holder::Openclawd,
+                ..
+            }
+        ),
+        "{reclaim:?}"
+    );
+    // The port is free long before the exit timeout; the old instance is still draining, and
+    // is not killed.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(port_is_bindable(old.port));
+    assert!(old.is_alive(), "the draining instance was killed");
+    let status = old.child.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(0), "it finished draining: {status:?}");
+}
+
+#[tokio::test]
+async fn a_lock_dir_others_may_write_is_not_trusted() {
+    let scene = Scene::new();
+    let mut holder = Holding::spawn(python(), &scene.script("listener.py"), &[]);
+    let locks = scene.dir.path().join("locks");
+    fs::write(
+        locks.join("gateway.d71013c3.lock"),
+        format!(
+            r#"{{"pid":{},"createdAt":"2026-02-20T09:14:05.771Z","configPath":"/x","startTime":{}}}"#,
+            holder.pid(),
+            start_ticks(holder.pid())
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&locks, fs::Permissions::from_mode(0o777)).unwrap();
+
+    let err = scene.reclaimer(holder.port).free_port().await.unwrap_err();
+
+    // The lock would have named it a gateway; from a world-writable dir it names nothing.
+    assert!(matches!(err, PortError::Foreign { .. }), "{err}");
+    assert!(holder.is_alive());
+}
+
+#[tokio::test]
+async fn a_fifo_in_place_of_a_lock_file_does_not_hang_the_reclaimer() {
+    let scene = Scene::new();
+    let mut gateway = Holding::spawn(
+        python(),
+        &scene.script("listener.py"),
+        &["openclaw", "gateway"],
+    );
+    nix::unistd::mkfifo(
+        &scene.dir.path().join("locks").join("gateway.fifo.lock"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+
+    let reclaim = tokio::time::timeout(
+        Duration::from_secs(15),
+        scene.reclaimer(gateway.port).free_port(),
+    )
+    .await
+    .expect("the reclaimer hung on the FIFO")
+    .unwrap();
+
+    assert!(matches!(reclaim, Reclaim::Reclaimed { .. }), "{reclaim:?}");
+    assert_eq!(gateway.ended_by(), Some(libc::SIGTERM));
 }
 
 #[tokio::test]
@@ -969,13 +1111,17 @@ async fn an_unrelated_program_is_refused_and_left_running() {
 
 #[tokio::test]
 async fn another_users_gateway_is_never_signalled() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to start a process as another user");
+    if !precondition(
+        nix::unistd::geteuid().is_root(),
+        "needs root to start a process as another user",
+    ) {
         return;
     }
     let system_python = Path::new("/usr/bin/python3");
-    if !system_python.exists() {
-        eprintln!("skipped: no /usr/bin/python3 readable by nobody");
+    if !precondition(
+        system_python.exists(),
+        "needs /usr/bin/python3 readable by nobody",
+    ) {
         return;
     }
     let scene = Scene::new();

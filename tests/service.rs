@@ -108,12 +108,29 @@ impl Drop for Background {
     }
 }
 
+/// The pid on the pid file's first line (the second records its start time).
 fn pid_file_pid(env: &TestEnv) -> Option<i32> {
     std::fs::read_to_string(env.state.join("openclawd/openclawd.pid"))
         .ok()?
+        .lines()
+        .next()?
         .trim()
         .parse()
         .ok()
+}
+
+/// Whether a test's precondition (root, a user) holds. CI provides them all, so under
+/// `CI=true` a missing one fails the test instead of letting it pass unchecked; elsewhere the
+/// test says what it did not run.
+fn precondition(holds: bool, what: &str) -> bool {
+    if !holds {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but this test's precondition is missing: {what}"
+        );
+        eprintln!("not run here: {what}");
+    }
+    holds
 }
 
 fn status_of(env: &TestEnv) -> Option<Value> {
@@ -135,7 +152,7 @@ fn wait_status(env: &TestEnv, what: &str, cond: impl Fn(&Value) -> bool) -> Valu
     }
     panic!(
         "timed out waiting for: {what}\nlast status: {last:?}\nbackground log:\n{}",
-        std::fs::read_to_string(env.state.join("openclawd/openclawd.log")).unwrap_or_default()
+        std::fs::read_to_string(env.state.join("logs/openclawd.log")).unwrap_or_default()
     );
 }
 
@@ -233,7 +250,12 @@ fn systemd_analyze_verify(unit: &str) {
             "systemd-analyze verify rejects the unit: {}\n{unit}",
             String::from_utf8_lossy(&out.stderr)
         ),
-        Err(e) => eprintln!("systemd-analyze not available ({e}); unit not verified by systemd"),
+        Err(e) => {
+            precondition(
+                false,
+                &format!("systemd-analyze ({e}); unit not verified by systemd"),
+            );
+        }
     }
 }
 
@@ -414,7 +436,7 @@ fn start_backgrounds_the_daemon_with_a_pid_file_and_stop_ends_it_and_its_ollama(
     let (code, _, _) = env.cli(&["status"]);
     assert_ne!(code.code(), Some(3), "status sees the background daemon");
     assert!(
-        std::fs::read_to_string(env.state.join("openclawd/openclawd.log"))
+        std::fs::read_to_string(env.state.join("logs/openclawd.log"))
             .unwrap()
             .contains("gateway listening")
     );
@@ -652,12 +674,55 @@ fn ready_arrives_once_the_port_accepts_then_reloads_watchdog_and_stopping_follow
     assert!(d.wait_exit(Duration::from_secs(30)).success());
 }
 
+/// The same socket, with NOTIFY_SOCKET pointing at it and then without: the first run proves
+/// the socket receives, so the silence of the second is the daemon's.
 #[test]
 fn without_notify_socket_nothing_is_sent_and_the_daemon_runs_as_usual() {
     let env = TestEnv::new();
-    let d = env.start();
-    d.wait_until("up", Duration::from_secs(30), owned_ollama_running);
-    assert!(!d.log_text().contains("sd_notify failed"));
+    let notify = NotifySocket::bind(env.home.path(), env.gateway_port);
+    let run = |socket: Option<&Path>| {
+        let log = env.home.path().join(format!("notify-{}.log", free_port()));
+        let mut cmd = Command::new(openclawd_bin());
+        cmd.arg("run").env_clear();
+        for (k, v) in env.envs() {
+            cmd.env(k, v);
+        }
+        if let Some(p) = socket {
+            cmd.env("NOTIFY_SOCKET", p);
+        }
+        let mut d = Daemon {
+            child: cmd
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+            base: env.gateway_base(),
+            log,
+            state: env.state.clone(),
+            token: None,
+        };
+        d.wait_until("up", Duration::from_secs(30), owned_ollama_running);
+        d.signal(Signal::SIGTERM);
+        assert!(d.wait_exit(Duration::from_secs(30)).success());
+        assert!(
+            !d.log_text().contains("sd_notify failed"),
+            "{}",
+            d.log_text()
+        );
+    };
+    run(Some(&notify.path));
+    notify.wait_for("READY=1 from the run with NOTIFY_SOCKET", |t| {
+        t.lines().any(|l| l == "READY=1")
+    });
+    notify.wait_for("STOPPING=1", |t| t.lines().any(|l| l == "STOPPING=1"));
+    let before = notify.all().len();
+    run(None);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        notify.all()[before..],
+        [],
+        "messages arrived without NOTIFY_SOCKET"
+    );
 }
 
 // ---- doctor -------------------------------------------------------------------------------
@@ -885,8 +950,8 @@ fn restart_under_systemd_hands_over_through_it_and_keeps_the_same_ollama() {
 echo "$*" >> '{calls}'
 case "$*" in
   *is-active*) echo active ;;
-  *show*) cat '{pid_file}' 2>/dev/null || echo 0 ;;
-  *kill*SIGUSR2*) kill -USR2 "$(cat '{pid_file}')" ;;
+  *show*) head -n1 '{pid_file}' 2>/dev/null || echo 0 ;;
+  *kill*SIGUSR2*) kill -USR2 "$(head -n1 '{pid_file}')" ;;
   *start*) '{exe}' run >> '{log}' 2>&1 < /dev/null & ;;
 esac
 exit 0
@@ -945,14 +1010,17 @@ exit 0
 /// user's state directory (not root's).
 #[test]
 fn a_system_install_under_sudo_is_for_the_invoking_user() {
-    if !nix::unistd::getuid().is_root() {
-        eprintln!("not root: sudo is not simulated");
+    if !precondition(
+        nix::unistd::getuid().is_root(),
+        "needs root to simulate sudo",
+    ) {
         return;
     }
-    let Some(nobody) = nix::unistd::User::from_name("nobody").ok().flatten() else {
-        eprintln!("no user `nobody` here");
+    let nobody = nix::unistd::User::from_name("nobody").ok().flatten();
+    if !precondition(nobody.is_some(), "needs a user `nobody`") {
         return;
-    };
+    }
+    let nobody = nobody.unwrap();
     let mut env = TestEnv::new();
     env.extra_env.push(("SUDO_USER".into(), "nobody".into()));
     // OPENCLAW_STATE_DIR would win over the home directory: this case is about HOME.

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use super::status::{daemon_endpoint, fetch_status, runtime};
 use super::GlobalArgs;
+use crate::procinfo::ProcessRef;
 use crate::service::control::{self, Stopped};
 use crate::service::{
     self, launchd, systemd, CommandError, ManagerKind, ServiceContext, START_TIMEOUT,
@@ -22,6 +23,18 @@ fn env_map() -> BTreeMap<String, String> {
 
 fn failure() -> ExitCode {
     ExitCode::FAILURE
+}
+
+/// The openclawd the pid file names, when it is proven ours; an invalid or unprovable pid file
+/// is reported and treated as "not running" (nothing is signalled).
+fn running_daemon(state: &Path) -> Option<ProcessRef> {
+    match control::running(state) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("warning: {e}");
+            None
+        }
+    }
 }
 
 pub fn install(
@@ -69,14 +82,20 @@ pub fn install(
     // service gets the new unit and environment by a handover restart after the install.
     let mut restart_service = false;
     if kind == ManagerKind::native() && manager_answers(&ctx) {
-        if let Some(pid) = control::running_pid(&ctx.state_dir) {
+        if let Some(old) = running_daemon(&ctx.state_dir) {
+            let pid = old.pid();
             if service_main_pid(&ctx) == Some(pid) {
                 restart_service = kind == ManagerKind::Systemd;
             } else {
                 println!("Handing the running openclawd (pid {pid}) over to the service; Ollama stays warm.");
-                let start = crate::ollama::process::start_time(pid);
-                let _ = crate::ollama::process::signal_pid(pid, nix::sys::signal::Signal::SIGUSR2);
-                control::wait_gone(pid, start, control::STOP_WAIT);
+                if old.signal(nix::sys::signal::Signal::SIGUSR2).is_ok()
+                    && !runtime()?.block_on(old.wait_gone(control::STOP_WAIT))
+                {
+                    eprintln!(
+                        "openclawd (pid {pid}) has not exited {} s after SIGUSR2; it is still draining.",
+                        control::STOP_WAIT.as_secs()
+                    );
+                }
             }
         }
     }
@@ -346,7 +365,7 @@ pub fn start(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let state = state_dir(global)?;
     // The daemon writes its pid file once it listens: a live pid there is a running daemon.
-    if let Some(pid) = control::running_pid(&state) {
+    if let Some(pid) = running_daemon(&state).map(|p| p.pid()) {
         if answering_pid(global, &rt) == Some(pid) {
             println!("openclawd is already running (pid {pid}).");
             return Ok(ExitCode::SUCCESS);
@@ -452,8 +471,9 @@ pub fn stop(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let recorded = crate::ollama::record::read(&state).ok().flatten();
-    if let Some(pid) = control::running_pid(&state) {
-        let how = control::stop_pid(pid, control::STOP_WAIT);
+    if let Some(daemon) = running_daemon(&state) {
+        let pid = daemon.pid();
+        let how = rt.block_on(control::stop(&daemon, control::STOP_WAIT));
         // Normally the daemon stopped its Ollama itself; after a SIGKILL it could not.
         let ollama = rt
             .block_on(crate::ollama::stop_recorded(&state))
@@ -461,7 +481,7 @@ pub fn stop(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
             .flatten();
         let ollama_note = match (recorded.as_ref(), ollama) {
             (_, Some(opid)) => format!(" and its Ollama (pid {opid})"),
-            (Some(rec), None) if !crate::ollama::process::is_alive(rec.pid) => {
+            (Some(rec), None) if ProcessRef::inspect(rec.pid).is_err_and(|e| e.is_stale()) => {
                 format!(" and its Ollama (pid {})", rec.pid)
             }
             _ => String::new(),
@@ -474,6 +494,12 @@ pub fn stop(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
                 "openclawd (pid {pid}) did not stop within {} s and was killed{ollama_note}.",
                 control::STOP_WAIT.as_secs()
             ),
+            Stopped::StillRunning => {
+                eprintln!(
+                    "openclawd (pid {pid}) is still running after SIGTERM and SIGKILL; check `ps -o stat= -p {pid}` (a process stuck in the kernel shows D)."
+                );
+                return Ok(failure());
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -497,7 +523,7 @@ pub fn restart(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = managed_service(global) {
         return restart_managed(&m, global, &rt);
     }
-    let old = control::running_pid(&state);
+    let old = running_daemon(&state).map(|p| p.pid());
     let new = start_background(global, &state, true, &rt)?;
     let ollama = ollama_summary(global, &rt);
     match old {
@@ -531,7 +557,8 @@ fn restart_managed(
         };
         return report_managed("restart", m, result);
     };
-    let start = crate::ollama::process::start_time(old);
+    // Pinned before the signal, so the wait below cannot mistake a reused pid for it.
+    let old_ref = ProcessRef::inspect(old).ok();
     let signalled = match ctx.kind {
         ManagerKind::Systemd => systemd::run(
             ctx.system,
@@ -552,7 +579,11 @@ fn restart_managed(
     if let Err(e) = signalled {
         return report_managed("restart", m, Err(e));
     }
-    if !control::wait_gone(old, start, control::STOP_WAIT) {
+    let gone = match &old_ref {
+        Some(r) => rt.block_on(r.wait_gone(control::STOP_WAIT)),
+        None => true,
+    };
+    if !gone {
         eprintln!("openclawd (pid {old}) has not exited yet after SIGUSR2; it is still draining.");
     }
     // systemd restarts it after RestartSec; an explicit start does it now (and resets the

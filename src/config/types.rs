@@ -274,6 +274,8 @@ pub enum ReclaimPolicy {
 pub struct OwnGateway {
     pub reclaim: ReclaimPolicy,
     pub max_body_bytes: usize,
+    /// How long a request waits for the supervised Ollama while it (re)starts; zero: never.
+    pub hold_for_ollama: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,6 +309,7 @@ impl Default for OwnSettings {
             gateway: OwnGateway {
                 reclaim: ReclaimPolicy::Stale,
                 max_body_bytes: 16 * 1024 * 1024,
+                hold_for_ollama: std::time::Duration::from_secs(30),
             },
             sessions: OwnSessions {
                 max_bytes: 10 * 1024 * 1024,

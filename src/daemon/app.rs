@@ -226,7 +226,8 @@ impl App {
         };
         self.supervisor.shutdown(kind).await;
         if let Some(pid_file) = &self.pid_file {
-            let _ = std::fs::remove_file(pid_file);
+            // After a handover the file names the new daemon: leave it.
+            crate::service::control::remove_pid_file_if_own(pid_file);
         }
         match lost {
             Ok(()) => {
@@ -241,13 +242,14 @@ impl App {
     }
 }
 
+/// `openclawd.pid` with our pid and start time (see `service::control::PidRecord`).
 fn write_pid_file(state_dir: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let dir = state_dir.join("openclawd");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("openclawd.pid");
-    crate::fsutil::write_atomic(&path, format!("{}\n", std::process::id()).as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    crate::service::control::write_pid_file(state_dir).with_context(|| {
+        format!(
+            "writing {}",
+            crate::service::control::pid_file(state_dir).display()
+        )
+    })
 }
 
 /// Returns when the supervisor's task is gone (its status channel closed) while the daemon

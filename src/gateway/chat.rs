@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::GatewayError;
+use super::hold::{self, HoldBudget, OllamaReadiness};
 use super::providers::{Answer, FailureClass, Target};
 use super::router::chain_for;
 use super::state::GatewayState;
@@ -64,6 +65,7 @@ async fn run_chain(
     let catalog = state.catalog.load_full();
     let chain = chain_for(&catalog, requested, pinned)?;
 
+    let mut hold = HoldBudget::new(snapshot.own.gateway.hold_for_ollama);
     let mut attempts: Vec<Attempted> = Vec::new();
     let mut tried = 0usize;
     // After a context-length failure only a model with a larger window is worth trying.
@@ -98,7 +100,11 @@ async fn run_chain(
             continue;
         }
         if provider.api == Api::Ollama {
-            if let Some(why) = state.local_ollama_down(&provider.base_url) {
+            // Our own Ollama restarting is held for, not failed over (SPEC §5 Transitions).
+            let readiness =
+                hold::wait_for_ollama(&state.ollama, &provider.base_url, &mut hold, &state.metrics)
+                    .await;
+            if let OllamaReadiness::Down(why) = readiness {
                 attempts.push(skip(why));
                 continue;
             }
@@ -124,8 +130,26 @@ async fn run_chain(
             local,
         };
         tried += 1;
-        let upstream_started = Instant::now();
-        match state.upstreams.call(&target, &req, stream).await {
+        let mut upstream_started = Instant::now();
+        let mut result = state.upstreams.call(&target, &req, stream).await;
+        // Refused by our own Ollama that still looks up: it has most likely just died and the
+        // supervisor is about to restart it. Hold for that once, then ask the same model again.
+        if let Err(e) = &result {
+            if e.class == FailureClass::Connect && provider.api == Api::Ollama {
+                let after = hold::wait_after_refusal(
+                    &state.ollama,
+                    &provider.base_url,
+                    &mut hold,
+                    &state.metrics,
+                )
+                .await;
+                if after == OllamaReadiness::Ready {
+                    upstream_started = Instant::now();
+                    result = state.upstreams.call(&target, &req, stream).await;
+                }
+            }
+        }
+        match result {
             Ok(answer) => {
                 let upstream_wait = upstream_started.elapsed();
                 state.cooldowns.succeed(model_ref);

@@ -3,6 +3,7 @@
 
 mod chat;
 pub mod error;
+pub mod hold;
 pub mod measure;
 pub use crate::metrics;
 pub mod providers;

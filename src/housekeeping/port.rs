@@ -16,15 +16,17 @@ use serde::Serialize;
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::config::ReclaimPolicy;
-use crate::procinfo::{self as process, ListenerSocket, ProcessInfo};
+use crate::procinfo::{
+    self as process, IdentityError, ListenerSocket, ProcessInfo, ProcessRef, SignalError,
+};
 
 const OPENCLAWD: &str = "openclawd";
 const POLL: Duration = Duration::from_millis(50);
 /// Rounds of find → classify → stop, for holders that reappear (a service manager restarting
 /// a gateway) or vanish while we look.
 const MAX_ROUNDS: usize = 3;
-/// Slack between a process's start time (whole seconds of boot time) and its pid file's mtime.
-const PID_FILE_SLACK: Duration = Duration::from_secs(2);
+/// The most of a lock file that is read.
+const LOCK_FILE_LIMIT: u64 = 64 * 1024;
 
 /// Frees the gateway port from a stale openclawd or OpenClaw gateway.
 #[derive(Debug, Clone)]
@@ -144,9 +146,9 @@ pub enum PortError {
     },
 }
 
-/// A holder we decided to stop.
+/// A holder we decided to stop, pinned since it was classified.
 struct Target {
-    info: ProcessInfo,
+    proc: ProcessRef,
     signal: Signal,
     what: Holder,
     why: String,
@@ -202,12 +204,12 @@ impl PortReclaimer {
             }
             if let Some(first) = targets.first() {
                 reclaimed = Some(Reclaim::Reclaimed {
-                    pid: first.info.pid,
+                    pid: first.proc.pid(),
                     what: first.what,
                     why: first.why.clone(),
                 });
             }
-            let pids: BTreeSet<u32> = targets.iter().map(|t| t.info.pid).collect();
+            let pids: BTreeSet<u32> = targets.iter().map(|t| t.proc.pid()).collect();
             self.wait_released(&pids).await?;
         }
         let sockets = self.listeners().await?;
@@ -254,10 +256,11 @@ impl PortReclaimer {
                 if !seen.insert(pid) {
                     continue;
                 }
-                let info = match tokio::task::spawn_blocking(move || process::inspect(pid)).await {
-                    Ok(Ok(info)) => info,
+                let proc = match tokio::task::spawn_blocking(move || ProcessRef::inspect(pid)).await
+                {
+                    Ok(Ok(proc)) => proc,
                     // It exited while we looked: nothing to stop.
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Ok(Err(IdentityError::Gone { .. })) => continue,
                     Ok(Err(_)) | Err(_) => {
                         return Err(PortError::Unidentified {
                             port: self.port,
@@ -265,14 +268,15 @@ impl PortReclaimer {
                         })
                     }
                 };
-                targets.push(self.classify(info, socket.addr).await?);
+                targets.push(self.classify(proc, socket.addr).await?);
             }
         }
         Ok(targets)
     }
 
-    async fn classify(&self, info: ProcessInfo, addr: IpAddr) -> Result<Target, PortError> {
+    async fn classify(&self, proc: ProcessRef, addr: IpAddr) -> Result<Target, PortError> {
         let port = self.port;
+        let info = proc.info().clone();
         if info.pid == std::process::id() {
             return Err(PortError::HeldByThisProcess { port });
         }
@@ -284,7 +288,7 @@ impl PortReclaimer {
                 owner: user_name(info.uid),
             });
         }
-        if self.is_openclawd(&info) {
+        if self.is_openclawd(&proc) {
             let live = !info.exe_replaced && self.answers(addr, &["/health"]).await;
             if live && !self.takeover {
                 return Err(PortError::AlreadyRunning { pid: info.pid });
@@ -299,7 +303,7 @@ impl PortReclaimer {
                     humantime::format_duration(self.health_timeout)
                 )
             };
-            return self.target(info, Holder::Openclawd, Signal::SIGUSR2, why);
+            return self.target(proc, Holder::Openclawd, Signal::SIGUSR2, why);
         }
         if let Some(evidence) = self.gateway_evidence(&info) {
             let healthy = !info.exe_replaced && self.answers(addr, &["/health", "/healthz"]).await;
@@ -321,7 +325,7 @@ impl PortReclaimer {
                     humantime::format_duration(self.health_timeout)
                 )
             };
-            return self.target(info, Holder::OpenclawGateway, Signal::SIGTERM, why);
+            return self.target(proc, Holder::OpenclawGateway, Signal::SIGTERM, why);
         }
         Err(PortError::Foreign {
             pid: info.pid,
@@ -333,11 +337,12 @@ impl PortReclaimer {
 
     fn target(
         &self,
-        info: ProcessInfo,
+        proc: ProcessRef,
         what: Holder,
         signal: Signal,
         why: String,
     ) -> Result<Target, PortError> {
+        let info = proc.info();
         if self.policy == ReclaimPolicy::Never {
             return Err(PortError::ReclaimDisabled {
                 pid: info.pid,
@@ -346,36 +351,35 @@ impl PortReclaimer {
                 command: info.command(),
                 stop_hint: match what {
                     Holder::Openclawd => "`openclawd stop`".into(),
-                    Holder::OpenclawGateway => stop_hint(&info),
+                    Holder::OpenclawGateway => stop_hint(info),
                 },
             });
         }
         Ok(Target {
-            info,
+            proc,
             signal,
             what,
             why,
         })
     }
 
-    /// Named `openclawd` (argv[0] or executable), or named by our pid file — provided the pid
-    /// file is not older than the process (else the pid was reused by someone else).
-    fn is_openclawd(&self, info: &ProcessInfo) -> bool {
+    /// Named `openclawd` (argv[0] or executable), or named by our pid file with its start time
+    /// — provided the pid file is not older than the process.
+    fn is_openclawd(&self, proc: &ProcessRef) -> bool {
+        let info = proc.info();
         if info.argv0_name() == Some(OPENCLAWD) || info.exe_name() == Some(OPENCLAWD) {
             return true;
         }
-        let pid_file = self.state_dir.join("openclawd").join("openclawd.pid");
-        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+        let Ok(Some(record)) = crate::service::control::read_record(&self.state_dir) else {
             return false;
         };
-        if text.trim().parse::<u32>() != Ok(info.pid) {
+        if record.pid != info.pid || &record.start != proc.start_time() {
             return false;
         }
-        let written = std::fs::metadata(&pid_file).and_then(|m| m.modified());
-        match (written, info.started_at) {
-            (Ok(written), Some(started)) => written + PID_FILE_SLACK >= started,
-            _ => false,
-        }
+        let written = std::fs::metadata(crate::service::control::pid_file(&self.state_dir))
+            .and_then(|m| m.modified())
+            .ok();
+        crate::service::control::pid_file_not_older(written, info.started_at)
     }
 
     /// Why we believe `info` is an OpenClaw gateway, if we do.
@@ -388,9 +392,19 @@ impl PortReclaimer {
             .then(|| "its command line is an OpenClaw gateway's".to_string())
     }
 
-    /// A `gateway.*.lock` naming this pid (and, on Linux, its exact start time).
+    /// A `gateway.*.lock` naming this pid (and, on Linux, its exact start time), in a lock
+    /// directory we may trust: ours and writable by nobody else. Lock files are opened without
+    /// following symlinks or blocking (a FIFO there must not hang us), and only regular files
+    /// are read.
     fn matching_lock(&self, info: &ProcessInfo) -> Option<PathBuf> {
         for dir in &self.lock_dirs {
+            if !dir.exists() {
+                continue;
+            }
+            if let Err(why) = crate::fsutil::check_private_dir(dir) {
+                tracing::warn!("ignoring the OpenClaw lock directory: {why}");
+                continue;
+            }
             let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
@@ -401,10 +415,10 @@ impl PortReclaimer {
                     continue;
                 }
                 let path = entry.path();
-                let Ok(text) = std::fs::read_to_string(&path) else {
+                let Ok(bytes) = crate::fsutil::read_regular_file(&path, LOCK_FILE_LIMIT) else {
                     continue;
                 };
-                let Ok(lock) = serde_json::from_str::<serde_json::Value>(&text) else {
+                let Ok(lock) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
                     continue;
                 };
                 if lock.get("pid").and_then(|p| p.as_u64()) != Some(u64::from(info.pid)) {
@@ -455,13 +469,15 @@ impl PortReclaimer {
         )
     }
 
-    /// Signal, wait up to `exit_timeout`, SIGKILL, wait again.
+    /// Signal, then wait up to `exit_timeout` for the holder to exit *or to let go of the
+    /// port*: an openclawd handing over closes its listener at once and drains its streams for
+    /// up to 10 s, and is never killed for that (SPEC §8). Only a holder that neither exits nor
+    /// releases the port within the wait (stale) gets SIGKILL.
     async fn stop(&self, target: &Target) -> Result<(), PortError> {
-        let info = &target.info;
-        let handle = ProcessHandle::open(info)?;
-        // Identity is re-checked after pinning the process: a pid reused since we looked is
-        // never signalled.
-        if !handle.is_same_process() {
+        let proc = &target.proc;
+        let info = proc.info();
+        // Pinned at classification: a pid reused since then is never signalled.
+        if !proc.is_same() {
             return Ok(());
         }
         tracing::warn!(
@@ -484,32 +500,49 @@ impl PortReclaimer {
                 self.port
             );
         }
-        handle.signal(target.signal)?;
-        if self.wait_exit(&handle, self.exit_timeout).await {
+        if !signal(proc, target.signal)? {
+            return Ok(());
+        }
+        if self.wait_exit_or_release(proc, self.exit_timeout).await? {
             return Ok(());
         }
         tracing::warn!(
             pid = info.pid,
-            "pid {} did not exit within {} of {}; sending SIGKILL",
+            "pid {} neither exited nor let go of port {} within {} of {}; sending SIGKILL",
             info.pid,
+            self.port,
             humantime::format_duration(self.exit_timeout),
             target.signal.as_str()
         );
-        if handle.is_same_process() {
-            handle.signal(Signal::SIGKILL)?;
-            self.wait_exit(&handle, self.exit_timeout).await;
+        if signal(proc, Signal::SIGKILL)? {
+            proc.wait_gone(self.exit_timeout).await;
         }
         Ok(())
     }
 
-    async fn wait_exit(&self, handle: &ProcessHandle, limit: Duration) -> bool {
+    /// `true` once `proc` has exited or no longer listens on the port (it is draining).
+    async fn wait_exit_or_release(
+        &self,
+        proc: &ProcessRef,
+        limit: Duration,
+    ) -> Result<bool, PortError> {
         let deadline = Instant::now() + limit;
         loop {
-            if !handle.is_same_process() {
-                return true;
+            if !proc.is_same() {
+                return Ok(true);
+            }
+            let sockets = self.listeners().await?;
+            if !sockets.iter().any(|s| s.pids.contains(&proc.pid())) {
+                tracing::info!(
+                    pid = proc.pid(),
+                    "pid {} let go of port {}; it may finish its requests",
+                    proc.pid(),
+                    self.port
+                );
+                return Ok(true);
             }
             if Instant::now() >= deadline {
-                return false;
+                return Ok(false);
             }
             sleep(POLL).await;
         }
@@ -541,60 +574,22 @@ impl PortReclaimer {
     }
 }
 
-/// A process pinned for signalling (a pidfd on Linux).
-struct ProcessHandle {
-    pid: u32,
-    start: Option<String>,
-    #[cfg(target_os = "linux")]
-    pidfd: Option<std::os::fd::OwnedFd>,
-}
-
-impl ProcessHandle {
-    fn open(info: &ProcessInfo) -> Result<ProcessHandle, PortError> {
-        #[cfg(target_os = "linux")]
-        let pidfd = match crate::procinfo::linux::pidfd_open(info.pid) {
-            Ok(fd) => fd,
-            // Already gone: nothing to pin, `is_same_process` says so.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
-            Err(source) => {
-                return Err(PortError::Signal {
-                    pid: info.pid,
-                    signal: "pidfd_open",
-                    source,
-                })
-            }
-        };
-        Ok(ProcessHandle {
-            pid: info.pid,
-            start: info.start.clone(),
-            #[cfg(target_os = "linux")]
-            pidfd,
-        })
-    }
-
-    fn is_same_process(&self) -> bool {
-        process::still_running(self.pid, self.start.as_deref())
-    }
-
-    fn signal(&self, signal: Signal) -> Result<(), PortError> {
-        let failed = |source: io::Error| PortError::Signal {
-            pid: self.pid,
+/// Sends `signal`; `Ok(false)` when the process had already exited.
+fn signal(proc: &ProcessRef, signal: Signal) -> Result<bool, PortError> {
+    match proc.signal(signal) {
+        Ok(()) => Ok(true),
+        Err(SignalError::Gone { .. }) => Ok(false),
+        Err(SignalError::Os { source, .. }) => Err(PortError::Signal {
+            pid: proc.pid(),
             signal: signal.as_str(),
             source,
-        };
-        #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.pidfd {
-            return match crate::procinfo::linux::pidfd_send_signal(fd, signal as i32) {
-                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => Err(failed(e)),
-                _ => Ok(()),
-            };
-        }
-        let pid = i32::try_from(self.pid)
-            .map_err(|_| failed(io::Error::new(io::ErrorKind::InvalidInput, "pid too large")))?;
-        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(failed(io::Error::from(e))),
-        }
+        }),
+        // Not a group signal: cannot happen here.
+        Err(e @ SignalError::GroupUnproven { .. }) => Err(PortError::Signal {
+            pid: proc.pid(),
+            signal: signal.as_str(),
+            source: io::Error::other(e.to_string()),
+        }),
     }
 }
 

@@ -682,7 +682,10 @@ fn lock_state(path: &Path) -> Result<LockState, SessionsError> {
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
-    let text = fs::read_to_string(path).unwrap_or_default();
+    // Never follow a symlink or block on a FIFO planted as the lock; read a regular file only.
+    let text = crate::fsutil::read_regular_file(path, 64 * 1024)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let held = match lock_pid(&text) {
         Some(pid) => process_alive(pid) && age < LOCK_MAX_AGE,
         None => age < UNKNOWN_LOCK_FRESH,
@@ -694,22 +697,22 @@ fn lock_state(path: &Path) -> Result<LockState, SessionsError> {
     })
 }
 
-fn lock_pid(text: &str) -> Option<i32> {
+fn lock_pid(text: &str) -> Option<u32> {
     let text = text.trim();
     let pid = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(map)) => map.get("pid")?.as_i64()?,
         Ok(serde_json::Value::Number(n)) => n.as_i64()?,
         _ => return None,
     };
-    i32::try_from(pid).ok().filter(|p| *p > 0)
+    crate::procinfo::validate_pid(pid).ok()
 }
 
-fn process_alive(pid: i32) -> bool {
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        // It exists; we just may not signal it.
-        Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
+/// The lock's holder still runs. A process whose identity cannot be read (another user's,
+/// hidden) counts as running: the lock is then left to age out.
+fn process_alive(pid: u32) -> bool {
+    match crate::procinfo::ProcessRef::inspect(pid) {
+        Ok(_) => true,
+        Err(e) => !e.is_stale() && !matches!(e, crate::procinfo::IdentityError::InvalidPid(_)),
     }
 }
 
@@ -788,7 +791,7 @@ fn remove_dead_temp_backups(dir: &Path) {
         else {
             continue;
         };
-        let pid = rest.rsplit('.').next().and_then(|p| p.parse::<i32>().ok());
+        let pid = rest.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|p| !process_alive(p)) {
             let _ = fs::remove_file(entry.path());
         }
@@ -839,6 +842,7 @@ fn write_atomic(
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(bytes)?;

@@ -174,9 +174,16 @@ pub(crate) fn read_stat(pid: u32) -> io::Result<Stat> {
 }
 
 /// Everything `/proc` says about `pid` that classification needs.
+/// A zombie counts as gone (`NotFound`): it runs nothing and holds no socket.
 pub(crate) fn inspect(pid: u32) -> io::Result<ProcessInfo> {
     let base = PathBuf::from(format!("/proc/{pid}"));
     let stat = read_stat(pid)?;
+    if matches!(stat.state, 'Z' | 'X') {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("pid {pid} has exited"),
+        ));
+    }
     let status = fs::read_to_string(base.join("status"))?;
     let uid = status
         .lines()
@@ -219,6 +226,7 @@ pub(crate) fn inspect(pid: u32) -> io::Result<ProcessInfo> {
         start: Some(stat.start_ticks.to_string()),
         start_ticks: Some(stat.start_ticks),
         started_at: started_at(stat.start_ticks),
+        pgid: Some(stat.pgid),
         service,
     })
 }
@@ -232,6 +240,18 @@ pub(crate) fn still_running(pid: u32, start: Option<&str>) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// The live pids in process group `pgid`.
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            read_stat(*pid).is_ok_and(|s| s.pgid == pgid && !matches!(s.state, 'Z' | 'X'))
+        })
+        .collect()
 }
 
 /// Wall-clock start of a process: boot time + start ticks.
@@ -270,6 +290,20 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
         RawFd::try_from(fd).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad pidfd"))?;
     // SAFETY: the kernel just returned this fd and nothing else owns it.
     Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The pidfd's process has exited (the fd polls readable from then on, zombie or reaped).
+pub(crate) fn pidfd_exited(fd: &OwnedFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    // An error here would be EINTR/ENOMEM: count it as still running (never "gone" by mistake
+    // in a way that skips a wait), the next poll decides.
+    rc > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 pub(crate) fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> io::Result<()> {

@@ -21,14 +21,15 @@ pub(crate) struct ListenerSocket {
 
 /// The systemd unit running a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServiceUnit {
+pub struct ServiceUnit {
     pub name: String,
     /// Under the user's manager (`systemctl --user`) rather than the system one.
     pub user: bool,
 }
 
+/// What a process is, read once (see [`ProcessRef::info`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProcessInfo {
+pub struct ProcessInfo {
     pub pid: u32,
     /// Real user id.
     pub uid: u32,
@@ -42,6 +43,8 @@ pub(crate) struct ProcessInfo {
     /// Linux: `/proc/<pid>/stat` field 22, what OpenClaw's gateway lock records.
     pub start_ticks: Option<u64>,
     pub started_at: Option<SystemTime>,
+    /// Process group id, where the platform tells.
+    pub pgid: Option<u32>,
     pub service: Option<ServiceUnit>,
 }
 
@@ -87,13 +90,16 @@ pub(crate) fn service_unit(cgroup: &str) -> Option<ServiceUnit> {
     })
 }
 
+mod process_ref;
+pub use process_ref::{validate_pid, IdentityError, ProcessRef, SignalError, StartTime};
+
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{find_listeners, inspect, still_running};
+pub(crate) use linux::{find_listeners, group_members, inspect, still_running};
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 
 #[cfg(all(unix, not(target_os = "linux")))]
-pub(crate) use lsof::{find_listeners, inspect, still_running};
+pub(crate) use lsof::{find_listeners, group_members, inspect, still_running};
 
 #[cfg(not(unix))]
 pub(crate) fn find_listeners(_port: u16) -> io::Result<Vec<ListenerSocket>> {
@@ -108,6 +114,10 @@ pub(crate) fn inspect(_pid: u32) -> io::Result<ProcessInfo> {
         io::ErrorKind::Unsupported,
         "unsupported platform",
     ))
+}
+#[cfg(not(unix))]
+pub(crate) fn group_members(_pgid: u32) -> Vec<u32> {
+    Vec::new()
 }
 #[cfg(not(unix))]
 pub(crate) fn still_running(_pid: u32, _start: Option<&str>) -> bool {
@@ -142,16 +152,21 @@ mod lsof {
         }])
     }
 
-    /// `ps -o uid=,stat=,lstart=,command=`: uid, state, a five-word start date, then the
-    /// command line. A zombie counts as gone.
+    /// `ps -o uid=,pgid=,stat=,lstart=,command=`: uid, process group, state, a five-word start
+    /// date, then the command line. A zombie counts as gone.
     pub(crate) fn inspect(pid: u32) -> io::Result<ProcessInfo> {
         let out = Command::new("ps")
-            .args(["-o", "uid=,stat=,lstart=,command=", "-p", &pid.to_string()])
+            .args([
+                "-o",
+                "uid=,pgid=,stat=,lstart=,command=",
+                "-p",
+                &pid.to_string(),
+            ])
             .output()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot run ps: {e}")))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let words: Vec<&str> = text.split_whitespace().collect();
-        if !out.status.success() || words.len() < 8 || words[1].starts_with('Z') {
+        if !out.status.success() || words.len() < 9 || words[2].starts_with('Z') {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("no process {pid}"),
@@ -160,18 +175,34 @@ mod lsof {
         let uid = words[0].parse::<u32>().map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidData, format!("bad ps output: {text}"))
         })?;
-        let argv: Vec<String> = words[7..].iter().map(|w| w.to_string()).collect();
+        let argv: Vec<String> = words[8..].iter().map(|w| w.to_string()).collect();
         Ok(ProcessInfo {
             pid,
             uid,
             exe: argv.first().map(PathBuf::from),
             argv,
             exe_replaced: false,
-            start: Some(words[2..7].join(" ")),
+            start: Some(words[3..8].join(" ")),
             start_ticks: None,
             started_at: None,
+            pgid: words[1].parse().ok(),
             service: None,
         })
+    }
+
+    /// The pids in process group `pgid` (`ps -A -o pid=,pgid=`).
+    pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
+        let Ok(out) = Command::new("ps").args(["-A", "-o", "pid=,pgid="]).output() else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let pid = w.next()?.parse::<u32>().ok()?;
+                (w.next()?.parse::<u32>().ok()? == pgid).then_some(pid)
+            })
+            .collect()
     }
 
     pub(crate) fn still_running(pid: u32, start: Option<&str>) -> bool {

@@ -11,11 +11,11 @@ use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
-use crate::ollama::process;
+use crate::procinfo::{validate_pid, IdentityError, ProcessInfo, ProcessRef, StartTime};
 
 /// How long `start` waits for the new daemon to answer.
 pub const START_WAIT: Duration = Duration::from_secs(60);
@@ -54,32 +54,160 @@ pub fn log_file(state_dir: &Path) -> PathBuf {
     state_dir.join("logs").join("openclawd.log")
 }
 
-/// The pid the pid file names, if any.
-pub fn read_pid(state_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(pid_file(state_dir))
-        .ok()?
-        .trim()
-        .parse()
+/// Slack between a process's start time (whole seconds) and its pid file's mtime.
+const PID_FILE_SLACK: Duration = Duration::from_secs(2);
+
+/// What `openclawd.pid` records: the daemon's pid and start time.
+///
+/// The file is `<pid>\n` followed by `start=<start time>\n`: its first line is still the bare
+/// pid older tools and scripts read (`head -n1`), the start time proves which process that pid
+/// was. A file without the start time (an older openclawd's) is reported and ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PidRecord {
+    pub pid: u32,
+    pub start: StartTime,
+}
+
+impl PidRecord {
+    /// This process.
+    pub fn own() -> Result<PidRecord, IdentityError> {
+        let me = ProcessRef::inspect(std::process::id())?;
+        Ok(PidRecord {
+            pid: me.pid(),
+            start: me.start_time().clone(),
+        })
+    }
+
+    pub fn render(&self) -> String {
+        format!("{}\nstart={}\n", self.pid, self.start)
+    }
+
+    /// Parses a pid file; `Err` says what is wrong with it.
+    pub fn parse(text: &str) -> Result<PidRecord, String> {
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("").trim();
+        let raw: i64 = first
+            .parse()
+            .map_err(|_| format!("its first line {first:?} is not a pid"))?;
+        let pid = validate_pid(raw).map_err(|e| e.to_string())?;
+        let start = lines
+            .filter_map(|l| l.trim().strip_prefix("start="))
+            .next()
+            .ok_or_else(|| IdentityError::NoStartTime { pid }.to_string())?;
+        let start = StartTime::parse(start)
+            .ok_or_else(|| format!("its start time {start:?} is not valid"))?;
+        Ok(PidRecord { pid, start })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid openclawd pid file ({why}); it is ignored and nothing is signalled", path.display())]
+    Invalid { path: PathBuf, why: String },
+    #[error("{} names pid {pid}: {source}", path.display())]
+    Unproven {
+        path: PathBuf,
+        pid: u32,
+        source: IdentityError,
+    },
+    #[error(
+        "{} names pid {pid} (`{command}`), which is not an openclawd of yours started before the \
+         file was written; it is ignored and nothing is signalled",
+        path.display()
+    )]
+    NotOpenclawd {
+        path: PathBuf,
+        pid: u32,
+        command: String,
+    },
+}
+
+/// Reads the pid file; `Ok(None)` when there is none.
+pub fn read_record(state_dir: &Path) -> Result<Option<PidRecord>, PidFileError> {
+    let path = pid_file(state_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(PidFileError::Read { path, source }),
+    };
+    PidRecord::parse(&text)
+        .map(Some)
+        .map_err(|why| PidFileError::Invalid { path, why })
+}
+
+/// Writes this process's pid file atomically; returns its path.
+pub fn write_pid_file(state_dir: &Path) -> Result<PathBuf, std::io::Error> {
+    let path = pid_file(state_dir);
+    let record = PidRecord::own().map_err(std::io::Error::other)?;
+    crate::fsutil::write_atomic(&path, record.render().as_bytes())?;
+    Ok(path)
+}
+
+/// Removes the pid file at `path` if it still names this process: after a handover it names
+/// the new daemon, whose file the old one must not remove on its way out.
+pub fn remove_pid_file_if_own(path: &Path) {
+    let names_us = std::fs::read_to_string(path)
         .ok()
-}
-
-/// Whether `pid` is a live openclawd (its command line says so where `/proc` can tell).
-pub fn is_openclawd(pid: u32) -> bool {
-    if !process::is_alive(pid) {
-        return false;
-    }
-    match process::cmdline(pid) {
-        Some(argv) => argv
-            .first()
-            .is_some_and(|a0| Path::new(a0).file_name().is_some_and(|n| n == "openclawd")),
-        // No /proc (macOS): the pid file is removed on every clean exit; trust a live pid.
-        None => !Path::new("/proc/self").exists(),
+        .and_then(|text| PidRecord::parse(&text).ok())
+        .is_some_and(|r| r.pid == std::process::id());
+    if names_us {
+        let _ = std::fs::remove_file(path);
     }
 }
 
-/// The pid of the openclawd the pid file names, when it is alive.
-pub fn running_pid(state_dir: &Path) -> Option<u32> {
-    read_pid(state_dir).filter(|p| is_openclawd(*p))
+/// The openclawd the pid file names, proven: the recorded start time matches the live process,
+/// which runs as our user under the name `openclawd`, and started before the file was written.
+/// `Ok(None)`: no pid file, or the process it names has exited (a stale file). `Err`: the file
+/// is invalid or names something we cannot prove is ours — report it; nothing may be signalled.
+pub fn running(state_dir: &Path) -> Result<Option<ProcessRef>, PidFileError> {
+    let Some(record) = read_record(state_dir)? else {
+        return Ok(None);
+    };
+    let path = pid_file(state_dir);
+    let proc = match ProcessRef::recorded(i64::from(record.pid), Some(&record.start)) {
+        Ok(p) => p,
+        Err(e) if e.is_stale() => return Ok(None),
+        Err(source) => {
+            return Err(PidFileError::Unproven {
+                path,
+                pid: record.pid,
+                source,
+            })
+        }
+    };
+    let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if is_openclawd(proc.info(), written) {
+        Ok(Some(proc))
+    } else {
+        Err(PidFileError::NotOpenclawd {
+            path,
+            pid: record.pid,
+            command: proc.info().command(),
+        })
+    }
+}
+
+/// A process of our user named `openclawd` (argv[0] or executable) whose pid file was written
+/// after it started (a pid file older than the process names a pid since reused).
+pub fn is_openclawd(info: &ProcessInfo, pid_file_written: Option<SystemTime>) -> bool {
+    let named = info.argv0_name() == Some("openclawd") || info.exe_name() == Some("openclawd");
+    let ours = info.uid == nix::unistd::getuid().as_raw();
+    named && ours && pid_file_not_older(pid_file_written, info.started_at)
+}
+
+/// The pid file was written after the process started (else it names a reused pid).
+pub fn pid_file_not_older(written: Option<SystemTime>, started: Option<SystemTime>) -> bool {
+    match (written, started) {
+        (Some(written), Some(started)) => written + PID_FILE_SLACK >= started,
+        (None, _) => false,
+        // macOS: no wall-clock start; the start time the file records already matched.
+        (Some(_), None) => true,
+    }
 }
 
 /// Starts `<exe> <global args> run [--takeover]` in its own session, output appended to the
@@ -165,7 +293,8 @@ pub fn wait_started(
                 tail: lines[lines.len().saturating_sub(15)..].join("\n"),
             });
         }
-        if read_pid(state_dir) == Some(pid) && answers() == Some(pid) {
+        let recorded = read_record(state_dir).ok().flatten().map(|r| r.pid);
+        if recorded == Some(pid) && answers() == Some(pid) {
             return Ok(pid);
         }
         if Instant::now() >= deadline {
@@ -180,39 +309,27 @@ pub fn wait_started(
 pub enum Stopped {
     /// Exited after SIGTERM (it stopped its Ollama itself).
     Gracefully,
-    /// Needed SIGKILL after [`STOP_WAIT`].
+    /// Needed SIGKILL after the wait.
     Killed,
     /// Was gone before we signalled.
     AlreadyGone,
+    /// Still running after SIGTERM and SIGKILL (e.g. stuck in the kernel).
+    StillRunning,
 }
 
-/// SIGTERM, wait, SIGKILL if it must.
-pub fn stop_pid(pid: u32, wait: Duration) -> Stopped {
-    let start = process::start_time(pid);
-    if process::signal_pid(pid, Signal::SIGTERM).is_err() {
+/// SIGTERM, wait up to `wait`, SIGKILL if it must — all through the proven [`ProcessRef`].
+pub async fn stop(proc: &ProcessRef, wait: Duration) -> Stopped {
+    if proc.signal(Signal::SIGTERM).is_err() {
         return Stopped::AlreadyGone;
     }
-    if wait_gone(pid, start, wait) {
+    if proc.wait_gone(wait).await {
         return Stopped::Gracefully;
     }
-    if process::is_same_process(pid, start) {
-        let _ = process::signal_pid(pid, Signal::SIGKILL);
-        wait_gone(pid, start, Duration::from_secs(5));
-    }
-    Stopped::Killed
-}
-
-/// Polls until `pid` (with that start time) is gone.
-pub fn wait_gone(pid: u32, start_time: Option<u64>, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if !process::is_same_process(pid, start_time) {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let _ = proc.signal(Signal::SIGKILL);
+    if proc.wait_gone(Duration::from_secs(5)).await {
+        Stopped::Killed
+    } else {
+        Stopped::StillRunning
     }
 }
 
@@ -223,16 +340,47 @@ mod tests {
     #[test]
     fn a_pid_file_naming_a_dead_or_foreign_process_is_not_a_running_daemon() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(running_pid(dir.path()), None);
+        assert!(matches!(running(dir.path()), Ok(None)));
         std::fs::create_dir_all(dir.path().join("openclawd")).unwrap();
-        // This test process is alive but is not openclawd.
-        std::fs::write(pid_file(dir.path()), format!("{}\n", std::process::id())).unwrap();
-        assert_eq!(read_pid(dir.path()), Some(std::process::id()));
-        if Path::new("/proc/self").exists() {
-            assert_eq!(running_pid(dir.path()), None);
+        // This test process is alive, proven by its start time, but is not openclawd.
+        let me = PidRecord::own().unwrap();
+        std::fs::write(pid_file(dir.path()), me.render()).unwrap();
+        assert_eq!(read_record(dir.path()).unwrap(), Some(me.clone()));
+        assert!(matches!(
+            running(dir.path()),
+            Err(PidFileError::NotOpenclawd { .. })
+        ));
+        // A wrong start time: another process now holds the pid — stale, not ours.
+        let wrong = PidRecord {
+            pid: me.pid,
+            start: StartTime::parse("1").unwrap(),
+        };
+        std::fs::write(pid_file(dir.path()), wrong.render()).unwrap();
+        assert!(matches!(running(dir.path()), Ok(None)));
+        std::fs::write(pid_file(dir.path()), "999999999\nstart=5\n").unwrap();
+        assert!(matches!(running(dir.path()), Ok(None)));
+    }
+
+    #[test]
+    fn pid_files_without_a_start_time_or_with_a_bad_pid_are_invalid() {
+        for text in [
+            "",
+            "abc\n",
+            "0\nstart=1\n",
+            "1\nstart=1\n",
+            "-1\nstart=1\n",
+            "4294967295\nstart=1\n",
+            "2147483648\nstart=1\n",
+            "1234\n",
+            "1234\nstart=\n",
+        ] {
+            assert!(PidRecord::parse(text).is_err(), "{text:?}");
         }
-        std::fs::write(pid_file(dir.path()), "999999999\n").unwrap();
-        assert_eq!(running_pid(dir.path()), None);
+        let r = PidRecord::parse("1234\nstart=Mon Nov 30 04:08:09 2026\n").unwrap();
+        assert_eq!(r.pid, 1234);
+        assert_eq!(PidRecord::parse(&r.render()).unwrap(), r);
+        // The first line stays the bare pid for `head -n1` readers.
+        assert_eq!(r.render().lines().next(), Some("1234"));
     }
 
     #[test]

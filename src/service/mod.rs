@@ -547,50 +547,27 @@ pub fn apply_install(plan: &InstallPlan) -> Result<ApplyReport, ServiceError> {
     }
     for f in &plan.files {
         // The private file lives in the user's state directory: under sudo it (and any
-        // directory created for it) must belong to the user the service runs as.
+        // directory created for it) must belong to the user the service runs as, and root
+        // writes it only through descriptors (never by path into the user's directory).
         let private = f.mode & 0o077 == 0;
-        let new_dirs: Vec<PathBuf> = f
-            .path
-            .ancestors()
-            .skip(1)
-            .take(2)
-            .filter(|d| !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        write_file(f)?;
-        if let (true, Some((uid, gid))) = (private, plan.owner) {
-            for p in new_dirs.iter().chain(std::iter::once(&f.path)) {
-                nix::unistd::chown(
-                    p.as_path(),
-                    Some(nix::unistd::Uid::from_raw(uid)),
-                    Some(nix::unistd::Gid::from_raw(gid)),
-                )
-                .map_err(|e| ServiceError::Write {
-                    path: p.clone(),
-                    source: e.into(),
-                })?;
-            }
-        }
+        let owner = plan
+            .owner
+            .filter(|_| private)
+            .map(|(uid, gid)| crate::fsutil::Owner { uid, gid });
+        write_file(f, owner)?;
         report.written.push(f.path.clone());
     }
     run_planned(&plan.commands, &mut report);
     Ok(report)
 }
 
-fn write_file(f: &PlannedFile) -> Result<(), ServiceError> {
-    let err = |source| ServiceError::Write {
-        path: f.path.clone(),
-        source,
-    };
-    if f.mode & 0o077 == 0 {
-        return env::write_private(&f.path, &f.contents).map_err(err);
-    }
-    if let Some(dir) = f.path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    crate::fsutil::write_atomic(&f.path, f.contents.as_bytes()).map_err(err)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&f.path, std::fs::Permissions::from_mode(f.mode)).map_err(err)
+fn write_file(f: &PlannedFile, owner: Option<crate::fsutil::Owner>) -> Result<(), ServiceError> {
+    crate::fsutil::write_atomic_owned(&f.path, f.contents.as_bytes(), f.mode, owner).map_err(
+        |source| ServiceError::Write {
+            path: f.path.clone(),
+            source,
+        },
+    )
 }
 
 fn run_planned(commands: &[PlannedCommand], report: &mut ApplyReport) {

@@ -234,6 +234,19 @@ fn last_boundary(b: &[u8]) -> Option<usize> {
     lf.max(crlf)
 }
 
+/// `error.message` of an OpenAI error body, else the body itself.
+pub fn openai_error_message(body: &Bytes) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| v.get("error").and_then(Value::as_str).map(str::to_string))
+        })
+        .unwrap_or_else(|| excerpt(body))
+}
+
 #[cfg(test)]
 mod framer_tests {
     use super::*;
@@ -276,17 +289,4 @@ mod framer_tests {
         ]);
         assert!(f.push(big).is_err());
     }
-}
-
-/// `error.message` of an OpenAI error body, else the body itself.
-pub fn openai_error_message(body: &Bytes) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| v.get("error").and_then(Value::as_str).map(str::to_string))
-        })
-        .unwrap_or_else(|| excerpt(body))
 }

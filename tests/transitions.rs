@@ -1,0 +1,168 @@
+//! No request lost at a transition (SPEC §5 "Transitions"): while openclawd restarts its own
+//! Ollama, requests for local models wait for it instead of failing over to the cloud (which
+//! the user pays for) or failing.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::cloud::FakeCloud;
+use common::*;
+use serde_json::{json, Value};
+
+const CLOUD_KEY: &str = "sk-transition-cloud";
+
+/// Ollama's llama3.2 first, a cloud model as the fallback.
+fn local_then_cloud(env: &mut TestEnv, cloud: Option<&FakeCloud>, own: &str) {
+    env.extra_env.push(("CLOUD_KEY".into(), CLOUD_KEY.into()));
+    env.write_own_settings(own);
+    let (cloud_provider, fallbacks) = match cloud {
+        Some(c) => (
+            format!(
+                ", cloud: {{ baseUrl: '{}/v1', apiKey: '${{CLOUD_KEY}}', api: 'openai-completions', models: [ {{ id: 'm1', name: 'M1' }} ] }}",
+                c.base()
+            ),
+            "'cloud/m1'",
+        ),
+        None => (String::new(), ""),
+    };
+    env.write_config(&format!(
+        "{{ models: {{ providers: {{
+             ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [ {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 8192 }} ] }}{cloud_provider} }} }},
+           agents: {{ defaults: {{ model: {{ primary: 'ollama/llama3.2:3b', fallbacks: [{fallbacks}] }} }} }} }}",
+        env.ollama_port
+    ));
+}
+
+/// An `ollama` whose `serve` takes `secs` before it listens, as a real one loading its state.
+fn slow_starting_ollama(env: &TestEnv, secs: f64) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = serve ]; then sleep {secs}; fi\nOLLAMA_DOUBLE_VERSION=0.32.15 exec {} \"$@\"\n",
+        double_bin().display()
+    );
+    let path = env.ollama_path();
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn hello() -> Value {
+    json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn wait_running(d: &Daemon) -> Value {
+    d.wait_until("Ollama running", Duration::from_secs(30), |s| {
+        s["ollama"]["state"] == "running"
+    })
+}
+
+#[test]
+fn requests_during_a_crash_and_restart_are_answered_by_the_local_model() {
+    let cloud = FakeCloud::openai(CLOUD_KEY);
+    let mut env = TestEnv::new();
+    local_then_cloud(&mut env, Some(&cloud), "{}");
+    let d = env.start();
+    let before = wait_running(&d);
+
+    let outcomes: Arc<Mutex<Vec<(u16, String, Duration)>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (outcomes, base) = (outcomes.clone(), d.base.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap();
+                while Instant::now() < stop_at {
+                    let sent = Instant::now();
+                    let resp = client
+                        .post(format!("{base}/v1/chat/completions"))
+                        .json(&hello())
+                        .send()
+                        .expect("the gateway answers");
+                    let model = resp
+                        .headers()
+                        .get("x-openclawd-model")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string();
+                    let status = resp.status().as_u16();
+                    let _ = resp.text();
+                    outcomes
+                        .lock()
+                        .unwrap()
+                        .push((status, model, sent.elapsed()));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    kill_recorded_ollama(&d.state);
+    for c in clients {
+        c.join().unwrap();
+    }
+
+    let after = wait_running(&d);
+    assert!(
+        after["ollama"]["restarts"].as_u64() > before["ollama"]["restarts"].as_u64(),
+        "the crash was a real one: {after}"
+    );
+    let outcomes = outcomes.lock().unwrap();
+    assert!(outcomes.len() >= 8, "{outcomes:?}");
+    for (status, model, _) in outcomes.iter() {
+        assert_eq!(*status, 200, "{outcomes:?}");
+        assert_eq!(model, "ollama/llama3.2:3b", "{outcomes:?}");
+    }
+    assert!(
+        cloud.received().is_empty(),
+        "the cloud was asked during our own restart"
+    );
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("openclawd_gateway_ollama_holds_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_request_sent_while_ollama_starts_is_answered_once_it_is_up() {
+    let mut env = TestEnv::new();
+    // No fallback at all, and an Ollama that takes a while to come up.
+    slow_starting_ollama(&env, 1.5);
+    local_then_cloud(&mut env, None, "{}");
+    let d = env.start();
+    let st = d.status().unwrap();
+    let resp = d.chat(&hello(), &[]);
+    assert_eq!(
+        resp.status(),
+        200,
+        "state at send: {}",
+        st["ollama"]["state"]
+    );
+    assert_eq!(resp.headers()["x-openclawd-model"], "ollama/llama3.2:3b");
+}
+
+#[test]
+#[ignore = "until openclawd.json parses gateway.holdForOllama (config helper's branch)"]
+fn past_the_hold_budget_the_chain_goes_on_to_the_cloud() {
+    let cloud = FakeCloud::openai(CLOUD_KEY);
+    let mut env = TestEnv::new();
+    slow_starting_ollama(&env, 5.0);
+    local_then_cloud(
+        &mut env,
+        Some(&cloud),
+        "{ gateway: { holdForOllama: '1s' } }",
+    );
+    let d = env.start();
+    let sent = Instant::now();
+    let resp = d.chat(&hello(), &[]);
+    let took = sent.elapsed();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-openclawd-model"], "cloud/m1");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
