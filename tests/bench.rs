@@ -298,3 +298,67 @@ fn metrics_show_per_model_ttft_and_tokens_per_second_after_a_streamed_request() 
     let ceiling = 1000.0 / TOKEN_DELAY_MS as f64;
     assert!(rate <= ceiling * 1.2 && rate >= ceiling / 3.0, "{rate}");
 }
+
+#[test]
+fn a_skipped_model_shows_as_skipped_with_its_reason_and_is_not_a_failure() {
+    let mut env = TestEnv::new();
+    env.extra_env
+        .push(("OLLAMA_API_KEY".into(), "ollama-local".into()));
+    env.write_own_settings("{ ollama: { preload: false } }");
+    env.write_config("{ agents: { defaults: { model: { primary: 'ollama/llama3.2:3b' } } } }");
+    env.write_control(&json!({
+        "models": [
+            {"name": "llama3.2:3b"},
+            {"name": "gemma:2b", "capabilities": ["completion"]},
+        ],
+        "reply_tokens": ["a ", "b ", "c "],
+    }));
+    let d = env.start();
+    d.wait_until("discovery skipped gemma", Duration::from_secs(30), |s| {
+        s["skipped_models"]
+            .as_array()
+            .is_some_and(|sk| sk.iter().any(|m| m["ref"] == "ollama/gemma:2b"))
+            && s["models"].as_array().is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m["ref"] == "ollama/llama3.2:3b" && m["available"] == true)
+            })
+    });
+
+    let (status, stdout, stderr) = env.cli(&["bench", "--json", "--runs", "1"]);
+    assert!(status.success(), "exit {status:?}\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["succeeded"], 1);
+    assert_eq!(report["failed"], 0, "a skipped model is not a failure");
+    assert_eq!(report["skipped"], 1);
+    let gemma = row(&report, "ollama/gemma:2b");
+    assert_eq!(gemma["ok"], false);
+    assert_eq!(gemma["error"], Value::Null);
+    assert!(
+        gemma["skipped"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("no tools capability (fix: ")),
+        "{gemma:#}"
+    );
+    // Never asked for: skipped models get no request.
+    assert!(!env
+        .ollama_requests()
+        .iter()
+        .any(|r| r["path"] == "/api/chat" && r["body"]["model"] == "gemma:2b"));
+
+    let (status, stdout, _) = env.cli(&["bench", "--runs", "1"]);
+    assert!(status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ollama/gemma:2b"))
+        .unwrap_or_else(|| panic!("no gemma row:\n{stdout}"));
+    assert!(line.contains("skipped: no tools capability"), "{line}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("1 of 1 models answered (1 skipped, not routable)"),
+        "{stdout}"
+    );
+
+    // Named explicitly, by ref or bare id: still skipped, not sent.
+    let (_, stdout, _) = env.cli(&["bench", "--model", "gemma:2b", "--runs", "1"]);
+    assert!(stdout.contains("skipped: no tools capability"), "{stdout}");
+}

@@ -321,24 +321,46 @@ fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_event(
     let resp = d.chat(&chat("default", true), &[]);
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().unwrap());
-    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
-    assert!(last["error"]["message"].is_string(), "{events:?}");
-    assert!(!events.iter().any(|e| e == "[DONE]"));
+    assert_cut_stream(&events, "from the cloud");
     assert!(
         b.received().is_empty(),
         "no second model after the first byte"
     );
 
-    // The same through the native Ollama path: an error line mid-stream.
+    // The same through the native Ollama path: an error line after two of four pieces.
     let mut env = TestEnv::new();
-    env.write_control(&json!({"midstream_error_after": 2}));
+    env.write_control(&json!({
+        "midstream_error_after": 2,
+        "reply_tokens": ["Blue ", "light ", "scatters ", "most."],
+    }));
     let p = ollama_provider(&env);
     write(&mut env, &[p], "ollama/llama3.2:3b", &[], "");
     let d = env.start();
     wait_available(&d, "ollama/llama3.2:3b");
-    let events = sse_data(&d.chat(&chat("default", true), &[]).text().unwrap());
-    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    let resp = d.chat(&chat("default", true), &[]);
+    assert_eq!(resp.status(), 200);
+    let events = sse_data(&resp.text().unwrap());
+    assert_cut_stream(&events, "Blue light ");
+}
+
+/// A stream cut after its first bytes: the content produced before the cut arrives intact, in
+/// chunks that parse, then one OpenAI error event ends it — no `[DONE]`, nothing after.
+fn assert_cut_stream(events: &[String], content_before: &str) {
+    let (last, before) = events.split_last().expect("some events");
+    let last: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("the last event is not JSON ({e}): {events:?}"));
     assert!(last["error"]["message"].is_string(), "{events:?}");
+    assert!(
+        !events.iter().any(|e| e == "[DONE]"),
+        "a cut stream claims to be complete: {events:?}"
+    );
+    for e in before {
+        let chunk: Value = serde_json::from_str(e)
+            .unwrap_or_else(|err| panic!("an event before the error does not parse ({err}): {e}"));
+        assert_eq!(chunk["object"], "chat.completion.chunk", "{e}");
+        assert!(chunk.get("error").is_none(), "two error events: {events:?}");
+    }
+    assert_eq!(content_of(before), content_before, "{events:?}");
 }
 
 #[test]

@@ -863,7 +863,11 @@ fn doctor_names_oversized_sessions_and_changes_nothing() {
     assert_fails(
         &checks,
         "sessions",
-        &format!("{}: {} bytes (limit 1000)", path.display(), text.len()),
+        &format!(
+            "{}: {:.1} KiB of 1000 B allowed",
+            path.display(),
+            text.len() as f64 / 1024.0
+        ),
         "openclawd sessions --prune-now",
     );
     assert!(checks["sessions"]["detail"]

@@ -145,7 +145,6 @@ fn a_request_sent_while_ollama_starts_is_answered_once_it_is_up() {
 }
 
 #[test]
-#[ignore = "until openclawd.json parses gateway.holdForOllama (config helper's branch)"]
 fn past_the_hold_budget_the_chain_goes_on_to_the_cloud() {
     let cloud = FakeCloud::openai(CLOUD_KEY);
     let mut env = TestEnv::new();

@@ -19,9 +19,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::status::{daemon_endpoint, fetch_status, runtime, Paint, EXIT_NOT_RUNNING};
+use super::status::{daemon_endpoint, fetch_status, runtime, Fetched, Paint, EXIT_NOT_RUNNING};
 use super::GlobalArgs;
 use crate::gateway::measure::{StreamMeter, TokenSource, EXTENSION_KEY};
+use crate::gateway::status::{ModelEntry, StatusReport};
 
 /// The fixed prompt: long enough an answer to measure decoding, the same for every model.
 pub const DEFAULT_PROMPT: &str = "Explain in about 200 words how a hash map works, \
@@ -92,6 +93,9 @@ pub struct ModelReport {
     pub requested: String,
     /// At least one timed run succeeded.
     pub ok: bool,
+    /// Not tested because discovery left it out of routing: the reason and the fix. A skipped
+    /// model is neither a success nor a failure.
+    pub skipped: Option<String>,
     /// Why the model failed, or, when only some runs failed, the last run's error.
     pub error: Option<String>,
     pub provider: Option<String>,
@@ -122,8 +126,11 @@ pub struct BenchReport {
     pub runs: u32,
     pub max_tokens: u32,
     pub succeeded: usize,
+    /// Tested and no run answered (skipped models are not failures).
     pub failed: usize,
-    /// Sorted: fastest decode first, failures last.
+    /// Not tested: not routable (see each row's `skipped`).
+    pub skipped: usize,
+    /// Sorted: fastest decode first, then failures, skipped models last.
     pub models: Vec<ModelReport>,
     pub fastest: Option<String>,
     pub fastest_with_tools: Option<String>,
@@ -133,18 +140,22 @@ pub struct BenchReport {
 pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode> {
     let (base, token, _) = daemon_endpoint(global);
     let rt = runtime()?;
-    let Some(status) = rt.block_on(fetch_status(&base, token.as_deref())) else {
-        if opts.json {
-            println!(
-                "{}",
-                json!({"running": false, "address": base,
+    let status = match rt.block_on(fetch_status(&base, token.as_deref())) {
+        Fetched::Running(st) => st,
+        Fetched::Unreadable(why) => anyhow::bail!("{why}"),
+        Fetched::NotRunning => {
+            if opts.json {
+                println!(
+                    "{}",
+                    json!({"running": false, "address": base,
                        "error": "openclawd is not running"})
-            );
-        } else {
-            eprintln!("openclawd is not running (nothing answered at {base}/status).");
-            eprintln!("`openclawd bench` measures through the running gateway: start it with `openclawd run` (foreground) or install the service.");
+                );
+            } else {
+                eprintln!("openclawd is not running (nothing answered at {base}/status).");
+                eprintln!("`openclawd bench` measures through the running gateway: start it with `openclawd run` (foreground) or install the service.");
+            }
+            return Ok(ExitCode::from(EXIT_NOT_RUNNING));
         }
-        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
     };
     let report = rt.block_on(run_bench(&base, token.as_deref(), &status, &opts))?;
     if opts.json {
@@ -159,61 +170,58 @@ pub fn bench(global: &GlobalArgs, opts: BenchOptions) -> anyhow::Result<ExitCode
     })
 }
 
-/// What to test: `(requested, pre-known failure)`.
-fn targets(status: &Value, opts: &BenchOptions) -> Vec<(String, Option<String>)> {
+/// What to test: `(requested, why it is skipped)`. Skipped models (discovered but not
+/// routable, e.g. no tools capability) get a row saying so instead of a request.
+fn targets(status: &StatusReport, opts: &BenchOptions) -> Vec<(String, Option<String>)> {
+    let skipped = |name: &str| {
+        status
+            .skipped_models
+            .iter()
+            .find(|sk| {
+                sk.model_ref == name
+                    || sk
+                        .model_ref
+                        .split_once('/')
+                        .is_some_and(|(_, id)| id == name)
+            })
+            .map(|sk| format!("{} (fix: {})", sk.reason, sk.fix))
+    };
     if !opts.models.is_empty() {
-        return opts.models.iter().map(|m| (m.clone(), None)).collect();
+        return opts
+            .models
+            .iter()
+            .map(|m| {
+                let why = lookup(status, m).is_none().then(|| skipped(m)).flatten();
+                (m.clone(), why)
+            })
+            .collect();
     }
-    let mut out: Vec<(String, Option<String>)> = catalogue(status)
-        .iter()
-        .filter_map(|m| m.get("ref").and_then(Value::as_str))
-        .map(|r| (r.to_string(), None))
-        .collect();
-    // Discovered but not routable (e.g. no tools capability): a row with the reason.
-    for sk in status
-        .get("skipped_models")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(r) = sk.get("ref").and_then(Value::as_str) {
-            let reason = sk
-                .get("reason")
-                .and_then(Value::as_str)
-                .unwrap_or("skipped by discovery");
-            out.push((r.to_string(), Some(format!("not routable: {reason}"))));
-        }
-    }
-    out
-}
-
-fn catalogue(status: &Value) -> Vec<Value> {
     status
-        .get("models")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+        .models
+        .iter()
+        .map(|m| (m.model_ref.clone(), None))
+        .chain(
+            status
+                .skipped_models
+                .iter()
+                .map(|sk| (sk.model_ref.clone(), skipped(&sk.model_ref))),
+        )
+        .collect()
 }
 
 /// The `/status` entry of a model: by ref, alias or bare id.
-fn lookup<'a>(status: &Value, models: &'a [Value], name: &str) -> Option<&'a Value> {
-    let by_ref = |r: &str| {
-        models
-            .iter()
-            .find(|m| m.get("ref").and_then(Value::as_str) == Some(r))
-    };
-    by_ref(name)
+fn lookup<'a>(status: &'a StatusReport, name: &str) -> Option<&'a ModelEntry> {
+    status
+        .model(name)
         .or_else(|| {
             status
-                .pointer("/routing/aliases")
-                .and_then(|a| a.get(name))
-                .and_then(Value::as_str)
-                .and_then(by_ref)
+                .routing
+                .aliases
+                .get(name)
+                .and_then(|r| status.model(r))
         })
         .or_else(|| {
-            let mut ids = models
-                .iter()
-                .filter(|m| m.get("id").and_then(Value::as_str) == Some(name));
+            let mut ids = status.models.iter().filter(|m| m.id == name);
             match (ids.next(), ids.next()) {
                 (Some(one), None) => Some(one),
                 _ => None,
@@ -224,7 +232,7 @@ fn lookup<'a>(status: &Value, models: &'a [Value], name: &str) -> Option<&'a Val
 async fn run_bench(
     base: &str,
     token: Option<&str>,
-    status: &Value,
+    status: &StatusReport,
     opts: &BenchOptions,
 ) -> anyhow::Result<BenchReport> {
     let client = reqwest::Client::builder()
@@ -239,17 +247,17 @@ async fn run_bench(
         url: format!("{base}/v1/chat/completions"),
         token: token.map(str::to_owned),
     };
-    let models = catalogue(status);
     let targets = targets(status, opts);
     let to_run = targets.iter().filter(|(_, e)| e.is_none()).count() as u64;
     let bar = progress_bar(opts.json, to_run * (1 + u64::from(opts.runs)));
 
     let mut reports = Vec::new();
-    for (requested, known_failure) in targets {
+    for (requested, skip) in targets {
         let mut row = ModelReport {
             model: requested.clone(),
             requested: requested.clone(),
             ok: false,
+            skipped: None,
             error: None,
             provider: None,
             context_window: None,
@@ -267,9 +275,9 @@ async fn run_bench(
             runs_failed: 0,
             runs: Vec::new(),
         };
-        if let Some(why) = known_failure {
-            row.error = Some(why);
-            describe(&mut row, status, &models);
+        if let Some(why) = skip {
+            row.skipped = Some(why);
+            describe(&mut row, status);
             reports.push(row);
             continue;
         }
@@ -304,7 +312,7 @@ async fn run_bench(
                 summarize(&mut row);
             }
         }
-        describe(&mut row, status, &models);
+        describe(&mut row, status);
         reports.push(row);
     }
     bar.finish_and_clear();
@@ -327,19 +335,16 @@ fn progress_bar(json: bool, steps: u64) -> ProgressBar {
 }
 
 /// Context window, tools, reasoning and provider from `/status`.
-fn describe(row: &mut ModelReport, status: &Value, models: &[Value]) {
-    let entry =
-        lookup(status, models, &row.model).or_else(|| lookup(status, models, &row.requested));
+fn describe(row: &mut ModelReport, status: &StatusReport) {
+    let entry = lookup(status, &row.model).or_else(|| lookup(status, &row.requested));
     let Some(m) = entry else {
         return;
     };
-    if let Some(r) = m.get("ref").and_then(Value::as_str) {
-        row.model = r.to_string();
-    }
-    row.provider = m.get("provider").and_then(Value::as_str).map(str::to_owned);
-    row.context_window = m.get("context_window").and_then(Value::as_u64);
-    row.tools = m.get("tools").and_then(Value::as_bool);
-    row.reasoning = m.get("reasoning").and_then(Value::as_bool);
+    row.model = m.model_ref.clone();
+    row.provider = Some(m.provider.clone());
+    row.context_window = m.context_window;
+    row.tools = m.tools;
+    row.reasoning = Some(m.reasoning);
 }
 
 fn summarize(row: &mut ModelReport) {
@@ -360,19 +365,26 @@ fn summarize(row: &mut ModelReport) {
 
 fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> BenchReport {
     let speed = |m: &ModelReport| m.tokens_per_second.map(|s| s.median);
-    // Successful rows by decode speed (unmeasurable speed after them), then failures in order.
-    models.sort_by(|a, b| match (a.ok, b.ok) {
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => std::cmp::Ordering::Equal,
-        (true, true) => match (speed(a), speed(b)) {
-            (Some(x), Some(y)) => y.total_cmp(&x),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        },
+    // Successful rows by decode speed (unmeasurable speed after them), then failures in order,
+    // then the skipped models.
+    let rank = |m: &ModelReport| match (m.ok, m.skipped.is_some()) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    };
+    models.sort_by(|a, b| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| match (a.ok && b.ok, speed(a), speed(b)) {
+                (false, _, _) => std::cmp::Ordering::Equal,
+                (true, Some(x), Some(y)) => y.total_cmp(&x),
+                (true, Some(_), None) => std::cmp::Ordering::Less,
+                (true, None, Some(_)) => std::cmp::Ordering::Greater,
+                (true, None, None) => std::cmp::Ordering::Equal,
+            })
     });
     let succeeded = models.iter().filter(|m| m.ok).count();
+    let skipped = models.iter().filter(|m| m.skipped.is_some()).count();
     let fastest = models.iter().find(|m| m.ok && speed(m).is_some());
     let fastest_tools = models
         .iter()
@@ -410,6 +422,9 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
             "No models to test: the gateway's catalogue is empty (see `openclawd models`)."
                 .to_string()
         }
+        _ if skipped == models.len() => {
+            "No routable model to test: every one is skipped (see the reasons above).".to_string()
+        }
         _ => "No model answered: see the reasons above.".to_string(),
     };
     BenchReport {
@@ -418,7 +433,8 @@ fn conclude(base: &str, opts: &BenchOptions, mut models: Vec<ModelReport>) -> Be
         runs: opts.runs,
         max_tokens: opts.max_tokens,
         succeeded,
-        failed: models.len() - succeeded,
+        failed: models.len() - succeeded - skipped,
+        skipped,
         fastest: fastest.map(|m| m.model.clone()),
         fastest_with_tools: fastest_tools.map(|m| m.model.clone()),
         models,
@@ -545,18 +561,24 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
     crate::discovery::describe_reqwest(e)
 }
 
+/// The gateway's OpenAI-shaped error answer (`{"error": {"message": ...}}`).
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    message: String,
+}
+
 /// The reason in a gateway error answer, without the chain's framing (there is one model).
 async fn gateway_error(resp: reqwest::Response) -> String {
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_string());
+    let message = serde_json::from_slice::<ErrorBody>(&body)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
     // The gateway's chain framing, `All models failed (1): <ref>: <reason>`: the reason alone
     // (it carries the upstream's own status).
     match message.strip_prefix("All models failed (1): ") {
@@ -691,6 +713,8 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
                     &format!("{}/{} runs failed: {e}", m.runs_failed, m.runs.len()),
                 ));
             }
+        } else if let Some(why) = &m.skipped {
+            line.push(paint(Cell::Warn, &format!("skipped: {why}")));
         } else {
             line.push(paint(
                 Cell::Failed,
@@ -702,10 +726,14 @@ pub fn render_table(report: &BenchReport, paint: &dyn Fn(Cell, &str) -> String) 
     }
     out.push('\n');
     out.push_str(&format!(
-        "{} of {} models answered; per model one warm-up, then {} streamed run{} of at most {} \
+        "{} of {} models answered{}; per model one warm-up, then {} streamed run{} of at most {} \
          tokens: median (min–max).\n",
         report.succeeded,
-        report.models.len(),
+        report.models.len() - report.skipped,
+        match report.skipped {
+            0 => String::new(),
+            n => format!(" ({n} skipped, not routable)"),
+        },
         report.runs,
         if report.runs == 1 { "" } else { "s" },
         report.max_tokens,
@@ -755,6 +783,7 @@ mod tests {
             model: model.into(),
             requested: model.into(),
             ok,
+            skipped: None,
             error: (!ok).then(|| "HTTP 502: in cooldown".to_string()),
             provider: Some("ollama".into()),
             context_window: Some(32768),
@@ -828,6 +857,38 @@ mod tests {
         assert!(lines[2].contains("2.31 s") && lines[2].contains("120 ms (108–132)"));
         assert!(lines[4].contains("FAILED: HTTP 502: in cooldown"));
         assert!(text.contains(&report.conclusion));
+    }
+
+    #[test]
+    fn a_skipped_model_is_a_row_saying_why_and_not_a_failure() {
+        let mut gemma = row("ollama/gemma:2b", None, false, false);
+        gemma.error = None;
+        gemma.skipped = Some("no tools capability (fix: set requireTools: false)".into());
+        let report = conclude(
+            "http://127.0.0.1:1",
+            &opts(),
+            vec![
+                gemma,
+                row("ollama/broken", None, true, false),
+                row("ollama/mid", Some(40.0), true, true),
+            ],
+        );
+        assert_eq!((report.succeeded, report.failed, report.skipped), (1, 1, 1));
+        let text = render_table(&report, &|_, s| s.to_string());
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("ollama/mid"), "{text}");
+        assert!(lines[2].contains("FAILED: HTTP 502"), "{text}");
+        assert!(
+            lines[3].starts_with("ollama/gemma:2b")
+                && lines[3]
+                    .ends_with("skipped: no tools capability (fix: set requireTools: false)"),
+            "{text}"
+        );
+        assert!(!lines[3].contains("FAILED"), "{text}");
+        assert!(
+            text.contains("1 of 2 models answered (1 skipped, not routable)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,16 +6,15 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::status::{daemon_endpoint, fetch_status, runtime};
+use super::status::{daemon_endpoint, fetch_status, human_bytes, runtime};
 use super::GlobalArgs;
 use crate::config::{self, Snapshot};
 use crate::discovery::{self, Discovery};
+use crate::gateway::status::StatusReport;
 use crate::housekeeping::{session_stores, Mode, SessionsGuard};
 use crate::ollama::{self, client::OllamaClient, process};
 use crate::service::{self, env as service_env, launchd, systemd, ManagerKind, ServiceContext};
@@ -61,7 +60,7 @@ struct Scene {
     env: BTreeMap<String, String>,
     snapshot: Snapshot,
     /// `/status` of the running daemon.
-    status: Option<Value>,
+    status: Option<StatusReport>,
     binary_version: Option<String>,
     server_version: Option<String>,
     discovery: Option<Result<Discovery, String>>,
@@ -143,15 +142,7 @@ fn check_daemon(scene: &Scene, installed: bool) -> Check {
             "daemon",
             "openclawd running",
             Level::Ok,
-            format!(
-                "pid {} listening on {}",
-                st.pointer("/daemon/pid")
-                    .map(Value::to_string)
-                    .unwrap_or_default(),
-                st.pointer("/gateway/listen")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-            ),
+            format!("pid {} listening on {}", st.daemon.pid, st.gateway.listen),
         ),
         None => check(
             "daemon",
@@ -241,9 +232,7 @@ fn check_server(scene: &Scene) -> Check {
                 scene
                     .status
                     .as_ref()
-                    .and_then(|st| st.pointer("/ollama/state"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
+                    .map_or("?", |st| st.ollama.status.state.as_str())
             ),
         )
         .fix(format!(
@@ -267,8 +256,7 @@ fn restart_command(scene: &Scene) -> String {
     if let Some(cmd) = scene
         .status
         .as_ref()
-        .and_then(|st| st.pointer("/ollama/version_mismatch"))
-        .and_then(Value::as_str)
+        .and_then(|st| st.ollama.status.version_mismatch.as_deref())
     {
         return cmd.to_string();
     }
@@ -517,9 +505,10 @@ fn check_port(scene: &Scene) -> Check {
     let port = s.gateway.port;
     let title = "gateway port free or ours";
     let ours = scene.status.as_ref().and_then(|st| {
-        let listen = st.pointer("/gateway/listen")?.as_str()?;
-        let pid = st.pointer("/daemon/pid")?.as_u64()?;
-        listen.ends_with(&format!(":{port}")).then_some(pid)
+        st.gateway
+            .listen
+            .ends_with(&format!(":{port}"))
+            .then_some(st.daemon.pid)
     });
     if let Some(pid) = ours {
         return check(
@@ -594,10 +583,10 @@ fn check_sessions(scene: &Scene) -> Check {
                 largest = largest.max(r.size_bytes);
                 if r.action.is_some() {
                     problems.push(format!(
-                        "{}: {} bytes (limit {}), {} entries, {} overflowing{}",
+                        "{}: {} of {} allowed, {} entries, {} overflowing{}",
                         r.path.display(),
-                        r.size_bytes,
-                        s.own.sessions.max_bytes,
+                        human_bytes(r.size_bytes),
+                        human_bytes(s.own.sessions.max_bytes),
                         r.entries,
                         r.overflowing.len(),
                         if r.overflowing.is_empty() {
@@ -623,36 +612,11 @@ fn check_sessions(scene: &Scene) -> Check {
         title,
         Level::Ok,
         format!(
-            "{seen} sessions files, the largest {largest} bytes (limit {})",
-            s.own.sessions.max_bytes
+            "{seen} sessions files, the largest {} of {} allowed",
+            human_bytes(largest),
+            human_bytes(s.own.sessions.max_bytes)
         ),
     )
-}
-
-/// The executable a unit or plist runs.
-fn service_exe_in(text: &str, kind: ManagerKind) -> Option<String> {
-    match kind {
-        ManagerKind::Systemd => {
-            let line = text.lines().find_map(|l| l.strip_prefix("ExecStart="))?;
-            let line = line.trim_start_matches(['-', '@', ':', '+', '!']);
-            let word = if let Some(rest) = line.strip_prefix('"') {
-                rest.split('"').next()?.to_string()
-            } else {
-                line.split_whitespace().next()?.to_string()
-            };
-            Some(word.replace("%%", "%").replace("$$", "$"))
-        }
-        ManagerKind::Launchd => {
-            // The argument after the env file: `<string>/path/openclawd</string>`.
-            let strings: Vec<&str> = text
-                .split("<string>")
-                .skip(1)
-                .filter_map(|s| s.split("</string>").next())
-                .collect();
-            let i = strings.iter().position(|s| s.ends_with("service.env"))?;
-            Some(strings.get(i + 1)?.replace("&amp;", "&"))
-        }
-    }
 }
 
 fn check_service(global: &GlobalArgs, scene: &Scene) -> (Check, Option<BTreeMap<String, String>>) {
@@ -677,17 +641,21 @@ fn check_service(global: &GlobalArgs, scene: &Scene) -> (Check, Option<BTreeMap<
         );
     };
     let file = ctx.service_file();
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    if let Some(exe) = service_exe_in(&text, kind) {
-        if !Path::new(&exe).is_file() {
+    let exe = match kind {
+        ManagerKind::Systemd => systemd::read_installed(&file),
+        ManagerKind::Launchd => launchd::read_installed(&file),
+    };
+    if let Some(exe) = exe {
+        if !exe.is_file() {
             return (
                 check(
                     "service",
                     title,
                     Level::Fail,
                     format!(
-                        "{} runs {exe}, which no longer exists (moved by an upgrade?)",
-                        file.display()
+                        "{} runs {}, which no longer exists (moved by an upgrade?)",
+                        file.display(),
+                        exe.display()
                     ),
                 )
                 .fix("openclawd install (it rewrites the service with this executable's path)"),
@@ -826,7 +794,7 @@ pub fn doctor(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
         None => config::degraded_snapshot(&overrides, &env).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
     let (base, token, _) = daemon_endpoint(global);
-    let status = rt.block_on(fetch_status(&base, token.as_deref()));
+    let status = rt.block_on(fetch_status(&base, token.as_deref())).report();
     let binary_version = rt
         .block_on(ollama::version::binary_version(&snapshot.paths.ollama_bin))
         .ok();
@@ -928,6 +896,7 @@ fn print_checks(checks: &[Check], failures: usize, warnings: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn proxy_without_loopback_no_proxy_is_a_problem_with_a_merged_fix() {
@@ -955,21 +924,38 @@ mod tests {
     }
 
     #[test]
-    fn the_executable_is_read_back_from_a_unit_and_a_plist() {
-        let unit = "[Service]\nExecStart=\"/opt/my apps/openclawd\" run\n";
-        assert_eq!(
-            service_exe_in(unit, ManagerKind::Systemd).as_deref(),
-            Some("/opt/my apps/openclawd")
-        );
-        let unit = "ExecStart=/usr/bin/openclawd run --bind lan\n";
-        assert_eq!(
-            service_exe_in(unit, ManagerKind::Systemd).as_deref(),
-            Some("/usr/bin/openclawd")
-        );
-        let plist = "<string>-c</string>\n<string>/x/openclawd/service.env</string>\n<string>/opt/homebrew/bin/openclawd</string>";
-        assert_eq!(
-            service_exe_in(plist, ManagerKind::Launchd).as_deref(),
-            Some("/opt/homebrew/bin/openclawd")
-        );
+    fn the_executable_is_read_back_from_what_install_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for exe in ["/usr/bin/openclawd", "/opt/my apps/50% \"off\"/$openclawd"] {
+            let unit = systemd::render(&systemd::UnitParams {
+                exe: Path::new(exe),
+                args: &["run".to_string(), "--bind".to_string(), "lan".to_string()],
+                env_file: Path::new("/x/openclawd/service.env"),
+                user: None,
+                system: false,
+                systemd_version: Some(255),
+            });
+            let unit_file = dir.path().join("openclawd.service");
+            std::fs::write(&unit_file, unit).unwrap();
+            assert_eq!(
+                systemd::read_installed(&unit_file).as_deref(),
+                Some(Path::new(exe))
+            );
+
+            let plist = launchd::render(&launchd::PlistParams {
+                exe: Path::new(exe),
+                extra_args: &["--bind".to_string(), "lan".to_string()],
+                env_file: Path::new("/x/openclawd/service.env"),
+                state_dir: Path::new("/x"),
+                log_file: Path::new("/x/logs/openclawd.log"),
+            });
+            let plist_file = dir.path().join("ai.openclaw.openclawd.plist");
+            std::fs::write(&plist_file, plist).unwrap();
+            assert_eq!(
+                launchd::read_installed(&plist_file).as_deref(),
+                Some(Path::new(exe))
+            );
+        }
+        assert_eq!(systemd::read_installed(&dir.path().join("missing")), None);
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+mod logs;
 mod service;
 mod status;
 
@@ -76,16 +77,31 @@ pub enum Command {
     },
     /// Show the running daemon's state (exit 0 healthy, 1 degraded, 3 not running).
     Status {
+        /// Print the whole `/status` report as JSON (the same exit codes).
         #[arg(long)]
         json: bool,
     },
+    /// Show openclawd's log (or Ollama's) from <state>/logs/; the journal when systemd runs it.
+    Logs {
+        /// Keep printing lines as they are written (like `tail -f`).
+        #[arg(short, long)]
+        follow: bool,
+        /// Ollama's log (<state>/logs/ollama.log) instead of openclawd's.
+        #[arg(long)]
+        ollama: bool,
+        /// How many of the last lines to print first.
+        #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+        lines: usize,
+    },
     /// List the model catalogue: source, tools, reasoning, context, availability.
     Models {
+        /// Print the catalogue and the skipped models as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show each sessions.json: size, entries, overflowing entries, last action.
     Sessions {
+        /// Print one report per sessions store as JSON.
         #[arg(long)]
         json: bool,
         /// Apply the sessions guard now (backup first), instead of only reporting.
@@ -150,6 +166,7 @@ pub enum Command {
     Restart,
     /// Check the whole stack and say how to fix each problem (exit 1 when something fails).
     Doctor {
+        /// Print every check (id, status, detail, fix) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -162,8 +179,26 @@ pub enum Command {
     },
 }
 
+/// `openclawd status | head -1`: a command that prints is ended by SIGPIPE when its reader goes
+/// away, like any Unix tool (the shell sees 141), instead of Rust's default of ignoring SIGPIPE
+/// and panicking in `println!` on the `EPIPE` that follows. This one call covers every printing
+/// command and every writer (clap, serde_json, our tables), which a BrokenPipe check in each
+/// writer would not. Sockets are unaffected (std sends with `MSG_NOSIGNAL` / `SO_NOSIGPIPE`).
+/// Not for `run`: the daemon keeps ignoring SIGPIPE so a closed stderr never kills it.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restores the default disposition before any other thread of ours exists; no
+    // handler function is installed.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Run {
             log_format,
@@ -177,6 +212,18 @@ pub fn main() -> ExitCode {
         }),
         Command::Status { json } => status::status(&cli.global, json),
         Command::Models { json } => status::models(&cli.global, json),
+        Command::Logs {
+            follow,
+            ollama,
+            lines,
+        } => logs::logs(
+            &cli.global,
+            logs::LogsOptions {
+                follow,
+                ollama,
+                lines,
+            },
+        ),
         Command::Sessions {
             json,
             prune_now,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::status::{daemon_endpoint, fetch_status, runtime};
+use super::status::{daemon_endpoint, fetch_status, ollama_pid, ollama_summary, runtime};
 use super::GlobalArgs;
 use crate::procinfo::ProcessRef;
 use crate::service::control::{self, Stopped};
@@ -319,32 +319,10 @@ fn state_dir(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
 /// The pid `/status` reports, when the daemon answers.
 fn answering_pid(global: &GlobalArgs, rt: &tokio::runtime::Runtime) -> Option<u32> {
     let (base, token, _) = daemon_endpoint(global);
-    let st = rt.block_on(fetch_status(&base, token.as_deref()))?;
-    st.pointer("/daemon/pid")?
-        .as_u64()
-        .and_then(|p| u32::try_from(p).ok())
-}
-
-fn ollama_summary(global: &GlobalArgs, rt: &tokio::runtime::Runtime) -> String {
-    let (base, token, _) = daemon_endpoint(global);
-    let Some(st) = rt.block_on(fetch_status(&base, token.as_deref())) else {
-        return String::new();
-    };
-    let o = |k: &str| {
-        st.pointer(&format!("/ollama/{k}"))
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => "-".into(),
-                other => other.to_string(),
-            })
-            .unwrap_or_else(|| "-".into())
-    };
-    format!(
-        "; Ollama {} ({}, pid {})",
-        o("state"),
-        o("management"),
-        o("pid")
-    )
+    let st = rt
+        .block_on(fetch_status(&base, token.as_deref()))
+        .report()?;
+    Some(st.daemon.pid)
 }
 
 fn start_background(
@@ -367,7 +345,9 @@ pub fn start(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     // The daemon writes its pid file once it listens: a live pid there is a running daemon.
     if let Some(pid) = running_daemon(&state).map(|p| p.pid()) {
         if answering_pid(global, &rt) == Some(pid) {
-            println!("openclawd is already running (pid {pid}).");
+            println!(
+                "openclawd is already running (pid {pid}); `openclawd restart` restarts it (Ollama stays warm)."
+            );
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!(
@@ -387,7 +367,7 @@ pub fn start(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let pid = start_background(global, &state, false, &rt)?;
     println!(
         "openclawd started in the background (pid {pid}){}; log: {}",
-        ollama_summary(global, &rt),
+        ollama_summary(global, &rt, None),
         control::log_file(&state).display()
     );
     Ok(ExitCode::SUCCESS)
@@ -524,8 +504,9 @@ pub fn restart(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
         return restart_managed(&m, global, &rt);
     }
     let old = running_daemon(&state).map(|p| p.pid());
+    let before = ollama_pid(global, &rt);
     let new = start_background(global, &state, true, &rt)?;
-    let ollama = ollama_summary(global, &rt);
+    let ollama = ollama_summary(global, &rt, before);
     match old {
         Some(old) => println!(
             "restarted: openclawd pid {old} handed over to pid {new}{ollama}; log: {}",
@@ -559,6 +540,7 @@ fn restart_managed(
     };
     // Pinned before the signal, so the wait below cannot mistake a reused pid for it.
     let old_ref = ProcessRef::inspect(old).ok();
+    let before = ollama_pid(global, rt);
     let signalled = match ctx.kind {
         ManagerKind::Systemd => systemd::run(
             ctx.system,
@@ -599,7 +581,7 @@ fn restart_managed(
             println!(
                 "restarted through {}: pid {old} handed over to pid {pid}{}.",
                 m.describe(),
-                ollama_summary(global, rt)
+                ollama_summary(global, rt, before)
             );
             return Ok(ExitCode::SUCCESS);
         }

@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use super::GlobalArgs;
 use crate::config::{self, Snapshot};
+use crate::discovery::{ModelSource, SkippedModel};
+use crate::gateway::status::{ModelEntry, StatusReport};
+use crate::ollama::{Management, OllamaState};
 
 /// Exit codes of `status` (like `systemctl status`).
 const EXIT_DEGRADED: u8 = 1;
@@ -60,21 +63,63 @@ pub(super) fn daemon_endpoint(global: &GlobalArgs) -> (String, Option<String>, O
     }
 }
 
-pub(super) async fn fetch_status(base: &str, token: Option<&str>) -> Option<Value> {
-    let client = reqwest::Client::builder()
+/// What asking the daemon for `/status` gave.
+pub(super) enum Fetched {
+    /// Nothing answered: openclawd is not running there.
+    NotRunning,
+    /// Something answered but not with a report this openclawd reads (wrong token, another
+    /// program, an incompatible version): the sentence says which.
+    Unreadable(String),
+    Running(Box<StatusReport>),
+}
+
+impl Fetched {
+    /// The report, when the daemon answered with one.
+    pub(super) fn report(self) -> Option<StatusReport> {
+        match self {
+            Fetched::Running(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+pub(super) async fn fetch_status(base: &str, token: Option<&str>) -> Fetched {
+    let Ok(client) = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(3))
         .build()
-        .ok()?;
-    let mut rb = client.get(format!("{base}/status"));
+    else {
+        return Fetched::NotRunning;
+    };
+    let url = format!("{base}/status");
+    let mut rb = client.get(&url);
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
-    let resp = rb.send().await.ok()?;
-    if !resp.status().is_success() {
-        return None;
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return Fetched::NotRunning,
+        Err(e) if e.is_timeout() => {
+            return Fetched::Unreadable(format!("{url} did not answer within 3 s"))
+        }
+        Err(e) => return Fetched::Unreadable(format!("{url}: {e}")),
+    };
+    let code = resp.status();
+    if code == reqwest::StatusCode::UNAUTHORIZED {
+        return Fetched::Unreadable(format!(
+            "{url} refused the token: set OPENCLAW_GATEWAY_TOKEN (or gateway.auth.token) to the daemon's token"
+        ));
     }
-    resp.json().await.ok()
+    if !code.is_success() {
+        return Fetched::Unreadable(format!("{url} answered HTTP {}", code.as_u16()));
+    }
+    match resp.json::<StatusReport>().await {
+        Ok(r) => Fetched::Running(Box::new(r)),
+        Err(e) => Fetched::Unreadable(format!(
+            "{url} answered, but not with a status this openclawd {} reads ({e}); is it another program or another version? `openclawd restart` runs this one",
+            env!("CARGO_PKG_VERSION")
+        )),
+    }
 }
 
 pub(super) struct Paint {
@@ -108,170 +153,224 @@ impl Paint {
     }
 }
 
-fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
-    v.pointer(ptr).and_then(Value::as_str).unwrap_or("-")
-}
-
-fn n(v: &Value, ptr: &str) -> String {
-    v.pointer(ptr)
-        .map(|x| match x {
-            Value::Null => "-".to_string(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_else(|| "-".into())
-}
-
-/// What makes the daemon degraded, as sentences; empty when healthy.
-pub fn degraded_reasons(st: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(err) = st.pointer("/config/error").and_then(Value::as_str) {
-        out.push(format!("config error: {err}"));
+/// `4.7 KiB`, `10 MiB`, `13.3 GiB`: sizes a person reads.
+pub(super) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
     }
-    let state = s(st, "/ollama/state");
-    if state != "running" && state != "-" {
-        out.push(format!("Ollama is {state}"));
-    }
-    if let Some(m) = st
-        .pointer("/ollama/version_mismatch")
-        .and_then(Value::as_str)
-    {
-        out.push(format!("Ollama version mismatch: {m}"));
-    }
-    let models = st.pointer("/models").and_then(Value::as_array);
-    let primary = st.pointer("/routing/primary").and_then(Value::as_str);
-    if let (Some(models), Some(primary)) = (models, primary) {
-        let available = models.iter().any(|m| {
-            m.get("ref").and_then(Value::as_str) == Some(primary)
-                && m.get("available").and_then(Value::as_bool) == Some(true)
-        });
-        if !available {
-            out.push(format!("primary model {primary} is not available"));
+    let mut v = n as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
         }
+        v /= 1024.0;
+        unit = u;
     }
-    out
+    if v.fract() < 0.05 || v >= 100.0 {
+        format!("{v:.0} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time with any offset, as Ollama writes
+/// `expires_at` (`2026-08-22T10:21:07.412093851-07:00`).
+fn epoch_secs(rfc3339: &str) -> Option<i64> {
+    let (date, rest) = rfc3339.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
+    let time_end = rest
+        .find(['Z', 'z', '+', '-'])
+        .unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(time_end);
+    let time = time.split('.').next()?;
+    let mut t = time.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+    let offset = match zone {
+        "" | "Z" | "z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = z[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    // Days from civil (H. Hinnant).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+/// When a loaded model unloads, relative to now: `unloads in 29m 12s`, `kept loaded`.
+fn unloads(expires_at: Option<&str>) -> String {
+    let Some(at) = expires_at else {
+        return "unload time unknown".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    match epoch_secs(at) {
+        // Ollama's keep_alive -1 is a date centuries away.
+        Some(t) if t - now > 10 * 365 * 86_400 => "kept loaded".into(),
+        Some(t) if t > now => format!(
+            "unloads in {}",
+            humantime::format_duration(Duration::from_secs((t - now) as u64))
+        ),
+        Some(_) => "unloading".into(),
+        None => format!("until {at}"),
+    }
+}
+
+/// What `status` and the other commands do when the daemon is not there to ask.
+fn not_running(base: &str, json: bool) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({"running": false, "address": base}));
+    } else {
+        println!("openclawd is not running (nothing answered at {base}/status).");
+        println!("Start it with `openclawd start` (or `openclawd run` in the foreground), or `openclawd install` it as a service.");
+    }
+    ExitCode::from(EXIT_NOT_RUNNING)
 }
 
 pub fn status(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
     let (base, token, _) = daemon_endpoint(global);
-    let st = runtime()?.block_on(fetch_status(&base, token.as_deref()));
-    let Some(st) = st else {
-        if json {
-            println!("{}", serde_json::json!({"running": false, "address": base}));
-        } else {
-            println!("openclawd is not running (nothing answered at {base}/status).");
-            println!("Start it with `openclawd run` (foreground) or install the service.");
-        }
-        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    let st = match runtime()?.block_on(fetch_status(&base, token.as_deref())) {
+        Fetched::Running(st) => st,
+        Fetched::NotRunning => return Ok(not_running(&base, json)),
+        Fetched::Unreadable(why) => anyhow::bail!("{why}"),
     };
-    let reasons = degraded_reasons(&st);
     if json {
         println!("{}", serde_json::to_string_pretty(&st)?);
     } else {
-        print_status(&st, &reasons);
+        print_status(&st);
     }
-    Ok(if reasons.is_empty() {
+    Ok(if st.health.healthy {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_DEGRADED)
     })
 }
 
-fn print_status(st: &Value, reasons: &[String]) {
+fn dash<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_status(st: &StatusReport) {
     let p = Paint::new();
-    let dot = if reasons.is_empty() {
+    let healthy = st.health.healthy;
+    let dot = if healthy {
         p.green("●")
     } else {
         p.yellow("●")
     };
-    let uptime = st
-        .pointer("/daemon/uptime_secs")
-        .and_then(Value::as_u64)
-        .map(|u| humantime::format_duration(Duration::from_secs(u)).to_string())
-        .unwrap_or_else(|| "-".into());
     println!(
-        "{dot} {} {} — {} (pid {}, up {uptime}) on {}",
+        "{dot} {} {} — {} (pid {}, up {}) on {}",
         p.bold("openclawd"),
-        s(st, "/daemon/version"),
-        if reasons.is_empty() {
+        st.daemon.version,
+        if healthy {
             p.green("healthy")
         } else {
             p.yellow("degraded")
         },
-        n(st, "/daemon/pid"),
-        s(st, "/gateway/listen"),
+        st.daemon.pid,
+        humantime::format_duration(Duration::from_secs(st.daemon.uptime_secs)),
+        st.gateway.listen,
     );
-    for r in reasons {
-        println!("  {} {r}", p.yellow("!"));
+    // Each problem once, here; the lines below refer to it instead of repeating it.
+    for problem in &st.health.problems {
+        println!("  {} {}", p.yellow("!"), problem.message);
+        println!("    fix: {}", problem.fix);
     }
-    let ostate = s(st, "/ollama/state");
-    let ostate_p = if ostate == "running" {
+    let o = &st.ollama.status;
+    let ostate = o.state.as_str();
+    let ostate_p = if o.state == OllamaState::Running {
         p.green(ostate)
     } else {
         p.red(ostate)
     };
+    let management = match o.management {
+        Some(Management::Owned) => "owned",
+        Some(Management::Adopted) => "adopted",
+        Some(Management::Remote) => "remote",
+        None => "-",
+    };
     println!(
-        "  Ollama:   {ostate_p} · {} · pid {} · {} · server {} · binary {} · {} restarts{}",
-        s(st, "/ollama/management"),
-        n(st, "/ollama/pid"),
-        s(st, "/ollama/base_url"),
-        n(st, "/ollama/server_version"),
-        n(st, "/ollama/binary_version"),
-        n(st, "/ollama/restarts"),
-        st.pointer("/ollama/last_restart_reason")
-            .and_then(Value::as_str)
+        "  Ollama:   {ostate_p} · {management} · pid {} · {} · server {} · binary {} · {} restarts{}",
+        dash(&o.pid),
+        o.base_url,
+        dash(&o.server_version),
+        dash(&o.binary_version),
+        o.restarts,
+        o.last_restart_reason
+            .as_deref()
             .map(|r| format!(" (last: {r})"))
             .unwrap_or_default(),
     );
-    let cerr = st.pointer("/config/error").and_then(Value::as_str);
-    println!(
-        "  Config:   {} · generation {} · {}",
-        s(st, "/config/path"),
-        n(st, "/config/generation"),
-        match cerr {
-            Some(e) => p.red(&format!("ERROR {e}")),
-            None => p.green("ok"),
-        }
-    );
-    let models = st
-        .pointer("/models")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mark = |r: &str| -> String {
-        match models
-            .iter()
-            .find(|m| m.get("ref").and_then(Value::as_str) == Some(r))
-        {
-            Some(m) if m.get("available").and_then(Value::as_bool) == Some(true) => {
-                format!("{r} {}", p.green("✓"))
+    match &st.ollama.loaded {
+        Some(loaded) if loaded.is_empty() => println!("  Loaded:   no model in memory"),
+        Some(loaded) => {
+            for (i, m) in loaded.iter().enumerate() {
+                println!(
+                    "  {} {} · {} · {}",
+                    if i == 0 { "Loaded:  " } else { "         " },
+                    m.name,
+                    human_bytes(m.size),
+                    unloads(m.expires_at.as_deref()),
+                );
             }
+        }
+        None => {}
+    }
+    let config_state = match (&st.config.error, st.config.warnings.len()) {
+        (Some(_), _) => p.red("error (see above)"),
+        (None, 0) => p.green("ok"),
+        (None, n) => p.yellow(&format!(
+            "{n} warning{} (see above)",
+            if n == 1 { "" } else { "s" }
+        )),
+    };
+    println!(
+        "  Config:   {} · generation {} · {config_state}",
+        st.config.path.display(),
+        st.config.generation,
+    );
+    let mark = |r: &str| -> String {
+        match st.model(r) {
+            Some(m) if m.available => format!("{r} {}", p.green("✓")),
             Some(m) => {
-                let why = if m.get("cooldown_until").is_some_and(|c| !c.is_null()) {
+                let why = if m.cooldown_until.is_some() {
                     "cooldown"
-                } else if m.get("unroutable").is_some_and(|c| !c.is_null()) {
+                } else if m.unroutable.is_some() {
                     "unroutable"
+                } else if m.on_supervised_ollama {
+                    "Ollama down"
                 } else {
                     "unavailable"
                 };
                 format!("{r} {}", p.red(&format!("✗ {why}")))
             }
+            None if st.skipped_models.iter().any(|s| s.model_ref == r) => {
+                format!("{r} {}", p.red("✗ skipped"))
+            }
             None => format!("{r} {}", p.red("✗ not in catalogue")),
         }
     };
-    let mut chain: Vec<String> = Vec::new();
-    if let Some(pr) = st.pointer("/routing/primary").and_then(Value::as_str) {
-        chain.push(mark(pr));
-    }
-    for f in st
-        .pointer("/routing/fallbacks")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        chain.push(mark(f));
-    }
+    let chain: Vec<String> = st
+        .routing
+        .primary
+        .iter()
+        .chain(st.routing.fallbacks.iter())
+        .map(|r| mark(r))
+        .collect();
     println!(
         "  Routing:  {}",
         if chain.is_empty() {
@@ -280,46 +379,67 @@ fn print_status(st: &Value, reasons: &[String]) {
             chain.join(" → ")
         }
     );
-    println!("  Models:   {} in catalogue", models.len());
-    for sk in st
-        .pointer("/skipped_models")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    println!(
+        "  Models:   {} in catalogue{}",
+        st.models.len(),
+        match st.skipped_models.len() {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        }
+    );
+    for sk in &st.skipped_models {
         println!(
             "  Skipped:  {} — {} (fix: {})",
-            s(sk, "/ref"),
-            s(sk, "/reason"),
-            s(sk, "/fix")
+            sk.model_ref, sk.reason, sk.fix
         );
     }
-    if let Some(err) = st.pointer("/discovery/error").and_then(Value::as_str) {
+    if let Some(err) = &st.discovery.error {
         println!("  Discovery: {}", p.red(err));
     }
     println!(
         "  Gateway:  {} requests · {} fallbacks",
-        n(st, "/gateway/requests_total"),
-        n(st, "/gateway/fallbacks_total")
+        st.gateway.requests_total, st.gateway.fallbacks_total
     );
     println!(
         "  Housekeeping: {} sessions cleared · {} port reclaims · last: {}",
-        n(st, "/housekeeping/sessions_cleared_total"),
-        n(st, "/housekeeping/port_reclaims_total"),
-        n(st, "/housekeeping/last_action"),
+        st.housekeeping.sessions_cleared_total,
+        st.housekeeping.port_reclaims_total,
+        dash(&st.housekeeping.last_action),
     );
+    match &st.logs.journal {
+        Some(journal) => println!(
+            "  Logs:     `{journal}` · Ollama: {} (`openclawd logs [--ollama] [-f]`)",
+            st.logs.ollama.display()
+        ),
+        None => println!(
+            "  Logs:     {} · Ollama: {} (`openclawd logs [--ollama] [-f]`)",
+            st.logs.openclawd.display(),
+            st.logs.ollama.display()
+        ),
+    }
+}
+
+/// `openclawd models --json`: the catalogue, from the running daemon or, when none runs, from
+/// the config and one discovery.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ModelsReport {
+    /// Where the list came from, as a phrase.
+    pub source: String,
+    pub models: Vec<ModelEntry>,
+    pub skipped_models: Vec<SkippedModel>,
 }
 
 pub fn models(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
     let (base, token, snapshot) = daemon_endpoint(global);
     let rt = runtime()?;
-    let (models, skipped, source) = match rt.block_on(fetch_status(&base, token.as_deref())) {
-        Some(st) => (
-            st.get("models").cloned().unwrap_or(Value::Null),
-            st.get("skipped_models").cloned().unwrap_or(Value::Null),
-            "the running daemon".to_string(),
-        ),
-        None => {
+    let report = match rt.block_on(fetch_status(&base, token.as_deref())) {
+        Fetched::Running(st) => ModelsReport {
+            source: "the running daemon".to_string(),
+            models: st.models,
+            skipped_models: st.skipped_models,
+        },
+        Fetched::Unreadable(why) => anyhow::bail!("{why}"),
+        Fetched::NotRunning => {
             let snapshot = match snapshot {
                 Some(s) => s,
                 None => {
@@ -328,68 +448,61 @@ pub fn models(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
                 }
             };
             let catalog = rt.block_on(crate::discovery::discover_once(&snapshot));
-            let models: Vec<Value> = catalog
+            let models = catalog
                 .models
                 .iter()
                 .map(|m| {
-                    serde_json::json!({
-                        "ref": m.model_ref, "provider": m.provider, "id": m.id,
-                        "source": m.source, "tools": m.config.tools,
-                        "reasoning": m.config.reasoning,
-                        "context_window": m.config.context_window,
-                        "max_tokens": m.config.max_tokens,
-                        "available": m.unroutable.is_none(),
-                        "unroutable": m.unroutable,
-                    })
+                    let ollama = catalog.providers.get(&m.provider).is_some_and(|p| {
+                        p.api == crate::config::Api::Ollama
+                            && p.base_url.trim_end_matches('/')
+                                == snapshot.ollama.base_url.trim_end_matches('/')
+                    });
+                    ModelEntry::of(m, m.unroutable.is_none(), None, ollama)
                 })
                 .collect();
-            let mut note = "the config directly (openclawd is not running)".to_string();
+            let mut source = "the config directly (openclawd is not running)".to_string();
             if let Some(e) = &catalog.discovery_error {
-                note.push_str(&format!("; {e}"));
+                source.push_str(&format!("; {e}"));
             }
-            (
-                Value::Array(models),
-                serde_json::to_value(&catalog.skipped)?,
-                note,
-            )
+            ModelsReport {
+                source,
+                models,
+                skipped_models: catalog.skipped,
+            }
         }
     };
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "source": source, "models": models, "skipped_models": skipped
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Models (from {source}):");
+    println!("Models (from {}):", report.source);
     println!(
         "  {:<44} {:<10} {:<5} {:<9} {:>9} {:<9}",
         "REF", "SOURCE", "TOOLS", "REASONING", "CONTEXT", "AVAILABLE"
     );
-    for m in models.as_array().into_iter().flatten() {
-        let yn = |ptr: &str| match m.pointer(ptr).and_then(Value::as_bool) {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => "-",
-        };
+    let yn = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    };
+    for m in &report.models {
         println!(
             "  {:<44} {:<10} {:<5} {:<9} {:>9} {:<9}",
-            s(m, "/ref"),
-            s(m, "/source"),
-            yn("/tools"),
-            yn("/reasoning"),
-            n(m, "/context_window"),
-            yn("/available"),
+            m.model_ref,
+            match m.source {
+                ModelSource::Discovered => "discovered",
+                ModelSource::Configured => "configured",
+            },
+            yn(m.tools),
+            yn(Some(m.reasoning)),
+            dash(&m.context_window),
+            yn(Some(m.available)),
         );
     }
-    for sk in skipped.as_array().into_iter().flatten() {
+    for sk in &report.skipped_models {
         println!(
             "  skipped {} — {} (fix: {})",
-            s(sk, "/ref"),
-            s(sk, "/reason"),
-            s(sk, "/fix")
+            sk.model_ref, sk.reason, sk.fix
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -445,11 +558,11 @@ pub fn sessions(
                 continue;
             }
             println!(
-                "{} ({}): {} bytes of {} allowed, {} entries, {} overflowing{}",
+                "{} ({}): {} of {} allowed, {} entries, {} overflowing{}",
                 r.agent_id,
                 r.path.display(),
-                r.size_bytes,
-                limit,
+                human_bytes(r.size_bytes),
+                human_bytes(limit),
                 r.entries,
                 r.overflowing.len(),
                 if r.overflowing.is_empty() {
@@ -473,4 +586,69 @@ pub fn sessions(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// How long `start`/`restart` wait for Ollama to leave `starting` before saying what it is.
+const OLLAMA_SETTLE: Duration = Duration::from_secs(8);
+
+/// The Ollama pid the running daemon reports (before a restart, to tell "kept warm" after).
+pub(super) fn ollama_pid(global: &GlobalArgs, rt: &tokio::runtime::Runtime) -> Option<u32> {
+    let (base, token, _) = daemon_endpoint(global);
+    rt.block_on(fetch_status(&base, token.as_deref()))
+        .report()?
+        .ollama
+        .status
+        .pid
+}
+
+/// `; Ollama kept warm (pid 42, 0.32.15)` and the like, for `start`/`restart`: what the new
+/// daemon reports once Ollama has left `starting` (or after a few seconds). `before` is the
+/// Ollama pid before a restart.
+pub(super) fn ollama_summary(
+    global: &GlobalArgs,
+    rt: &tokio::runtime::Runtime,
+    before: Option<u32>,
+) -> String {
+    let (base, token, _) = daemon_endpoint(global);
+    let deadline = std::time::Instant::now() + OLLAMA_SETTLE;
+    let st = loop {
+        let st = rt.block_on(fetch_status(&base, token.as_deref())).report();
+        let settled = !matches!(&st, Some(s) if s.ollama.status.state == OllamaState::Starting);
+        if settled || std::time::Instant::now() >= deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    st.map(|st| format!("; {}", ollama_sentence(&st, before)))
+        .unwrap_or_default()
+}
+
+/// One sentence on Ollama's real state.
+pub(super) fn ollama_sentence(st: &StatusReport, before: Option<u32>) -> String {
+    let o = &st.ollama.status;
+    let version = o
+        .server_version
+        .as_deref()
+        .map(|v| format!(", {v}"))
+        .unwrap_or_default();
+    let pid = o
+        .pid
+        .map(|p| format!("pid {p}"))
+        .unwrap_or_else(|| "no pid".into());
+    match (o.state, o.management) {
+        (OllamaState::Running, _) if o.pid.is_some() && o.pid == before => {
+            format!("Ollama kept warm ({pid}{version})")
+        }
+        (OllamaState::Running, Some(Management::Owned)) => {
+            format!("Ollama running, started by openclawd ({pid}{version})")
+        }
+        (OllamaState::Running, Some(Management::Adopted)) => {
+            format!("Ollama running, adopted ({pid}{version})")
+        }
+        (OllamaState::Running, _) => format!("Ollama running at {}{version}", o.base_url),
+        (OllamaState::Starting, _) => {
+            format!("Ollama still starting ({pid}); `openclawd status` shows when it runs")
+        }
+        (state, _) => format!("Ollama {} — see `openclawd status`", state.as_str()),
+    }
 }

@@ -56,9 +56,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
 
-    #[error(
-        "{at}: invalid JSON5: {message}. Fix the syntax at that position and save the file again."
-    )]
+    #[error("{at}: {message}. Fix the syntax there and save the file again.")]
     Syntax { at: SourcePos, message: String },
 
     #[error(
@@ -74,6 +72,18 @@ pub enum ConfigError {
 
     #[error("{at}: {message}. Fix the $include entry (paths are relative to the including file).")]
     Include { at: SourcePos, message: String },
+
+    #[error(
+        "$include budget exceeded: {what} (limit {limit}) while including {include} from {at}. \
+         Include fewer or smaller files: one load reads at most 256 included files and 16 MiB \
+         in all."
+    )]
+    IncludeBudget {
+        at: SourcePos,
+        what: String,
+        limit: String,
+        include: String,
+    },
 
     #[error(
         "{at}: Circular include detected: {}. Remove the $include that closes the loop.",
@@ -111,6 +121,7 @@ impl ConfigError {
             | ConfigError::MissingEnvVar { at, .. }
             | ConfigError::Include { at, .. }
             | ConfigError::IncludeCycle { at, .. }
+            | ConfigError::IncludeBudget { at, .. }
             | ConfigError::Invalid { at, .. }
             | ConfigError::UnknownKey { at, .. } => at,
             ConfigError::NoHome | ConfigError::Read { .. } | ConfigError::Override { .. } => {
@@ -128,6 +139,7 @@ impl ConfigError {
             | ConfigError::MissingEnvVar { at, .. }
             | ConfigError::Include { at, .. }
             | ConfigError::IncludeCycle { at, .. }
+            | ConfigError::IncludeBudget { at, .. }
             | ConfigError::Invalid { at, .. }
             | ConfigError::UnknownKey { at, .. } => Some(at.file.clone()),
             ConfigError::NoHome | ConfigError::Override { .. } => None,

@@ -16,6 +16,11 @@ use super::parse::{parse_document, Document, Seg, Span};
 
 pub(crate) const INCLUDE_KEY: &str = "$include";
 const MAX_INCLUDE_DEPTH: usize = 10;
+/// Included files one load may read (a file included twice counts twice): nesting a list of two
+/// includes ten deep would otherwise read 2^10 files.
+pub(crate) const MAX_INCLUDE_FILES: usize = 256;
+/// Bytes one load may read, the config itself and every included file together.
+pub(crate) const MAX_INCLUDE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The merged config and the files it came from.
 #[derive(Debug)]
@@ -98,11 +103,14 @@ impl Locator {
 pub(crate) fn resolve(mut root: Document) -> Result<Resolved, ConfigError> {
     let root_file = root.file.clone();
     let value = std::mem::take(&mut root.value);
+    let bytes_read = root.text.len() as u64;
     let mut resolver = Resolver {
         docs: vec![root],
         prefixes: vec![Vec::new()],
         children: vec![Vec::new()],
         included_files: Vec::new(),
+        files_read: 0,
+        bytes_read,
     };
     let chain = vec![normalize(&root_file)];
     let value = resolver.process(value, 0, &mut Vec::new(), &mut Vec::new(), &chain)?;
@@ -130,6 +138,10 @@ struct Resolver {
     prefixes: Vec<Vec<Seg>>,
     children: Vec<Vec<Child>>,
     included_files: Vec<PathBuf>,
+    /// Included files read so far (repeats count), against [`MAX_INCLUDE_FILES`].
+    files_read: usize,
+    /// Bytes read so far, the root config's included, against [`MAX_INCLUDE_BYTES`].
+    bytes_read: u64,
 }
 
 impl Resolver {
@@ -273,16 +285,16 @@ impl Resolver {
                 format!("Maximum include depth ({MAX_INCLUDE_DEPTH}) exceeded at: {include_path}"),
             ));
         }
-        let text = std::fs::read_to_string(&resolved).map_err(|err| {
-            self.include_error(
-                doc,
-                doc_path,
-                format!(
-                    "Failed to read include file: {include_path} (resolved: {}): {err}",
-                    resolved.display()
-                ),
-            )
-        })?;
+        if self.files_read >= MAX_INCLUDE_FILES {
+            return Err(ConfigError::IncludeBudget {
+                at: self.value_pos(doc, doc_path),
+                what: format!("{} files", self.files_read + 1),
+                limit: format!("{MAX_INCLUDE_FILES}"),
+                include: include_path.to_string(),
+            });
+        }
+        let text = self.read_within_budget(&resolved, include_path, doc, doc_path)?;
+        self.files_read += 1;
         let mut included = parse_document(&resolved, text)?;
         if !self.included_files.contains(&resolved) {
             self.included_files.push(resolved.clone());
@@ -297,6 +309,51 @@ impl Resolver {
         let mut nested_chain = chain.to_vec();
         nested_chain.push(resolved);
         self.process(value, idx, &mut Vec::new(), merged_path, &nested_chain)
+    }
+
+    /// Reads an included file, failing when it would take the load past [`MAX_INCLUDE_BYTES`]
+    /// (read no further than that, so a huge or endless file costs nothing).
+    fn read_within_budget(
+        &mut self,
+        resolved: &Path,
+        include_path: &str,
+        doc: usize,
+        doc_path: &[Seg],
+    ) -> Result<String, ConfigError> {
+        use std::io::Read;
+        let unreadable = |s: &Self, why: String| {
+            s.include_error(
+                doc,
+                doc_path,
+                format!(
+                    "Failed to read include file: {include_path} (resolved: {}): {why}",
+                    resolved.display()
+                ),
+            )
+        };
+        let file = std::fs::File::open(resolved).map_err(|e| unreadable(self, e.to_string()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| unreadable(self, e.to_string()))?;
+        if !meta.is_file() {
+            return Err(unreadable(self, "not a regular file".into()));
+        }
+        let remaining = MAX_INCLUDE_BYTES.saturating_sub(self.bytes_read);
+        let mut bytes = Vec::new();
+        file.take(remaining + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| unreadable(self, e.to_string()))?;
+        let size = meta.len().max(bytes.len() as u64);
+        if bytes.len() as u64 > remaining {
+            return Err(ConfigError::IncludeBudget {
+                at: self.value_pos(doc, doc_path),
+                what: format!("{} in all", mebibytes(self.bytes_read + size)),
+                limit: mebibytes(MAX_INCLUDE_BYTES),
+                include: include_path.to_string(),
+            });
+        }
+        self.bytes_read += bytes.len() as u64;
+        String::from_utf8(bytes).map_err(|_| unreadable(self, "not UTF-8 text".into()))
     }
 
     /// A document first (its own keys win), then its includes: deeper `$include` sites before
@@ -347,6 +404,16 @@ pub(crate) fn deep_merge(target: Value, source: Value) -> Value {
             Value::Object(t)
         }
         (_, source) => source,
+    }
+}
+
+/// `16 MiB`, `17.3 MiB`.
+fn mebibytes(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib.fract() == 0.0 {
+        format!("{mib:.0} MiB")
+    } else {
+        format!("{mib:.1} MiB")
     }
 }
 

@@ -16,7 +16,9 @@ mod paths;
 mod published;
 mod read;
 mod subst;
+mod syntax;
 mod types;
+mod typos;
 
 #[cfg(test)]
 mod tests;
@@ -77,6 +79,7 @@ fn load_with(
     let locator = resolved.locator;
     let r = Reader { locator: &locator };
     extract::check_root(&r, &config)?;
+    typos::check(&config, &locator, &mut warnings);
 
     let env = subst::merge_env(env, subst::config_env_vars(&config));
     subst::substitute_tree(&mut config, &env, &locator)?;

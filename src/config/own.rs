@@ -2,6 +2,7 @@
 //! every field defaulted, checked strictly (an unknown key is an error naming it and its line).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -14,7 +15,7 @@ use super::types::{OwnSettings, ReclaimPolicy, SessionsAction};
 const TOP: &[&str] = &["ollama", "discovery", "gateway", "sessions"];
 const OLLAMA: &[&str] = &["manage", "bin", "preload", "keepAlive", "startTimeout"];
 const DISCOVERY: &[&str] = &["requireTools", "interval", "defaultContextWindow"];
-const GATEWAY: &[&str] = &["reclaim", "maxBodyBytes"];
+const GATEWAY: &[&str] = &["reclaim", "maxBodyBytes", "holdForOllama"];
 const SESSIONS: &[&str] = &["maxBytes", "action", "interval"];
 
 /// Reads the own settings file; a missing (or blank) file gives the defaults.
@@ -110,6 +111,7 @@ fn parse_own(
                     own.gateway.max_body_bytes =
                         r.integer(v, &p, 1, max, "a positive integer (bytes)")? as usize
                 }
+                "holdForOllama" => own.gateway.hold_for_ollama = hold_budget(r, v, &p)?,
                 _ => {}
             }
         }
@@ -165,6 +167,28 @@ fn check_keys(
         }),
         None => Ok(()),
     }
+}
+
+/// The longest `gateway.holdForOllama` accepted: a request held longer than this has been
+/// abandoned by any client, and a bounded value keeps `Instant + budget` from overflowing.
+pub(crate) const MAX_HOLD_FOR_OLLAMA: Duration = Duration::from_secs(3600);
+
+/// `gateway.holdForOllama`: a duration (`"30s"`, `"2m"`) or a number of seconds; `0` (or `"0"`)
+/// means never hold.
+fn hold_budget(r: &Reader<'_>, v: &Value, path: &[Seg]) -> Result<Duration, ConfigError> {
+    let expected = "a duration such as \"30s\" or \"2m\" (at most 1h; 0 = never hold)";
+    let budget = match v {
+        Value::String(s) if s.trim() == "0" => Some(Duration::ZERO),
+        Value::String(s) => humantime::parse_duration(s.trim()).ok(),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && *f <= MAX_HOLD_FOR_OLLAMA.as_secs_f64())
+            .map(Duration::from_secs_f64),
+        _ => None,
+    };
+    budget
+        .filter(|d| *d <= MAX_HOLD_FOR_OLLAMA)
+        .ok_or_else(|| r.expected(path, expected, v))
 }
 
 /// Ollama's `keep_alive`: a Go duration string (`"30m"`, `"0"`, `"-1m"` = forever) or a number

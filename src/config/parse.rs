@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::error::{ConfigError, SourcePos};
+use super::syntax;
 
 /// One step of a config path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,6 +95,32 @@ impl Document {
         (line + 1, col + 1)
     }
 
+    /// A document used only to turn offsets into positions.
+    fn for_positions(file: &Path, text: &str) -> Document {
+        Document {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            value: Value::Null,
+            spans: HashMap::new(),
+            line_starts: line_starts(text),
+        }
+    }
+
+    /// The byte offset of a 1-based line and column (in characters); clamped to the text.
+    fn offset_of(&self, line: usize, col: usize) -> usize {
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.text.len());
+        let rest = self.text.get(start..).unwrap_or("");
+        start
+            + rest
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map_or(rest.len(), |(i, _)| i)
+    }
+
     pub fn pos(&self, offset: usize) -> SourcePos {
         let (line, col) = self.line_col(offset);
         SourcePos::at(&self.file, line, col)
@@ -104,7 +131,7 @@ impl Document {
 pub(crate) fn parse_document(file: &Path, text: String) -> Result<Document, ConfigError> {
     // A UTF-8 byte order mark is not JSON5 but editors on some systems write one.
     let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let value: Value = json5::from_str(body).map_err(|err| syntax_error(file, err))?;
+    let value: Value = json5::from_str(body).map_err(|err| syntax_error(file, &text, err))?;
     let offset = text.len() - body.len();
     let mut spans = HashMap::new();
     let mut scanner = Scanner {
@@ -114,9 +141,7 @@ pub(crate) fn parse_document(file: &Path, text: String) -> Result<Document, Conf
         spans: &mut spans,
     };
     scanner.value(&mut Vec::new(), None, 0);
-    let line_starts = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
+    let line_starts = line_starts(&text);
     Ok(Document {
         file: file.to_path_buf(),
         text,
@@ -126,28 +151,42 @@ pub(crate) fn parse_document(file: &Path, text: String) -> Result<Document, Conf
     })
 }
 
-fn syntax_error(file: &Path, err: json5::Error) -> ConfigError {
+fn syntax_error(file: &Path, text: &str, err: json5::Error) -> ConfigError {
+    // The parser's words are its grammar's expectations; ours say what is wrong and where.
+    if let Some(d) = syntax::diagnose(text) {
+        let doc = Document::for_positions(file, text);
+        return ConfigError::Syntax {
+            at: doc.pos(d.offset),
+            message: d.message,
+        };
+    }
     let json5::Error::Message { msg, location } = err;
-    let at = match location {
-        Some(loc) => SourcePos::at(file, loc.line, loc.column),
-        None => SourcePos::file(file),
-    };
-    ConfigError::Syntax {
-        at,
-        message: condense_parser_message(&msg),
+    // pest's grammar messages are a picture (` --> 1:5`, the line, a caret, `= expected ...`);
+    // the others come from building the value (`error parsing number: too large`) and are one
+    // line a person can act on.
+    let value_message = Some(msg.lines().next().unwrap_or("").trim())
+        .filter(|m| !m.is_empty() && !m.starts_with("-->"))
+        .map(|m| format!("cannot read this value: {m}"));
+    match location {
+        Some(loc) => {
+            let doc = Document::for_positions(file, text);
+            let offset = doc.offset_of(loc.line, loc.column);
+            ConfigError::Syntax {
+                at: SourcePos::at(file, loc.line, loc.column),
+                message: value_message.unwrap_or_else(|| syntax::at_offset(text, offset)),
+            }
+        }
+        None => ConfigError::Syntax {
+            at: SourcePos::file(file),
+            message: value_message.unwrap_or_else(|| "the file is not valid JSON5".into()),
+        },
     }
 }
 
-/// The parser's message is a multi-line picture (` --> 3:5`, the line, a caret, `= expected
-/// ...`); keep the one line that says what was expected.
-fn condense_parser_message(msg: &str) -> String {
-    let expected = msg
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("= "))
-        .map(str::to_string);
-    let text = expected.unwrap_or_else(|| msg.lines().map(str::trim).collect::<Vec<_>>().join(" "));
-    text.trim().trim_end_matches('.').to_string()
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
 }
 
 /// Records spans of an already-valid JSON5 text. Never fails: on anything unexpected it stops.

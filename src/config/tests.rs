@@ -903,6 +903,57 @@ fn an_include_cycle_is_reported_with_its_chain() {
 }
 
 #[test]
+fn an_include_fan_out_stops_at_256_files_naming_the_include() {
+    // Each level includes the next one twice: 2 + 4 + ... + 512 reads, a few small files.
+    let h = Home::new();
+    for level in 0..9 {
+        let next = format!("level{}.json5", level + 1);
+        h.write(
+            format!("fan/level{level}.json5"),
+            &format!("{{\n  $include: ['{next}', '{next}'],\n  l{level}: true,\n}}\n"),
+        );
+    }
+    h.write("fan/level9.json5", "{ leaf: true }");
+    h.config("{\n  $include: 'fan/level0.json5',\n}\n");
+    let e = h.err();
+    assert!(matches!(e, ConfigError::IncludeBudget { .. }), "{e}");
+    let msg = e.to_string();
+    let (file, line, _) = e.location().unwrap();
+    assert!(file.starts_with(h.state().join("fan")), "{msg}");
+    assert_eq!(line, 2);
+    assert!(
+        msg.starts_with("$include budget exceeded: 257 files (limit 256) while including level"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(" from {}:2:", file.display())),
+        "{msg}"
+    );
+}
+
+#[test]
+fn includes_stop_at_16_mib_in_all_naming_the_include() {
+    let h = Home::new();
+    h.write("small.json5", "{ a: 1 }");
+    // Read no further than the budget: the file is never parsed.
+    h.write(
+        "big.json5",
+        &format!("{{ pad: '{}' }}", "x".repeat(17 * 1024 * 1024)),
+    );
+    let root = h.config("{\n  $include: [\n    'small.json5',\n    'big.json5',\n  ],\n}\n");
+    let e = h.err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "$include budget exceeded: 17.0 MiB in all (limit 16 MiB) while including big.json5 from {}:4:5.",
+            root.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(e.location(), Some((root, 4, 5)));
+}
+
+#[test]
 fn a_missing_include_names_the_include() {
     let h = Home::new();
     let file = h.config("{\n  $include: 'nope.json5',\n}");
@@ -912,6 +963,105 @@ fn a_missing_include_names_the_include() {
         e.to_string()
             .contains("Failed to read include file: nope.json5"),
         "{e}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typos in the sections openclawd reads
+
+#[test]
+fn a_near_miss_of_a_schema_key_is_a_warning_with_its_place_and_the_key_meant() {
+    let h = Home::new();
+    let file = h.config(
+        "{\n  agents: {\n    defaults: {\n      modle: 'ollama/gpt-oss:20b',\n    },\n  },\n}\n",
+    );
+    let s = h.ok();
+    assert_eq!(
+        s.warnings,
+        vec![format!(
+            "{}:4:7: unknown key \"agents.defaults.modle\" — did you mean \"model\"?",
+            file.display()
+        )]
+    );
+    // The typo means no routing: nothing was read from it.
+    assert_eq!(s.model, ModelSelection::default());
+}
+
+#[test]
+fn typos_are_found_in_every_section_openclawd_reads_in_file_order() {
+    let h = Home::new();
+    h.config(
+        "{
+  models: { providers: { ollama: { baseURL: 'http://127.0.0.1:1', models: [{ id: 'a', contextWindw: 9000 }] } } },
+  agents: { defaults: { model: { primray: 'ollama/a', fallbacks: [] } }, list: [{ id: 'main', agentdir: '/x' }] },
+  auth: { profiles: { 'x:default': { provider: 'x', mdoe: 'api_key' } } },
+  gateway: { prot: 18789, auth: { tokne: 't' } },
+  session: { stroe: '/s.json' },
+  env: { vras: { A: 'b' }, MY_VAR: 'kept', shellEnv: { enabeld: true } },
+}",
+    );
+    let warnings: Vec<String> = h
+        .ok()
+        .warnings
+        .iter()
+        .map(|w| {
+            w.split_once(": ")
+                .map(|(at, rest)| {
+                    let line_col: Vec<&str> = at.rsplitn(3, ':').collect();
+                    format!("{}:{} {rest}", line_col[1], line_col[0])
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "2:36 unknown key \"models.providers.ollama.baseURL\" — did you mean \"baseUrl\"?",
+            "2:87 unknown key \"models.providers.ollama.models[0].contextWindw\" — did you mean \"contextWindow\"?",
+            "3:34 unknown key \"agents.defaults.model.primray\" — did you mean \"primary\"?",
+            "3:95 unknown key \"agents.list[0].agentdir\" — did you mean \"agentDir\"?",
+            "4:53 unknown key \"auth.profiles.x:default.mdoe\" — did you mean \"mode\"?",
+            "5:14 unknown key \"gateway.prot\" — did you mean \"port\"?",
+            "5:35 unknown key \"gateway.auth.tokne\" — did you mean \"token\"?",
+            "6:14 unknown key \"session.stroe\" — did you mean \"store\"?",
+            "7:10 unknown key \"env.vras\" — did you mean \"vars\"?",
+            "7:56 unknown key \"env.shellEnv.enabeld\" — did you mean \"enabled\"?",
+        ]
+    );
+}
+
+#[test]
+fn keys_far_from_the_schema_and_other_sections_are_not_typos() {
+    let h = Home::new();
+    h.config(
+        "{ channels: { telegram: { tokne: 'x' } }, tools: { modle: 1 }, futureKey: 1, agent: {},
+           gateway: { controlUi: { enabled: true }, somethingNew: 1, http: { endpoints: { chatCompletions: { enabeld: true } } } },
+           agents: { defaults: { heartbeat: { every: '1h' }, models: { 'ollama/a': { alias: 'a', params: { num_ctx: 1 } } }, model: { primary: 'ollama/a', fallback: 'x/y' } } },
+           models: { providers: { custom: { baseUrl: 'http://x', timeout: 5000, headers: { 'X-Modle': 'v' }, models: [] } } },
+           env: { OLLAMA_API_KEY: 'k', model: 'a string value is a variable' } }",
+    );
+    assert_eq!(h.ok().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn the_fixture_config_has_no_typos() {
+    assert_eq!(fixture_home().ok().warnings, Vec::<String>::new());
+}
+
+#[test]
+fn a_typo_in_an_included_file_points_into_that_file() {
+    let h = Home::new();
+    let inc = h.write(
+        "conf/agents.json5",
+        "// agents\n{\n  defaults: {\n    modle: 'ollama/x',\n  },\n}\n",
+    );
+    h.config("{\n  agents: { $include: './conf/agents.json5' },\n}\n");
+    assert_eq!(
+        h.ok().warnings,
+        vec![format!(
+            "{}:4:5: unknown key \"agents.defaults.modle\" — did you mean \"model\"?",
+            inc.display()
+        )]
     );
 }
 
@@ -1055,6 +1205,48 @@ fn bad_own_values_name_the_key() {
     }
 }
 
+#[test]
+fn hold_for_ollama_defaults_to_30s_and_0_means_never_hold() {
+    let h = Home::new();
+    assert_eq!(h.ok().own.gateway.hold_for_ollama, Duration::from_secs(30));
+    for (value, expected) in [
+        ("'45s'", Duration::from_secs(45)),
+        ("'2m'", Duration::from_secs(120)),
+        ("0", Duration::ZERO),
+        ("'0'", Duration::ZERO),
+        ("'0s'", Duration::ZERO),
+        ("10", Duration::from_secs(10)),
+        ("1.5", Duration::from_millis(1500)),
+    ] {
+        h.write(
+            "openclawd/openclawd.json",
+            &format!("{{ gateway: {{ holdForOllama: {value} }} }}"),
+        );
+        assert_eq!(h.ok().own.gateway.hold_for_ollama, expected, "{value}");
+    }
+}
+
+#[test]
+fn a_hold_for_ollama_that_is_not_a_duration_is_an_error_naming_the_key_and_line() {
+    let h = Home::new();
+    for value in ["'abc'", "-1", "'-5s'", "true", "'2h'", "1e300"] {
+        let file = h.write(
+            "openclawd/openclawd.json",
+            &format!("{{\n  gateway: {{\n    holdForOllama: {value},\n  }},\n}}\n"),
+        );
+        let e = h.err();
+        assert_eq!(e.location(), Some((file.clone(), 3, 5)), "{value}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}:3:5: gateway.holdForOllama: expected a duration such as \"30s\"",
+                file.display()
+            )),
+            "{value}: {msg}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files that are missing or broken
 
@@ -1084,13 +1276,78 @@ fn a_syntax_error_has_line_and_column() {
     let file = h.config("{\n  gateway: {\n    port: 18789\n    bind: 'lan',\n  },\n}\n");
     let e = h.err();
     assert!(matches!(e, ConfigError::Syntax { .. }));
-    assert_eq!(e.location(), Some((file.clone(), 3, 11)));
+    // Right after the value the comma belongs to.
+    assert_eq!(e.location(), Some((file.clone(), 3, 16)));
     let msg = e.to_string();
     assert!(
-        msg.starts_with(&format!("{}:3:11: invalid JSON5: ", file.display())),
+        msg.starts_with(&format!(
+            "{}:3:16: missing \",\" after the value on line 3. ",
+            file.display()
+        )),
         "{msg}"
     );
     assert!(!msg.contains('\n'), "one paragraph: {msg}");
+}
+
+#[test]
+fn a_number_json5_cannot_hold_names_the_file_and_the_problem_in_one_line() {
+    let h = Home::new();
+    let file = h.config("{ gateway: { port: 1e400 } }");
+    let msg = h.err().to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "{}:1:20: cannot read this value: error parsing number: too large.",
+            file.display()
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn syntax_errors_say_what_is_wrong_in_words_never_the_parsers_expectation() {
+    let h = Home::new();
+    let cases = [
+        (
+            "{\n  gateway: {\n    port: 18789\n    bind: 'lan',\n  },\n}\n",
+            "3:16: missing \",\" after the value on line 3",
+        ),
+        (
+            "{\n  gateway: { port: 1 }},\n  models: {},\n}\n",
+            "2:23: unexpected \"}\"",
+        ),
+        (
+            "{\n  a: 1,\n}\n}\n",
+            "4:1: unexpected \"}\" after the end of the document",
+        ),
+        (
+            "{\n  gateway: {\n    bind: \"lan,\n    port: 1,\n  },\n}\n",
+            "3:11: unterminated string starting on line 3",
+        ),
+        (
+            "{\n  gateway: { mode: local },\n}\n",
+            "2:20: unquoted text \"local\" where a value belongs",
+        ),
+        (
+            "{\n  gateway: {},\n}\nmore text\n",
+            "4:1: unexpected text \"more\" after the end of the document",
+        ),
+    ];
+    for (text, expected) in cases {
+        let file = h.config(text);
+        let msg = h.err().to_string();
+        let expected = format!("{}:{expected}", file.display());
+        assert!(
+            msg.starts_with(&expected),
+            "{text:?}:\n  got {msg}\n want {expected}"
+        );
+        let without_unexpected = msg.replace("unexpected", "");
+        for internal in ["expected", "EOI", "char_literal", "-->"] {
+            assert!(
+                !without_unexpected.contains(internal),
+                "parser words in {msg}"
+            );
+        }
+    }
 }
 
 #[test]

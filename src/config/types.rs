@@ -274,8 +274,10 @@ pub enum ReclaimPolicy {
 pub struct OwnGateway {
     pub reclaim: ReclaimPolicy,
     pub max_body_bytes: usize,
-    /// How long a request waits for the supervised Ollama while it (re)starts; zero: never.
-    pub hold_for_ollama: std::time::Duration,
+    /// `gateway.holdForOllama`: how long a request whose next model is on the supervised local
+    /// Ollama waits for it while it is starting or restarting, before the chain goes on.
+    /// `Duration::ZERO` = never hold. At most one hour.
+    pub hold_for_ollama: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,7 +311,7 @@ impl Default for OwnSettings {
             gateway: OwnGateway {
                 reclaim: ReclaimPolicy::Stale,
                 max_body_bytes: 16 * 1024 * 1024,
-                hold_for_ollama: std::time::Duration::from_secs(30),
+                hold_for_ollama: Duration::from_secs(30),
             },
             sessions: OwnSessions {
                 max_bytes: 10 * 1024 * 1024,

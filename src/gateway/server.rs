@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::chat::chat_completions;
 use super::error::GatewayError;
 use super::state::GatewayState;
-use super::status::{readiness, status_json};
+use super::status::{readiness, status_report, StatusReport};
 
 /// Slow-drip headers (slowloris) are cut off after this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,8 +66,8 @@ async fn ready(State(state): State<Arc<GatewayState>>) -> Response {
     }
 }
 
-async fn status(State(state): State<Arc<GatewayState>>) -> Json<Value> {
-    Json(status_json(&state))
+async fn status(State(state): State<Arc<GatewayState>>) -> Json<StatusReport> {
+    Json(status_report(&state).await)
 }
 
 async fn metrics(State(state): State<Arc<GatewayState>>) -> Response {

@@ -5,7 +5,7 @@
 mod port;
 mod sessions;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use port::{Holder, PortError, PortReclaimer, Reclaim};
 pub use sessions::{
@@ -14,7 +14,7 @@ pub use sessions::{
 };
 
 /// The `housekeeping` block of `/status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HousekeepingStatus {
     /// Sessions removed from stores (overflowing, cleared or pruned entries) since start.
     pub sessions_cleared_total: u64,

@@ -53,7 +53,7 @@ pub enum WriteStep {
 }
 
 /// What one round found and did for one store.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreReport {
     pub agent_id: String,
     pub path: PathBuf,
@@ -70,7 +70,7 @@ pub struct StoreReport {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoreAction {
     /// Only the overflowing entries were removed.

@@ -14,7 +14,7 @@ pub mod version;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::backoff::Backoff;
@@ -117,7 +117,7 @@ fn primary_ollama_model(snapshot: &Snapshot) -> Option<String> {
 }
 
 /// `/status` `ollama.state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OllamaState {
     Running,
@@ -143,7 +143,7 @@ impl OllamaState {
 }
 
 /// `/status` `ollama.management`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Management {
     Owned,
@@ -152,7 +152,7 @@ pub enum Management {
 }
 
 /// The supervisor's view of Ollama, published on every change (`/status` `ollama`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OllamaStatus {
     pub state: OllamaState,
     /// `None` while no server is known (local, nothing answers, none of ours).

@@ -73,6 +73,27 @@ pub fn render(p: &PlistParams<'_>) -> String {
     out
 }
 
+/// The openclawd executable an installed plist runs: in `ProgramArguments`, the string after
+/// the environment file (see the template). `None` when the file is unreadable or not shaped
+/// like ours.
+pub fn read_installed(plist: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(plist).ok()?;
+    let strings: Vec<String> = text
+        .split("<string>")
+        .skip(1)
+        .filter_map(|s| s.split("</string>").next())
+        .map(|s| {
+            s.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    let env_file = strings.iter().position(|s| s.ends_with("service.env"))?;
+    strings.get(env_file + 1).map(PathBuf::from)
+}
+
 pub fn launchctl(args: &[&str]) -> Vec<String> {
     std::iter::once("launchctl")
         .chain(args.iter().copied())

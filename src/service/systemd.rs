@@ -56,6 +56,31 @@ pub fn exec_word(word: &str) -> String {
     }
 }
 
+/// The executable an installed unit runs: the first word of its `ExecStart=`, unquoted and
+/// unescaped as [`exec_word`] wrote it. `None` when the file is unreadable or has no
+/// `ExecStart=`.
+pub fn read_installed(unit_file: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(unit_file).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("ExecStart="))?;
+    let line = line.trim_start_matches(['-', '@', ':', '+', '!']);
+    let word = match line.strip_prefix('"') {
+        Some(quoted) => {
+            let mut word = String::new();
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => word.push(chars.next()?),
+                    '"' => break,
+                    c => word.push(c),
+                }
+            }
+            word
+        }
+        None => line.split_whitespace().next()?.to_string(),
+    };
+    Some(PathBuf::from(word.replace("%%", "%").replace("$$", "$")))
+}
+
 /// The unit file's text.
 pub fn render(p: &UnitParams<'_>) -> String {
     let exec_start = std::iter::once(p.exe.to_string_lossy().into_owned())

@@ -176,7 +176,12 @@ fn a_wrong_type_in_any_field_is_a_clean_4xx_or_is_tolerated_never_a_5xx() {
                     continue;
                 };
                 match code {
-                    200 => tolerated += 1,
+                    200 => match tolerated_answer_fault(&answer) {
+                        None => tolerated += 1,
+                        Some(fault) => bad.push(format!(
+                            "{field}={value} stream={stream}: HTTP 200 but {fault}"
+                        )),
+                    },
                     400..=499 if is_openai_error(&answer) => refused += 1,
                     _ => bad.push(format!(
                         "{field}={value} stream={stream}: HTTP {code}: {answer}"
@@ -224,6 +229,37 @@ fn a_wrong_type_in_any_field_is_a_clean_4xx_or_is_tolerated_never_a_5xx() {
         cooling.is_empty(),
         "client errors cooled models down: {cooling:?}"
     );
+}
+
+/// What is wrong with a 200 that tolerated a mistyped field, if anything: the answer must be a
+/// complete chat completion, or a stream of chunks that ends with `[DONE]`. An error inside a
+/// 200 (an SSE error event, an error body) is a server fault the status code hides.
+fn tolerated_answer_fault(body: &str) -> Option<String> {
+    let events = sse_data(body);
+    if events.is_empty() {
+        let v: Value = match serde_json::from_str(body) {
+            Ok(v) => v,
+            Err(e) => return Some(format!("a body that is neither SSE nor JSON ({e}): {body}")),
+        };
+        if v.get("error").is_some() {
+            return Some(format!("an error body: {body}"));
+        }
+        if v["object"] != "chat.completion" || !v["choices"][0]["message"].is_object() {
+            return Some(format!("not a chat completion: {body}"));
+        }
+        return None;
+    }
+    for e in events.iter().filter(|e| *e != "[DONE]") {
+        match serde_json::from_str::<Value>(e) {
+            Ok(v) if v.get("error").is_some() => return Some(format!("an SSE error event: {e}")),
+            Ok(v) if v["object"] == "chat.completion.chunk" => {}
+            _ => return Some(format!("an event that is not a chunk: {e}")),
+        }
+    }
+    match stream_end(body) {
+        StreamEnd::Done => None,
+        end => Some(format!("a stream that ends {end:?}: {body}")),
+    }
 }
 
 /// The error real Ollama's `Options.FromMap` gives for these `options`, if any.

@@ -198,9 +198,101 @@ fn writing_window(env: &TestEnv, store: &Path, mut cmd: Command) -> (Duration, D
     (begin, end)
 }
 
+/// What one SIGKILL left behind.
+#[derive(Default)]
+struct KillOutcome {
+    new_bytes: bool,
+    /// A temp file beside the store: killed between creating it and the rename.
+    mid_write: bool,
+    /// A half-written temp backup: killed while backing up.
+    mid_backup: bool,
+    backups: usize,
+}
+
+/// Runs `cmd` (a sessions rewrite of the `original` store) and SIGKILLs it when `fire` says
+/// so, then checks what it left: the old or the `expected` bytes, byte-identical backups, and
+/// a next round that finishes the job and cleans up after the dead one.
+fn kill_and_check(
+    env: &TestEnv,
+    store: &Path,
+    original: &[u8],
+    expected: &[u8],
+    mut cmd: Command,
+    what: &str,
+    mut fire: impl FnMut() -> bool,
+) -> KillOutcome {
+    let _ = std::fs::remove_dir_all(env.state.join("openclawd/backups"));
+    std::fs::write(store, original).unwrap();
+    let mut child = cmd.spawn().unwrap();
+    while !fire() && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut outcome = KillOutcome::default();
+    let now = std::fs::read(store).unwrap();
+    if now == expected {
+        outcome.new_bytes = true;
+    } else if now != original {
+        panic!(
+            "{what}: sessions.json is neither the old nor the new content ({} bytes)",
+            now.len()
+        );
+    }
+    outcome.mid_write = !temp_leftovers(store).is_empty();
+    outcome.mid_backup = temp_backups(&env.state) > 0;
+    for b in backups(&env.state) {
+        outcome.backups += 1;
+        let got = std::fs::read(&b).unwrap();
+        assert!(
+            got == original,
+            "{what}: backup {} is not byte-identical ({} of {} bytes)",
+            b.display(),
+            got.len(),
+            original.len()
+        );
+    }
+    outcome
+}
+
+/// What the kills left, counted.
+#[derive(Default)]
+struct Tally {
+    /// [old bytes, new bytes]
+    outcomes: [usize; 2],
+    mid_write: usize,
+    mid_backup: usize,
+    with_backup: usize,
+}
+
+impl Tally {
+    fn add(&mut self, o: &KillOutcome) {
+        self.outcomes[usize::from(o.new_bytes)] += 1;
+        self.mid_write += usize::from(o.mid_write);
+        self.mid_backup += usize::from(o.mid_backup);
+        self.with_backup += o.backups;
+    }
+}
+
+/// The names beside the store other than it and its lock (a live writer's temp file too).
+fn beside_store(store: &Path) -> usize {
+    std::fs::read_dir(store.parent().unwrap())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name();
+                    n != "sessions.json" && n != "sessions.json.lock"
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn sessions_rewrites_sigkilled_at_random_moments_never_leave_a_truncated_file() {
     const KILLS: usize = 40;
+    /// Kills aimed at a window the random ones missed, at most this many per window.
+    const AIMED: usize = 10;
     let env = TestEnv::new();
     let original = big_store(3000); // ~8 MB: the write and its fsync take a while
     let run = |env: &TestEnv| {
@@ -213,10 +305,8 @@ fn sessions_rewrites_sigkilled_at_random_moments_never_leave_a_truncated_file() 
         c
     };
     let mut rng = Lcg(0x5eed_0009);
-    let mut outcomes = [0usize; 2]; // [old bytes, new bytes]
-    let mut mid_write = 0; // kills that left a temp file behind
-    let mut with_backup = 0;
-    let mut mid_backup = 0; // kills that left a half-written temp backup
+    let mut t = Tally::default();
+    let (mut aimed_backup, mut aimed_write) = (0, 0);
     for action in ["prune", "clear"] {
         env.write_own_settings(&format!(
             "{{ sessions: {{ maxBytes: 1048576, action: '{action}' }} }}"
@@ -234,65 +324,100 @@ fn sessions_rewrites_sigkilled_at_random_moments_never_leave_a_truncated_file() 
         }
         let expected = std::fs::read(&store.path).unwrap();
         assert!(expected != original);
-        for _ in 0..KILLS / 2 {
-            let _ = std::fs::remove_dir_all(env.state.join("openclawd/backups"));
-            std::fs::write(&store.path, &original).unwrap();
-            let mut child = run(&env).spawn().unwrap();
-            let span = (window_end - window_start).as_micros() as u64;
-            let delay = window_start + Duration::from_micros(rng.below(span + 1));
-            std::thread::sleep(delay);
-            let _ = child.kill();
-            let _ = child.wait();
-            let now = std::fs::read(&store.path).unwrap();
-            if now == original {
-                outcomes[0] += 1;
-            } else if now == expected {
-                outcomes[1] += 1;
-            } else {
-                panic!(
-                    "{action}: sessions.json is neither the old nor the new content ({} bytes) after a kill at {delay:?}",
-                    now.len()
-                );
-            }
-            if !temp_leftovers(&store.path).is_empty() {
-                mid_write += 1;
-            }
-            if temp_backups(&env.state) > 0 {
-                mid_backup += 1;
-            }
-            for b in backups(&env.state) {
-                with_backup += 1;
-                let got = std::fs::read(&b).unwrap();
-                assert!(
-                    got == original,
-                    "{action}: backup {} is not byte-identical ({} of {} bytes; killed at {delay:?})",
-                    b.display(),
-                    got.len(),
-                    original.len()
-                );
-            }
+        let finish_and_clean = |env: &TestEnv, store: &Path, what: &str| {
             // The next round finishes the job and cleans up after the dead one.
-            assert!(run(&env).status().unwrap().success());
-            assert!(std::fs::read(&store.path).unwrap() == expected);
+            assert!(run(env).status().unwrap().success());
+            let now = std::fs::read(store).unwrap();
             assert!(
-                temp_leftovers(&store.path).is_empty(),
+                now == expected,
+                "{what}: the next round left {} bytes, not the {} expected ({} originally)",
+                now.len(),
+                expected.len(),
+                original.len()
+            );
+            assert!(
+                temp_leftovers(store).is_empty(),
                 "{:?}",
-                temp_leftovers(&store.path)
+                temp_leftovers(store)
             );
             assert_eq!(
                 temp_backups(&env.state),
                 0,
                 "a dead writer's temp backup was not removed"
             );
+        };
+        for _ in 0..KILLS / 2 {
+            let span = (window_end - window_start).as_micros() as u64;
+            let delay = window_start + Duration::from_micros(rng.below(span + 1));
+            let started = Instant::now();
+            let o = kill_and_check(
+                &env,
+                &store.path,
+                &original,
+                &expected,
+                run(&env),
+                &format!("{action}, killed at {delay:?}"),
+                || started.elapsed() >= delay,
+            );
+            t.add(&o);
+            finish_and_clean(&env, &store.path, &format!("{action}, killed at {delay:?}"));
+        }
+        // The windows the random kills must have hit; aim at one they missed: kill the moment
+        // its temp file appears.
+        let state = env.state.clone();
+        let store_path = store.path.clone();
+        for (window, hit) in [("backup", t.mid_backup), ("write", t.mid_write)] {
+            if hit > 0 {
+                continue;
+            }
+            for _ in 0..AIMED {
+                let o = kill_and_check(
+                    &env,
+                    &store.path,
+                    &original,
+                    &expected,
+                    run(&env),
+                    &format!("{action}, killed in the {window} window"),
+                    || match window {
+                        "backup" => temp_backups(&state) > 0,
+                        _ => beside_store(&store_path) > 0,
+                    },
+                );
+                let landed = if window == "backup" {
+                    o.mid_backup
+                } else {
+                    o.mid_write
+                };
+                t.add(&o);
+                finish_and_clean(&env, &store.path, &format!("{action}, aimed at {window}"));
+                if window == "backup" {
+                    aimed_backup += 1;
+                } else {
+                    aimed_write += 1;
+                }
+                if landed {
+                    break;
+                }
+            }
         }
     }
     figure(
         "state.sessions_kills",
         format!(
-            "{KILLS} SIGKILLs of `openclawd sessions --prune-now` on an 8 MB store: {} left the old bytes, {} the new, 0 anything else; {mid_backup} died mid-backup, {mid_write} with the new temp file written; {with_backup} backups, all byte-identical",
-            outcomes[0], outcomes[1]
+            "{KILLS} random SIGKILLs of `openclawd sessions --prune-now` on an 8 MB store (+{aimed_backup} aimed at the backup, +{aimed_write} at the write): {} left the old bytes, {} the new, 0 anything else; {} died mid-backup, {} with the new temp file written; {} backups, all byte-identical",
+            t.outcomes[0], t.outcomes[1], t.mid_backup, t.mid_write, t.with_backup
         ),
     );
+    // Kills that never landed inside the backup or the write prove nothing about them.
+    assert!(
+        t.mid_backup > 0,
+        "no kill landed while a backup was written"
+    );
+    assert!(
+        t.mid_write > 0,
+        "no kill landed between the temp write and the rename"
+    );
+    assert!(t.outcomes[0] > 0 && t.outcomes[1] > 0, "{:?}", t.outcomes);
 }
 
 #[test]
@@ -315,6 +440,8 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     let mut env = TestEnv::new();
     let openai = FakeCloud::openai(CLOUD_KEY);
     let claude = FakeCloud::anthropic(ENV_KEY);
+    // Its key comes from the auth profile (no apiKey in the config).
+    let openrouter = FakeCloud::openai(PROFILE_KEY);
     // Configured with a key the upstream refuses: the 401 path is logged too.
     let refusing = FakeCloud::openai("sk-the-upstream-wants-another");
     let providers = [
@@ -323,6 +450,10 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
         format!(
             "anthropic: {{ baseUrl: '{}', api: 'anthropic-messages', models: [ {{ id: 'm1', name: 'C', contextWindow: 200000, maxTokens: 1000 }} ] }}",
             claude.base()
+        ),
+        format!(
+            "openrouter: {{ baseUrl: '{}/v1', api: 'openai-completions', models: [ {{ id: 'm1', name: 'O', contextWindow: 128000, maxTokens: 1000 }} ] }}",
+            openrouter.base()
         ),
         format!(
             "refusing: {{ baseUrl: '{}/v1', apiKey: '{LITERAL_KEY}', api: 'openai-completions', models: [ {{ id: 'm1', name: 'R', contextWindow: 128000, maxTokens: 1000 }} ] }}",
@@ -354,17 +485,45 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
         s["ollama"]["state"] == "running"
     });
 
-    for model in [
-        "ollama/llama3.2:3b",
-        "cloud/m1",
-        "anthropic/m1",
-        "refusing/m1",
+    // Every request, sent with the gateway token, is answered in full: by the model asked for,
+    // or (the refusing upstream) by the fallback after the 401.
+    for (model, answered_by) in [
+        ("ollama/llama3.2:3b", "ollama/llama3.2:3b"),
+        ("cloud/m1", "cloud/m1"),
+        ("anthropic/m1", "anthropic/m1"),
+        ("openrouter/m1", "openrouter/m1"),
+        ("refusing/m1", "cloud/m1"),
     ] {
         for stream in [false, true] {
-            let _ = d.chat(&chat(model, stream), &[]).text();
+            let resp = d.chat(&chat(model, stream), &[]);
+            let status = resp.status().as_u16();
+            let by = resp
+                .headers()
+                .get("x-openclawd-model")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = resp.text().unwrap_or_default();
+            assert_eq!(status, 200, "{model} stream={stream}: {body}");
+            assert_eq!(by, answered_by, "{model} stream={stream}: answered by {by}");
+            if stream {
+                assert_eq!(
+                    stream_end(&body),
+                    StreamEnd::Done,
+                    "{model} stream={stream}: {body}"
+                );
+            } else {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert!(
+                    v["choices"][0]["message"]["content"]
+                        .as_str()
+                        .is_some_and(|c| !c.is_empty()),
+                    "{model}: {body}"
+                );
+            }
         }
     }
-    // A client presenting a wrong token.
+    // A client presenting a wrong token, or none.
     let (code, _) = crate::common::http_post(
         &format!("{}/v1/chat/completions", d.base),
         &[("authorization", &format!("Bearer {WRONG_TOKEN}"))],
@@ -372,6 +531,13 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     )
     .unwrap();
     assert_eq!(code, 401);
+    let (code, _) = crate::common::http_post(
+        &format!("{}/v1/chat/completions", d.base),
+        &[],
+        &chat("default", false).to_string(),
+    )
+    .unwrap();
+    assert_eq!(code, 401, "the gateway token is really required");
     // A broken edit on the line that holds a key, then the fix.
     let good = std::fs::read_to_string(env.config_path()).unwrap();
     env.write_config(&good.replace(
@@ -385,19 +551,35 @@ fn secrets_never_reach_the_logs_status_metrics_or_the_cli() {
     d.wait_until("the fix applied", Duration::from_secs(20), |s| {
         s["config"]["error"].is_null()
     });
-    // The keys were really used (the test is not vacuous).
-    assert!(openai
-        .received()
-        .iter()
-        .any(|r| r.headers["authorization"] == format!("Bearer {CLOUD_KEY}")));
-    assert!(claude
-        .received()
-        .iter()
-        .any(|r| r.headers["x-api-key"] == ENV_KEY));
-    assert!(refusing
-        .received()
-        .iter()
-        .any(|r| r.headers["authorization"] == format!("Bearer {LITERAL_KEY}")));
+    // Each upstream key really went upstream, on every request to its provider (the test is
+    // not vacuous): two requests each; `cloud` also answers the refusing provider's two.
+    let sent = |cloud: &FakeCloud, header: &str, value: &str| -> usize {
+        let received = cloud.received();
+        assert!(
+            received.iter().all(|r| r.headers[header] == value),
+            "a request without the key {value}"
+        );
+        received.len()
+    };
+    assert_eq!(
+        sent(&openai, "authorization", &format!("Bearer {CLOUD_KEY}")),
+        4
+    );
+    assert_eq!(sent(&claude, "x-api-key", ENV_KEY), 2);
+    assert_eq!(
+        sent(
+            &openrouter,
+            "authorization",
+            &format!("Bearer {PROFILE_KEY}")
+        ),
+        2
+    );
+    // The refusing upstream once: its 401 cools the model down, so the second request goes
+    // straight to the fallback.
+    assert_eq!(
+        sent(&refusing, "authorization", &format!("Bearer {LITERAL_KEY}")),
+        1
+    );
 
     let mut places: Vec<(String, String)> = Vec::new();
     for path in ["/status", "/metrics", "/v1/models", "/ready"] {
