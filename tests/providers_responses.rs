@@ -162,6 +162,16 @@ fn chat_completions_reach_the_responses_api_and_come_back_streaming_and_whole() 
         assert_eq!(r["body"]["stream"], stream);
     }
 
+    // A one-token probe is not refused (the API's minimum is 16).
+    let mut req = chat("openai/gpt-5", false);
+    req["max_tokens"] = json!(1);
+    let resp = d.chat(&req, &[]);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        api.requests().last().unwrap()["body"]["max_output_tokens"],
+        16
+    );
+
     // `max_output_tokens` cut the answer: `incomplete` is `length`.
     api.control(&json!({"reply_tokens": vec!["a"; 40]}));
     let mut req = chat("openai/gpt-5", true);

@@ -181,9 +181,7 @@ fn epoch_secs(rfc3339: &str) -> Option<i64> {
     let (date, rest) = rfc3339.split_once('T')?;
     let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
     let (y, mo, day) = (d.next()??, d.next()??, d.next()??);
-    let time_end = rest
-        .find(['Z', 'z', '+', '-'])
-        .unwrap_or(rest.len());
+    let time_end = rest.find(['Z', 'z', '+', '-']).unwrap_or(rest.len());
     let (time, zone) = rest.split_at(time_end);
     let time = time.split('.').next()?;
     let mut t = time.splitn(3, ':').map(|x| x.parse::<i64>().ok());

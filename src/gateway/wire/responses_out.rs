@@ -95,6 +95,9 @@ pub struct Reasoning {
     pub effort: String,
 }
 
+/// The smallest `max_output_tokens` the Responses API takes.
+pub const MIN_OUTPUT_TOKENS: u64 = 16;
+
 /// The Responses request for an OpenAI chat request, to `model_id`, streaming or not.
 pub fn responses_request(
     req: &Value,
@@ -269,7 +272,9 @@ pub fn responses_request(
         tools,
         tool_choice,
         parallel_tool_calls: req.get("parallel_tool_calls").and_then(Value::as_bool),
-        max_output_tokens: openai::max_output_tokens(req),
+        // The Responses API refuses caps below 16 (`integer_below_min_value`); clients probe
+        // with `max_tokens: 1` (Claude Code does at start-up), which must not become a failure.
+        max_output_tokens: openai::max_output_tokens(req).map(|n| n.max(MIN_OUTPUT_TOKENS)),
         temperature: req.get("temperature").and_then(Value::as_f64),
         top_p: req.get("top_p").and_then(Value::as_f64),
         reasoning: effort,
