@@ -11,6 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use openclawd::backoff::{Backoff, Schedule};
 use openclawd::config::OllamaAddress;
+use openclawd::ollama::client::OllamaClient;
 use openclawd::ollama::process::{is_alive, stat};
 use openclawd::ollama::{
     record, spawn, stop_recorded, Management, OllamaState, OllamaStatus, Preload, ShutdownKind,
@@ -749,6 +750,22 @@ async fn the_primary_model_is_preloaded_once_ollama_is_healthy() {
         preload["body"],
         serde_json::json!({"model": "llama3.2:3b", "keep_alive": "30m"})
     );
+    // What `ollama ps` shows: the preloaded model, read through the typed client.
+    let client = OllamaClient::new(&env.address()).unwrap();
+    let mut loaded = Vec::new();
+    for _ in 0..40 {
+        loaded = client.loaded_models().await.unwrap();
+        if !loaded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        loaded.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        ["llama3.2:3b"],
+        "{loaded:?}"
+    );
+    assert!(loaded[0].size > 0 && !loaded[0].expires_at.is_empty());
     // Every request carried the loopback Host Ollama accepts.
     let host = format!("127.0.0.1:{}", env.port);
     for r in env.requests() {
@@ -787,6 +804,173 @@ async fn a_recorded_server_that_died_leaves_no_runner_and_is_replaced() {
         s.pid.unwrap()
     );
     second.shutdown(ShutdownKind::Stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_crash_restarts_at_once_and_the_second_waits_its_backoff() {
+    let env = Env::new();
+    let mut settings = env.settings();
+    settings.restart_backoff = Backoff::new(
+        Schedule::Doubling {
+            initial: Duration::from_secs(5),
+            cap: Duration::from_secs(60),
+        },
+        0.0,
+    );
+    let h = spawn(settings);
+    let first = wait_status(&h, "owned", running_owned).await.pid.unwrap();
+    let killed = Instant::now();
+    sigkill(first);
+    let s = wait_status(&h, "a new server", |s| {
+        running_owned(s) && s.pid != Some(first)
+    })
+    .await;
+    // Under the 5 s the backoff would have waited: the first restart did not wait at all.
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(s.restarts, 1);
+    assert!(s.last_restart_at.is_some(), "{s:?}");
+    assert_eq!(
+        (s.restart_attempt, s.next_restart_at.as_deref()),
+        (None, None)
+    );
+
+    // The second crash in a row waits: status says when, and which attempt.
+    sigkill(s.pid.unwrap());
+    let s = wait_status(&h, "a restart waiting", |s| {
+        s.state == OllamaState::Restarting && s.next_restart_at.is_some()
+    })
+    .await;
+    assert_eq!(s.restart_attempt, Some(2), "{s:?}");
+    let wait = s.next_restart_in(std::time::SystemTime::now()).unwrap();
+    assert!(
+        wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
+        "{wait:?}"
+    );
+    h.shutdown(ShutdownKind::Stop).await;
+    assert_eq!(env.processes(), Vec::<u32>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_history_survives_a_handover() {
+    let env = Env::new();
+    let first = spawn(env.settings());
+    let pid = wait_status(&first, "owned", running_owned)
+        .await
+        .pid
+        .unwrap();
+    sigkill(pid);
+    let before = wait_status(&first, "restarted", |s| {
+        running_owned(s) && s.pid != Some(pid)
+    })
+    .await;
+    assert_eq!(before.restarts, 1);
+    assert!(
+        before
+            .last_restart_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("signal 9")),
+        "{before:?}"
+    );
+    first.shutdown(ShutdownKind::Handover).await;
+    let rec = record::read(&env.state()).unwrap().unwrap();
+    assert_eq!(rec.history.restarts, 1);
+
+    let second = spawn(env.settings());
+    let taken = wait_status(&second, "taken back", |s| {
+        running_owned(s) && s.pid == before.pid
+    })
+    .await;
+    assert_eq!(taken.restarts, 1);
+    assert_eq!(taken.last_restart_reason, before.last_restart_reason);
+    assert_eq!(taken.last_restart_at, before.last_restart_at);
+
+    sigkill(taken.pid.unwrap());
+    let after = wait_status(&second, "restarted again", |s| {
+        running_owned(s) && s.pid != taken.pid
+    })
+    .await;
+    assert_eq!(after.restarts, 2);
+    second.shutdown(ShutdownKind::Stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_restart_waits_for_the_request_in_flight() {
+    let env = Env::new();
+    let h = spawn(env.settings());
+    let old = wait_status(&h, "owned", running_owned).await.pid.unwrap();
+    let request = h.in_flight().enter();
+    env.install(V2);
+    // Restarting is published at once (the gateway holds new requests) ...
+    wait_status(&h, "restarting", |s| s.state == OllamaState::Restarting).await;
+    // ... while the old server keeps serving the request in flight.
+    holds_throughout(&h, Duration::from_secs(2), |s| {
+        s.state == OllamaState::Restarting && s.pid == Some(old)
+    })
+    .await;
+    assert!(is_alive(old));
+    assert_eq!(answers(env.port).await.as_deref(), Some(V1));
+
+    drop(request);
+    let s = wait_status(&h, "the new version serving", |s| {
+        running_owned(s) && s.server_version.as_deref() == Some(V2)
+    })
+    .await;
+    assert_ne!(s.pid, Some(old));
+    assert!(!is_alive(old));
+    h.shutdown(ShutdownKind::Stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_restart_stops_waiting_after_the_drain_bound() {
+    let env = Env::new();
+    let mut settings = env.settings();
+    settings.drain_timeout = Duration::from_secs(2);
+    let h = spawn(settings);
+    wait_status(&h, "owned", running_owned).await;
+    let _stuck = h.in_flight().enter();
+    env.install(V2);
+    wait_status(&h, "restarting", |s| s.state == OllamaState::Restarting).await;
+    let waited = Instant::now();
+    wait_status(&h, "the new version serving", |s| {
+        running_owned(s) && s.server_version.as_deref() == Some(V2)
+    })
+    .await;
+    assert!(
+        waited.elapsed() >= Duration::from_millis(1500),
+        "restarted before the drain bound: {:?}",
+        waited.elapsed()
+    );
+    assert_eq!(
+        h.in_flight().count(),
+        1,
+        "the stuck request is still counted"
+    );
+    h.shutdown(ShutdownKind::Stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_answered_during_a_planned_restart() {
+    let env = Env::new();
+    let h = spawn(env.settings());
+    let old = wait_status(&h, "owned", running_owned).await.pid.unwrap();
+    let _stuck = h.in_flight().enter();
+    env.install(V2);
+    wait_status(&h, "restarting", |s| s.state == OllamaState::Restarting).await;
+    // The drain would wait 30 s: shutdown does not.
+    let asked = Instant::now();
+    h.shutdown(ShutdownKind::Stop).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(!is_alive(old));
+    assert_eq!(h.current().state, OllamaState::Stopped);
+    assert_eq!(env.processes(), Vec::<u32>::new());
 }
 
 // ---- measurements -----------------------------------------------------------------------

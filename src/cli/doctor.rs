@@ -16,7 +16,7 @@ use crate::config::{self, Snapshot};
 use crate::discovery::{self, Discovery};
 use crate::gateway::status::StatusReport;
 use crate::housekeeping::{session_stores, Mode, SessionsGuard};
-use crate::ollama::{self, client::OllamaClient, process};
+use crate::ollama::{self, client::OllamaClient, managers, process};
 use crate::service::{self, env as service_env, launchd, systemd, ManagerKind, ServiceContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -267,14 +267,7 @@ fn restart_command(scene: &Scene) -> String {
             s.ollama.base_url
         );
     }
-    let listener = process::listener_on_port(s.ollama.port);
-    let pid = listener.as_ref().and_then(|l| {
-        l.pids
-            .iter()
-            .copied()
-            .find(|p| process::cmdline(*p).is_some_and(|a| process::runs_ollama_serve(&a)))
-            .or_else(|| l.pids.first().copied())
-    });
+    let pid = managers::serving_pid(s.ollama.port);
     let recorded = ollama::record::read(&s.paths.state_dir).ok().flatten();
     match pid {
         Some(pid) if recorded.as_ref().is_some_and(|r| r.pid == pid) => {
@@ -285,22 +278,16 @@ fn restart_command(scene: &Scene) -> String {
                 "openclawd start (it takes its Ollama back and restarts it on the installed version)".into()
             }
         }
-        Some(pid) => match process::systemd_unit(pid) {
-            Some((unit, true)) => format!("systemctl --user restart {unit}"),
-            Some((unit, false)) => format!("sudo systemctl restart {unit}"),
-            None if process::is_same_user(pid) && manages_local(s) && scene.status.is_some() => {
-                format!("kill {pid} (openclawd then starts the installed Ollama)")
-            }
-            None if process::is_same_user(pid) && manages_local(s) => {
-                format!("kill {pid} && openclawd start")
-            }
-            None if process::is_same_user(pid) => format!("kill {pid} && ollama serve"),
-            None => format!("sudo kill {pid}, then start Ollama again"),
-        },
-        None if cfg!(target_os = "macos") => {
-            "osascript -e 'tell app \"Ollama\" to quit' && open -a Ollama".into()
+        pid => {
+            let afterwards = match (manages_local(s), scene.status.is_some()) {
+                (true, true) => managers::Afterwards::OpenclawdStartsIt,
+                (true, false) => managers::Afterwards::OpenclawdStart,
+                (false, _) => managers::Afterwards::UserStartsIt,
+            };
+            pid.map(managers::identify)
+                .unwrap_or(managers::Manager::Unknown)
+                .fix_command(pid, afterwards)
         }
-        None => "restart the Ollama server so it runs the installed binary".into(),
     }
 }
 

@@ -48,7 +48,13 @@ pub(super) async fn run(
             }
             }
         }
-        match prepare(&state, &overrides, &env) {
+        // Reading and parsing (up to the 16 MiB include budget) is blocking work.
+        let prepared = {
+            let (state, overrides, env) = (state.clone(), overrides.clone(), env.clone());
+            tokio::task::spawn_blocking(move || prepare(&state, &overrides, &env)).await
+        };
+        let prepared = prepared.unwrap_or_else(|e| Err(format!("the config loader failed: {e}")));
+        match prepared {
             Ok(next) => {
                 let generation = next.generation;
                 let files = next.paths.watched_files();

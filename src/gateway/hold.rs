@@ -161,6 +161,9 @@ mod tests {
             binary_version: None,
             restarts: 0,
             last_restart_reason: None,
+            last_restart_at: None,
+            restart_attempt: None,
+            next_restart_at: None,
             healthy_epoch: 0,
             version_mismatch: None,
         }

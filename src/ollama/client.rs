@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use reqwest::header::HOST;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::OllamaAddress;
 
 /// Liveness probe timeout (SPEC §3).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `/api/ps` answers from memory: as quick as a probe, a little slack.
+pub const PS_TIMEOUT: Duration = Duration::from_secs(2);
 /// A preload may cold-load a large model from disk.
 pub const PRELOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -49,6 +51,26 @@ pub struct OllamaClient {
 #[derive(Deserialize)]
 struct VersionBody {
     version: String,
+}
+
+/// A model Ollama holds in memory (`GET /api/ps`, what `ollama ps` shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadedModel {
+    /// `llama3.2:3b`.
+    pub name: String,
+    /// Bytes in memory, VRAM included.
+    pub size: u64,
+    /// Bytes of it in GPU memory (0 on CPU).
+    #[serde(default)]
+    pub size_vram: u64,
+    /// When Ollama unloads it, as Ollama writes it (RFC 3339 with the server's UTC offset,
+    /// nanoseconds; a year far ahead for `keep_alive: -1`).
+    pub expires_at: String,
+}
+
+#[derive(Deserialize)]
+struct PsBody {
+    models: Vec<LoadedModel>,
 }
 
 impl OllamaClient {
@@ -114,6 +136,27 @@ impl OllamaClient {
             .map_err(|_| ProbeError::NotOllama(url, body.chars().take(200).collect()))
     }
 
+    /// `GET /api/ps`: the models loaded now.
+    pub async fn loaded_models(&self) -> Result<Vec<LoadedModel>, ProbeError> {
+        let url = format!("{}/api/ps", self.base_url);
+        let resp = self
+            .request(reqwest::Method::GET, "/api/ps")
+            .timeout(PS_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.classify(&url, e))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| self.classify(&url, e))?;
+        if !status.is_success() {
+            return Err(ProbeError::Status {
+                url,
+                status: status.as_u16(),
+                body: body.chars().take(200).collect(),
+            });
+        }
+        parse_ps(&body).map_err(|e| ProbeError::NotOllama(url, e.to_string()))
+    }
+
     /// Loads `model` into memory (`POST /api/generate` without a prompt) so the first real
     /// request does not pay the cold load.
     pub async fn preload(&self, model: &str, keep_alive: &str) -> Result<(), ProbeError> {
@@ -135,5 +178,55 @@ impl OllamaClient {
             status: status.as_u16(),
             body: body.chars().take(200).collect(),
         })
+    }
+}
+
+/// The body of `/api/ps`.
+fn parse_ps(body: &str) -> Result<Vec<LoadedModel>, serde_json::Error> {
+    serde_json::from_str::<PsBody>(body).map(|b| b.models)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/ollama/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn loaded_models_read_ollamas_ps_answer() {
+        let models = parse_ps(&fixture("ps.json")).unwrap();
+        assert_eq!(
+            models,
+            vec![
+                LoadedModel {
+                    name: "llama3.2:3b".into(),
+                    size: 3_722_340_352,
+                    size_vram: 3_722_340_352,
+                    expires_at: "2318-12-02T10:03:24.266869658-07:00".into(),
+                },
+                LoadedModel {
+                    name: "gpt-oss:20b".into(),
+                    size: 14_306_329_600,
+                    size_vram: 14_306_329_600,
+                    expires_at: "2026-08-22T10:21:07.412093851-07:00".into(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_loaded_is_an_empty_list() {
+        assert_eq!(parse_ps(&fixture("ps-empty.json")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn an_answer_without_models_is_an_error() {
+        assert!(parse_ps(r#"{"error":"not found"}"#).is_err());
     }
 }

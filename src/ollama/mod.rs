@@ -5,14 +5,17 @@
 //! (discovery, `/status`) reads [`OllamaStatus`] from its watch channel.
 
 pub mod client;
+pub mod inflight;
 pub mod logfile;
+pub mod managers;
 pub mod process;
 pub mod record;
+mod signals;
 mod supervisor;
 pub mod version;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,7 +23,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::backoff::Backoff;
 use crate::config::{Api, OllamaAddress, Snapshot};
 
-pub use supervisor::{spawn, stop_recorded};
+pub use inflight::{InFlight, InFlightGuard};
+pub use record::stop_recorded;
+pub use supervisor::spawn;
 
 /// A model to load as soon as Ollama is healthy, so the first request does not pay the load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +55,12 @@ pub struct SupervisorSettings {
     pub adopt_grace: Duration,
     /// Periodic re-check of the installed binary's version (10 min).
     pub version_check_interval: Duration,
-    /// Delay between restarts after crashes (SPEC §3: 1 s doubling to 60 s, ±10 %).
+    /// Delay between restarts after crashes, from the second crash in a row (the first
+    /// restarts at once): SPEC §3, 1 s doubling to 60 s, ±10 %.
     pub restart_backoff: Backoff,
+    /// How long a restart openclawd decides itself (upgrade, config change) waits for the
+    /// requests in flight to this Ollama to finish (30 s).
+    pub drain_timeout: Duration,
 }
 
 impl SupervisorSettings {
@@ -68,6 +77,7 @@ impl SupervisorSettings {
             adopt_grace: Duration::from_secs(5),
             version_check_interval: Duration::from_secs(600),
             restart_backoff: Backoff::ollama_restart(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 
@@ -161,8 +171,19 @@ pub struct OllamaStatus {
     pub base_url: String,
     pub server_version: Option<String>,
     pub binary_version: Option<String>,
+    /// Restarts of the supervised server, kept across a handover and a crash of openclawd.
     pub restarts: u64,
     pub last_restart_reason: Option<String>,
+    /// When the last restart happened (RFC 3339, UTC).
+    #[serde(default)]
+    pub last_restart_at: Option<String>,
+    /// While restarting after crashes: which attempt in a row this is (1 = the first, which
+    /// is immediate).
+    #[serde(default)]
+    pub restart_attempt: Option<u32>,
+    /// When the waiting restart is due (RFC 3339, UTC, milliseconds); `None` unless one waits.
+    #[serde(default)]
+    pub next_restart_at: Option<String>,
     /// Incremented on every transition into `running`: discovery re-runs when it changes.
     pub healthy_epoch: u64,
     /// Server and binary versions differ and openclawd cannot fix it: the exact command (or
@@ -181,10 +202,25 @@ impl OllamaStatus {
             binary_version: None,
             restarts: 0,
             last_restart_reason: None,
+            last_restart_at: None,
+            restart_attempt: None,
+            next_restart_at: None,
             healthy_epoch: 0,
             version_mismatch: None,
         }
     }
+
+    /// How long until the waiting restart, seen at `now` (zero once due); `None` when no
+    /// restart waits: `restarting in 8.7 s (attempt 4)`.
+    pub fn next_restart_in(&self, now: SystemTime) -> Option<Duration> {
+        let at = humantime::parse_rfc3339(self.next_restart_at.as_deref()?).ok()?;
+        Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+}
+
+/// RFC 3339 with milliseconds, UTC: the wall-clock spelling of the status' times.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// How [`SupervisorHandle::shutdown`] treats an owned server.
@@ -208,9 +244,16 @@ enum Command {
 pub struct SupervisorHandle {
     pub status: watch::Receiver<OllamaStatus>,
     cmds: mpsc::UnboundedSender<Command>,
+    in_flight: InFlight,
 }
 
 impl SupervisorHandle {
+    /// The gauge of requests in flight to the supervised Ollama: hold an
+    /// [`InFlight::enter`] guard for each, so a restart openclawd decides waits for them.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
+    }
+
     /// The current status.
     pub fn current(&self) -> OllamaStatus {
         self.status.borrow().clone()
@@ -228,6 +271,7 @@ impl SupervisorHandle {
     }
 
     /// Stops supervising and returns once done (at most ~15 s for a [`ShutdownKind::Stop`]).
+    /// A restart under way is cut short: its drain ends, its stop completes.
     pub async fn shutdown(&self, kind: ShutdownKind) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.cmds.send(Command::Shutdown(kind, done_tx)).is_ok() {
@@ -367,10 +411,33 @@ mod tests {
             "binary_version",
             "restarts",
             "last_restart_reason",
+            "last_restart_at",
+            "restart_attempt",
+            "next_restart_at",
             "healthy_epoch",
             "version_mismatch",
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
         }
+        let back: OllamaStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, st);
+    }
+
+    #[test]
+    fn the_wait_before_the_next_restart_is_read_from_the_wall_time() {
+        let settings = SupervisorSettings::new(
+            snapshot(None).ollama,
+            "/usr/bin/ollama".into(),
+            "/tmp".into(),
+        );
+        let mut st = OllamaStatus::initial(&settings);
+        assert_eq!(st.next_restart_in(SystemTime::now()), None);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        st.next_restart_at = Some(rfc3339(now + Duration::from_millis(8_700)));
+        assert_eq!(st.next_restart_in(now), Some(Duration::from_millis(8_700)));
+        assert_eq!(
+            st.next_restart_in(now + Duration::from_secs(60)),
+            Some(Duration::ZERO)
+        );
     }
 }

@@ -115,17 +115,6 @@ pub fn session_members(session: u32, not_before: Option<u64>) -> Vec<u32> {
         .collect()
 }
 
-/// SIGKILLs the process group `pgid` and every process still in the session `pgid` (the
-/// leader's runners), so nothing of an owned Ollama is left. Errors (already gone) are ignored.
-pub fn kill_group_and_session(pgid: u32, not_before: Option<u64>) {
-    signal_group(pgid, Signal::SIGKILL);
-    for pid in session_members(pgid, not_before) {
-        if is_same_user(pid) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
-    }
-}
-
 /// Sends `signal` to the process group `pgid` (ignoring "no such group").
 pub fn signal_group(pgid: u32, signal: Signal) {
     if pgid > 1 {

@@ -6,10 +6,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::signals;
+
+/// SIGTERM → SIGKILL grace for a recorded server.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnershipRecord {
     pub pid: u32,
-    /// `/proc/<pid>/stat` field 22 (clock ticks since boot); `None` where `/proc` is missing.
+    /// `/proc/<pid>/stat` field 22 (clock ticks since boot). Required: a record without it
+    /// proves nothing and is ignored (see [`OwnershipRecord::validate`]).
     pub start_time: Option<u64>,
     /// The executable spawned.
     pub binary: PathBuf,
@@ -17,6 +23,46 @@ pub struct OwnershipRecord {
     pub version: Option<String>,
     /// The base URL it serves, `http://host:port`.
     pub address: String,
+    /// Restarts so far, carried across a handover and a crash of openclawd. Absent in records
+    /// written before it existed.
+    #[serde(default)]
+    pub history: RestartHistory,
+}
+
+/// What `status` says about past restarts of the supervised Ollama.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartHistory {
+    pub restarts: u64,
+    pub last_reason: Option<String>,
+    /// RFC 3339, UTC.
+    pub last_at: Option<String>,
+}
+
+/// A record's process identity, checked: a pid a signal can name, and a known start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedProcess {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl OwnershipRecord {
+    /// The recorded process when the record can identify one: pid in `2..=i32::MAX` (a larger
+    /// value would turn negative in `kill`, 0 and 1 name a group or init) and a start time.
+    pub fn validate(&self) -> Result<RecordedProcess, String> {
+        if !(2..=i32::MAX as u32).contains(&self.pid) {
+            return Err(format!("pid {} is not a process id", self.pid));
+        }
+        match self.start_time {
+            Some(start_time) => Ok(RecordedProcess {
+                pid: self.pid,
+                start_time,
+            }),
+            None => Err(format!(
+                "pid {} has no start time, so it cannot be proven to be our Ollama",
+                self.pid
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +82,8 @@ pub enum RecordError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{path} is ignored and no process is signalled: {why}")]
+    Invalid { path: PathBuf, why: String },
 }
 
 /// `<state>/openclawd/ollama.json`.
@@ -56,6 +104,23 @@ pub fn read(state_dir: &Path) -> Result<Option<OwnershipRecord>, RecordError> {
         .map_err(|source| RecordError::Parse { path, source })
 }
 
+/// Reads the record and checks it names a provable process: `Ok(None)` when there is none,
+/// [`RecordError::Invalid`] when it cannot identify one (never signal what it names).
+pub fn read_valid(
+    state_dir: &Path,
+) -> Result<Option<(OwnershipRecord, RecordedProcess)>, RecordError> {
+    let Some(rec) = read(state_dir)? else {
+        return Ok(None);
+    };
+    match rec.validate() {
+        Ok(proc) => Ok(Some((rec, proc))),
+        Err(why) => Err(RecordError::Invalid {
+            path: record_path(state_dir),
+            why,
+        }),
+    }
+}
+
 /// Writes the record atomically: a temp file in the same directory, fsync, rename, fsync the
 /// directory. A crash at any point leaves either the old record or the new one.
 pub fn write(state_dir: &Path, record: &OwnershipRecord) -> Result<(), RecordError> {
@@ -67,6 +132,40 @@ pub fn write(state_dir: &Path, record: &OwnershipRecord) -> Result<(), RecordErr
     let mut body = serde_json::to_vec_pretty(record).map_err(|e| err(std::io::Error::other(e)))?;
     body.push(b'\n');
     crate::fsutil::write_atomic(&path, &body).map_err(err)
+}
+
+/// Stops the Ollama `ollama.json` names when no openclawd runs (`openclawd stop`): SIGTERM to
+/// its group, 10 s grace, SIGKILL, then removes the record. Returns the pid it stopped, or
+/// `None` when the record was absent or named a process that is gone (the record is removed).
+/// A record that cannot prove its process is removed and returned as
+/// [`RecordError::Invalid`]: what it names is never signalled.
+pub async fn stop_recorded(state_dir: &Path) -> Result<Option<u32>, RecordError> {
+    let Some(rec) = read(state_dir)? else {
+        return Ok(None);
+    };
+    let recorded = match rec.validate() {
+        Ok(p) => p,
+        Err(why) => {
+            remove(state_dir)?;
+            return Err(RecordError::Invalid {
+                path: record_path(state_dir),
+                why,
+            });
+        }
+    };
+    let (pid, start_time) = (recorded.pid, recorded.start_time);
+    let stopped = if signals::proven(pid, start_time) {
+        signals::terminate_recorded(pid, start_time, STOP_GRACE).await;
+        Some(pid)
+    } else {
+        if !super::process::is_alive(pid) {
+            // Its runners may have outlived it.
+            signals::kill_session_leftovers(pid, Some(start_time), Some(&rec.binary));
+        }
+        None
+    };
+    remove(state_dir)?;
+    Ok(stopped)
 }
 
 /// Removes the record (absent is fine).
@@ -93,6 +192,11 @@ mod tests {
             binary: "/usr/local/bin/ollama".into(),
             version: Some("0.32.15".into()),
             address: "http://127.0.0.1:11434".into(),
+            history: RestartHistory {
+                restarts: 3,
+                last_reason: Some("ollama serve (pid 4241) was killed by signal 9".into()),
+                last_at: Some("2026-11-30T04:00:00.000Z".into()),
+            },
         };
         write(dir.path(), &rec).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(rec.clone()));
@@ -109,6 +213,55 @@ mod tests {
         remove(dir.path()).unwrap();
         remove(dir.path()).unwrap();
         assert_eq!(read(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_without_history_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("openclawd")).unwrap();
+        fs::write(
+            record_path(dir.path()),
+            r#"{"pid": 4242, "start_time": 9, "binary": "/usr/bin/ollama", "version": null,
+                "address": "http://127.0.0.1:11434"}"#,
+        )
+        .unwrap();
+        let rec = read(dir.path()).unwrap().unwrap();
+        assert_eq!(rec.history, RestartHistory::default());
+        assert_eq!(
+            rec.validate(),
+            Ok(RecordedProcess {
+                pid: 4242,
+                start_time: 9
+            })
+        );
+    }
+
+    #[test]
+    fn records_that_cannot_prove_a_process_are_invalid() {
+        let rec = |pid: u32, start_time: Option<u64>| OwnershipRecord {
+            pid,
+            start_time,
+            binary: "/usr/bin/ollama".into(),
+            version: None,
+            address: "http://127.0.0.1:11434".into(),
+            history: RestartHistory::default(),
+        };
+        for bad in [
+            rec(0, Some(1)),
+            rec(1, Some(1)),
+            rec(i32::MAX as u32 + 1, Some(1)),
+            rec(u32::MAX, Some(1)),
+            rec(4242, None),
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        assert!(rec(2, Some(1)).validate().is_ok());
+        assert!(rec(i32::MAX as u32, Some(1)).validate().is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &rec(4242, None)).unwrap();
+        let err = read_valid(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("no start time"), "{err}");
     }
 
     #[test]
