@@ -14,7 +14,7 @@ use crate::config::Published;
 use crate::discovery::CatalogStore;
 use crate::housekeeping::HousekeepingStatus;
 use crate::metrics::Metrics;
-use crate::ollama::{OllamaState, OllamaStatus};
+use crate::ollama::{InFlight, OllamaState, OllamaStatus};
 
 pub struct DaemonState {
     pub started_at: SystemTime,
@@ -26,6 +26,8 @@ pub struct DaemonState {
     pub catalog: Arc<CatalogStore>,
     pub metrics: Arc<Metrics>,
     pub ollama: watch::Receiver<OllamaStatus>,
+    /// Requests open to the supervised Ollama: a restart openclawd decides waits for them.
+    pub ollama_in_flight: InFlight,
     pub housekeeping: watch::Receiver<HousekeepingStatus>,
 }
 
@@ -33,6 +35,11 @@ impl DaemonState {
     /// Rebuilds the catalogue from the current snapshot and the last discovery.
     pub fn rebuild_catalog(&self, discovery_error: Option<String>) {
         self.catalog.rebuild(&self.config.load(), discovery_error);
+    }
+
+    /// Whether `base_url` is the supervised Ollama's.
+    pub fn is_supervised_ollama(&self, base_url: &str) -> bool {
+        self.ollama.borrow().base_url.trim_end_matches('/') == base_url.trim_end_matches('/')
     }
 
     /// Why the supervised Ollama at `base_url` cannot answer now, if it is that one and down.

@@ -1052,7 +1052,9 @@ async fn a_lock_dir_others_may_write_is_not_trusted() {
     assert!(holder.is_alive());
 }
 
-#[tokio::test]
+// Multi-threaded, and the reclaim in its own task: a reclaimer blocked on the FIFO then
+// fails the timeout below instead of hanging the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_in_place_of_a_lock_file_does_not_hang_the_reclaimer() {
     let scene = Scene::new();
     let mut gateway = Holding::spawn(
@@ -1066,13 +1068,13 @@ async fn a_fifo_in_place_of_a_lock_file_does_not_hang_the_reclaimer() {
     )
     .unwrap();
 
-    let reclaim = tokio::time::timeout(
-        Duration::from_secs(15),
-        scene.reclaimer(gateway.port).free_port(),
-    )
-    .await
-    .expect("the reclaimer hung on the FIFO")
-    .unwrap();
+    let reclaimer = scene.reclaimer(gateway.port);
+    let task = tokio::spawn(async move { reclaimer.free_port().await });
+    let reclaim = tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the reclaimer hung on the FIFO")
+        .unwrap()
+        .unwrap();
 
     assert!(matches!(reclaim, Reclaim::Reclaimed { .. }), "{reclaim:?}");
     assert_eq!(gateway.ended_by(), Some(libc::SIGTERM));

@@ -121,7 +121,7 @@ fn a_record_naming_a_foreign_process_never_gets_it_signalled(
 fn a_record_without_a_start_time_never_gets_its_process_signalled() {
     a_record_naming_a_foreign_process_never_gets_it_signalled(
         |_| Value::Null,
-        "no process is signalled: pid",
+        "no start time is recorded for pid",
     );
 }
 

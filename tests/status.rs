@@ -90,7 +90,7 @@ fn a_healthy_daemon_round_trips_shows_loaded_models_and_log_paths_and_exits_zero
     assert!(st.logs.ollama.ends_with("logs/ollama.log"));
     let loaded = st.ollama.loaded.as_ref().unwrap();
     let llama = loaded.iter().find(|m| m.name == "llama3.2:3b").unwrap();
-    assert!(llama.size > 0 && llama.expires_at.is_some(), "{llama:?}");
+    assert!(llama.size > 0 && !llama.expires_at.is_empty(), "{llama:?}");
 
     let (code, out) = status_cli(&env);
     assert_eq!(code, Some(0), "{out}");
@@ -252,11 +252,24 @@ fn a_crashing_ollama_and_an_unreachable_one_are_degraded() {
     env.write_config(&explicit_config(&env, Some("ollama/llama3.2:3b")));
     env.write_control(&json!({"crash_after_requests": 0}));
     let d = env.start();
-    d.wait_until("Ollama restarting", Duration::from_secs(30), |s| {
-        ollama_state(s) == "restarting"
+    // From the second crash in a row a restart waits: when, and which attempt, are said.
+    d.wait_until("a restart waiting", Duration::from_secs(30), |s| {
+        ollama_state(s) == "restarting" && s["ollama"]["next_restart_at"].is_string()
     });
     let st = round_trip(&d);
-    assert!(kinds(&st).contains(&ProblemKind::OllamaNotRunning));
+    let line = st
+        .health
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::OllamaNotRunning)
+        .map(|p| p.message.clone())
+        .unwrap_or_else(|| panic!("{:?}", st.health));
+    let attempt = st.ollama.status.restart_attempt.unwrap();
+    assert!(
+        line.starts_with("Ollama is restarting in ")
+            && line.contains(&format!(" s (attempt {attempt}, ")),
+        "{line}"
+    );
     let (code, out) = status_cli(&env);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("! Ollama is restarting"), "{out}");
@@ -316,6 +329,18 @@ fn a_changed_listen_address_is_a_pending_restart() {
         "{out}"
     );
     assert!(out.contains("fix: openclawd restart"), "{out}");
+
+    // Asked at another port than the one it is bound to: running, not "not running".
+    let other = free_port().to_string();
+    let (code, out, err) = env.cli(&["status", "--port", &other]);
+    assert_eq!(code.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "openclawd (pid {}) is running but nothing answers at http://127.0.0.1:{other}/status",
+            d.pid()
+        )),
+        "{err}"
+    );
 }
 
 /// Runs `args` with stdout a pipe whose reader is already gone: the first write meets EPIPE.
@@ -527,4 +552,46 @@ fn an_ollama_older_than_its_binary_is_a_version_mismatch_with_the_command_that_f
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = server.wait();
+}
+
+#[test]
+fn a_typo_in_the_config_is_a_warning_with_file_line_and_the_suggestion() {
+    let env = TestEnv::new();
+    let config = explicit_config(&env, None);
+    let config = format!(
+        "{},\n agents: {{ defaults: {{ modle: {{ primary: 'ollama/llama3.2:3b' }} }} }} }}",
+        config.trim_end().trim_end_matches('}')
+    );
+    env.write_config(&config);
+    let d = env.start();
+    d.wait_until("the typo warning", Duration::from_secs(20), |s| {
+        s["config"]["warnings"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+    let st = round_trip(&d);
+    assert!(
+        kinds(&st).contains(&ProblemKind::ConfigWarning),
+        "{:?}",
+        st.health
+    );
+    // The typo also leaves no primary: said as its own line.
+    assert!(
+        kinds(&st).contains(&ProblemKind::NoPrimary),
+        "{:?}",
+        st.health
+    );
+    let (code, out) = status_cli(&env);
+    assert_eq!(code, Some(1), "{out}");
+    let path = env.config_path().display().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains("! config warning: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(&format!("{path}:"))
+            && line.contains("unknown key \"agents.defaults.modle\"")
+            && line.contains("did you mean \"model\"?"),
+        "{line}"
+    );
 }

@@ -165,3 +165,67 @@ fn past_the_hold_budget_the_chain_goes_on_to_the_cloud() {
         "{took:?}"
     );
 }
+
+#[test]
+fn an_upgrade_under_streaming_load_cuts_no_stream_and_sends_none_to_the_cloud() {
+    let cloud = FakeCloud::openai(CLOUD_KEY);
+    let mut env = TestEnv::new();
+    env.write_control(
+        &json!({"token_delay_ms": 80, "reply_tokens": ["a", "b", "c", "d", "e", "f"]}),
+    );
+    local_then_cloud(&mut env, Some(&cloud), "{}");
+    let d = env.start();
+    wait_running(&d);
+
+    let outcomes: Arc<Mutex<Vec<(u16, String, bool)>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(5);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (outcomes, base) = (outcomes.clone(), d.base.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap();
+                while Instant::now() < stop_at {
+                    let mut body = hello();
+                    body["stream"] = json!(true);
+                    let resp = client
+                        .post(format!("{base}/v1/chat/completions"))
+                        .json(&body)
+                        .send()
+                        .expect("the gateway answers");
+                    let model = resp
+                        .headers()
+                        .get("x-openclawd-model")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string();
+                    let status = resp.status().as_u16();
+                    let text = resp.text().unwrap_or_default();
+                    let complete = text.trim_end().ends_with("data: [DONE]");
+                    outcomes.lock().unwrap().push((status, model, complete));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    env.install_ollama("0.33.1");
+    for c in clients {
+        c.join().unwrap();
+    }
+    d.wait_until("the new version serving", Duration::from_secs(30), |s| {
+        s["ollama"]["server_version"] == "0.33.1" && s["ollama"]["state"] == "running"
+    });
+    let outcomes = outcomes.lock().unwrap();
+    assert!(outcomes.len() >= 8, "{outcomes:?}");
+    for (status, model, complete) in outcomes.iter() {
+        assert_eq!(*status, 200, "{outcomes:?}");
+        assert_eq!(model, "ollama/llama3.2:3b", "{outcomes:?}");
+        assert!(complete, "a stream was cut: {outcomes:?}");
+    }
+    assert!(
+        cloud.received().is_empty(),
+        "the cloud was asked during our own upgrade"
+    );
+}

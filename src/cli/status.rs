@@ -206,10 +206,7 @@ fn epoch_secs(rfc3339: &str) -> Option<i64> {
 }
 
 /// When a loaded model unloads, relative to now: `unloads in 29m 12s`, `kept loaded`.
-fn unloads(expires_at: Option<&str>) -> String {
-    let Some(at) = expires_at else {
-        return "unload time unknown".into();
-    };
+fn unloads(at: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -226,6 +223,24 @@ fn unloads(expires_at: Option<&str>) -> String {
     }
 }
 
+/// The pid of an openclawd that runs (its pid file proves it) although nothing answered at the
+/// configured address.
+fn running_elsewhere(global: &GlobalArgs, snapshot: Option<&Snapshot>) -> Option<u32> {
+    let state_dir = match snapshot {
+        Some(s) => s.paths.state_dir.clone(),
+        None => {
+            config::degraded_snapshot(&global.overrides(), &env_map())
+                .ok()?
+                .paths
+                .state_dir
+        }
+    };
+    crate::service::control::running(&state_dir)
+        .ok()
+        .flatten()
+        .map(|p| p.pid())
+}
+
 /// What `status` and the other commands do when the daemon is not there to ask.
 fn not_running(base: &str, json: bool) -> ExitCode {
     if json {
@@ -238,10 +253,19 @@ fn not_running(base: &str, json: bool) -> ExitCode {
 }
 
 pub fn status(global: &GlobalArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let (base, token, _) = daemon_endpoint(global);
+    let (base, token, snapshot) = daemon_endpoint(global);
     let st = match runtime()?.block_on(fetch_status(&base, token.as_deref())) {
         Fetched::Running(st) => st,
-        Fetched::NotRunning => return Ok(not_running(&base, json)),
+        Fetched::NotRunning => {
+            if let Some(pid) = running_elsewhere(global, snapshot.as_ref()) {
+                anyhow::bail!(
+                    "openclawd (pid {pid}) is running but nothing answers at {base}/status: its \
+                     listen address differs from the config's (a changed gateway.port or bind \
+                     applies after `openclawd restart`)"
+                );
+            }
+            return Ok(not_running(&base, json));
+        }
         Fetched::Unreadable(why) => anyhow::bail!("{why}"),
     };
     if json {
@@ -308,10 +332,11 @@ fn print_status(st: &StatusReport) {
         dash(&o.server_version),
         dash(&o.binary_version),
         o.restarts,
-        o.last_restart_reason
-            .as_deref()
-            .map(|r| format!(" (last: {r})"))
-            .unwrap_or_default(),
+        match (&o.last_restart_reason, &o.last_restart_at) {
+            (Some(r), Some(at)) => format!(" (last: {r}, at {at})"),
+            (Some(r), None) => format!(" (last: {r})"),
+            _ => String::new(),
+        },
     );
     match &st.ollama.loaded {
         Some(loaded) if loaded.is_empty() => println!("  Loaded:   no model in memory"),
@@ -322,7 +347,7 @@ fn print_status(st: &StatusReport) {
                     if i == 0 { "Loaded:  " } else { "         " },
                     m.name,
                     human_bytes(m.size),
-                    unloads(m.expires_at.as_deref()),
+                    unloads(&m.expires_at),
                 );
             }
         }

@@ -93,6 +93,7 @@ impl App {
             catalog,
             metrics,
             ollama: supervisor.status.clone(),
+            ollama_in_flight: supervisor.in_flight(),
             housekeeping: housekeeping_rx,
         });
         let gateway =
@@ -129,9 +130,14 @@ impl App {
                 }
             }
         });
+        let installed = signals::StopSignals::install().context("installing signal handlers")?;
+        let installed = std::sync::Mutex::new(Some(installed));
         tasks.spawn("signals", OnEnd::StopDaemon, {
             let (shutdown, handover) = (shutdown.clone(), handover.clone());
-            move || signals::wait_for_stop(shutdown.clone(), handover.clone())
+            move || {
+                let first = installed.lock().ok().and_then(|mut s| s.take());
+                signals::wait_for_stop(first, shutdown.clone(), handover.clone())
+            }
         });
         tasks.spawn("ollama-supervisor", OnEnd::StopDaemon, {
             let (status, shutdown) = (supervisor.status.clone(), shutdown.clone());
@@ -215,16 +221,19 @@ impl App {
     pub async fn run(mut self) -> ExitCode {
         let lost = self.tasks.supervise().await;
         self.shutdown.cancel();
+        let handover = self.handover.load(Ordering::SeqCst) && lost.is_ok();
+        if handover {
+            // The next openclawd takes Ollama over while this one drains: stop supervising it
+            // now (it keeps running and serving the requests still draining here).
+            tracing::info!("handing over: leaving Ollama running for the next openclawd");
+            self.supervisor.shutdown(ShutdownKind::Handover).await;
+        }
         // The gateway drains for up to DRAIN; a little more for the rest to notice.
         self.tasks.stop(DRAIN + Duration::from_secs(2)).await;
-        let kind = if self.handover.load(Ordering::SeqCst) && lost.is_ok() {
-            tracing::info!("handing over: leaving Ollama running for the next openclawd");
-            ShutdownKind::Handover
-        } else {
+        if !handover {
             tracing::info!("stopping");
-            ShutdownKind::Stop
-        };
-        self.supervisor.shutdown(kind).await;
+            self.supervisor.shutdown(ShutdownKind::Stop).await;
+        }
         if let Some(pid_file) = &self.pid_file {
             // After a handover the file names the new daemon: leave it.
             crate::service::control::remove_pid_file_if_own(pid_file);

@@ -1,5 +1,7 @@
-//! `POST /v1/chat/completions`: resolve the chain, try each model until one answers, and
-//! relay its answer (streamed as it arrives, or whole).
+//! `POST /v1/chat/completions`, and the chain walk every inbound API shares: resolve the
+//! chain, try each model until one answers, and relay its answer (streamed as it arrives, or
+//! whole). The walk speaks OpenAI chat completions to the providers; other inbound APIs
+//! (`super::api`) translate into it through the IR and back out of its answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,15 +32,29 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    match run_chain(&state, &headers, &body, started).await {
-        Ok(resp) => resp,
+    let routed = match parse_request(&body) {
+        Ok(req) => {
+            // Validated: `stream` is a bool or absent, `model` a string or absent.
+            let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+            let requested = wire::openai::model(&req);
+            walk(&state, &headers, &req, requested, stream, started).await
+        }
+        Err(e) => Err(e),
+    };
+    match routed {
+        Ok(Routed { answer, route }) => route.add_headers(respond(answer)),
         Err(e) => {
-            state
-                .metrics
-                .record_request("none", e.status().as_u16(), false);
+            record_failure(&state, &e);
             e.into_response()
         }
     }
+}
+
+/// Counts a request no model answered (or that was refused before routing).
+pub(super) fn record_failure(state: &GatewayState, e: &GatewayError) {
+    state
+        .metrics
+        .record_request("none", e.status().as_u16(), false);
 }
 
 struct Attempted {
@@ -46,15 +62,46 @@ struct Attempted {
     outcome: String,
 }
 
-async fn run_chain(
+/// A request some model of the chain answered.
+pub(super) struct Routed {
+    /// OpenAI chat completions: a `chat.completion` body or a `chat.completion.chunk` stream.
+    pub answer: Answer,
+    pub route: Route,
+}
+
+/// Which model answered, after how many attempts.
+pub(super) struct Route {
+    pub model_ref: String,
+    pub tried: usize,
+    pub fell_back: bool,
+}
+
+impl Route {
+    /// `x-openclawd-model`, `x-openclawd-attempts` and `x-openclawd-fallback`.
+    pub fn add_headers(&self, mut resp: Response) -> Response {
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.model_ref) {
+            h.insert("x-openclawd-model", v);
+        }
+        h.insert("x-openclawd-attempts", HeaderValue::from(self.tried));
+        if self.fell_back {
+            h.insert("x-openclawd-fallback", HeaderValue::from_static("true"));
+        }
+        resp
+    }
+}
+
+/// Walks the fallback chain for `req` (an OpenAI chat completions body, already validated):
+/// cooldowns, skips, failover by failure class, metrics. `x-openclawd-no-fallback` pins the
+/// request to the model asked for.
+pub(super) async fn walk(
     state: &GatewayState,
     headers: &HeaderMap,
-    body: &Bytes,
+    req: &Value,
+    requested: Option<&str>,
+    stream: bool,
     started: Instant,
-) -> Result<Response, GatewayError> {
-    let req = parse_request(body)?;
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let requested = req.get("model").and_then(Value::as_str);
+) -> Result<Routed, GatewayError> {
     let pinned = headers
         .get("x-openclawd-no-fallback")
         .and_then(|v| v.to_str().ok())
@@ -130,8 +177,12 @@ async fn run_chain(
             local,
         };
         tried += 1;
+        // Counted while open, so a restart openclawd decides waits for this answer to end.
+        let in_flight = (provider.api == Api::Ollama
+            && state.is_supervised_ollama(&provider.base_url))
+        .then(|| state.ollama_in_flight.enter());
         let mut upstream_started = Instant::now();
-        let mut result = state.upstreams.call(&target, &req, stream).await;
+        let mut result = state.upstreams.call(&target, req, stream).await;
         // Refused by our own Ollama that still looks up: it has most likely just died and the
         // supervisor is about to restart it. Hold for that once, then ask the same model again.
         if let Err(e) = &result {
@@ -145,7 +196,7 @@ async fn run_chain(
                 .await;
                 if after == OllamaReadiness::Ready {
                     upstream_started = Instant::now();
-                    result = state.upstreams.call(&target, &req, stream).await;
+                    result = state.upstreams.call(&target, req, stream).await;
                 }
             }
         }
@@ -170,10 +221,26 @@ async fn run_chain(
                     )),
                     whole => whole,
                 };
+                let answer = match (answer, in_flight) {
+                    (Answer::Stream(s), Some(guard)) => {
+                        Answer::Stream(Box::pin(futures_util::StreamExt::map(s, move |chunk| {
+                            let _counted = &guard;
+                            chunk
+                        })))
+                    }
+                    (answer, _) => answer,
+                };
                 if fell_back {
                     tracing::info!(model = %model_ref, attempts = tried, "answered by a fallback");
                 }
-                return Ok(respond(answer, model_ref, tried, fell_back));
+                return Ok(Routed {
+                    answer,
+                    route: Route {
+                        model_ref: model_ref.clone(),
+                        tried,
+                        fell_back,
+                    },
+                });
             }
             Err(e) => {
                 state.metrics.record_attempt(model_ref, e.class.label());
@@ -235,51 +302,38 @@ fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {
             "We could not parse the JSON body of your request: {e}."
         ))
     })?;
-    wire::openai::validate_chat_request(&req).map_err(|e| match e {
-        wire::WireError::BadRequest { message, param } => {
-            GatewayError::BadRequest { message, param }
-        }
-    })?;
+    wire::chat_in::validate(&req)?;
     Ok(req)
 }
 
-fn respond(answer: Answer, model_ref: &str, tried: usize, fell_back: bool) -> Response {
-    let mut resp = match answer {
+fn respond(answer: Answer) -> Response {
+    match answer {
         Answer::Json { body, content_type } => {
             let mut r = (StatusCode::OK, body).into_response();
             r.headers_mut()
                 .insert(axum::http::header::CONTENT_TYPE, content_type);
             r
         }
-        Answer::Stream(s) => {
-            let body = Body::from_stream(futures_util::StreamExt::map(
-                s,
-                Ok::<_, std::convert::Infallible>,
-            ));
-            let mut r = (StatusCode::OK, body).into_response();
-            let h = r.headers_mut();
-            h.insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                axum::http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            // Tells nginx-style proxies in front of us not to buffer the stream.
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            r
-        }
-    };
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(model_ref) {
-        h.insert("x-openclawd-model", v);
+        Answer::Stream(s) => event_stream(s, HeaderValue::from_static("text/event-stream")),
     }
-    h.insert("x-openclawd-attempts", HeaderValue::from(tried));
-    if fell_back {
-        h.insert("x-openclawd-fallback", HeaderValue::from_static("true"));
-    }
-    resp
+}
+
+/// A streamed 200 with `content_type`, unbuffered by proxies in front of us.
+pub(super) fn event_stream(s: wire::SseStream, content_type: HeaderValue) -> Response {
+    let body = Body::from_stream(futures_util::StreamExt::map(
+        s,
+        Ok::<_, std::convert::Infallible>,
+    ));
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(axum::http::header::CONTENT_TYPE, content_type);
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    // Tells nginx-style proxies in front of us not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
 }
 
 /// API keys in OpenClaw's order: auth profile, provider env var, `apiKey` in config.

@@ -1,5 +1,6 @@
-//! The one gateway error type. Every failure a client sees renders OpenAI's error body
-//! `{"error":{"message","type","param","code"}}` with the right status.
+//! The one gateway error type, rendered in the error shape of the API the client called
+//! ([`Dialect`]): OpenAI's `{"error":{"message","type","param","code"}}` (chat completions,
+//! Responses) or Anthropic's `{"type":"error","error":{"type","message"},"request_id"}`.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -75,37 +76,152 @@ impl GatewayError {
     }
 }
 
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        if let GatewayError::Upstream {
-            content_type, body, ..
-        } = self
-        {
-            let mut resp = (status, body).into_response();
-            if let Some(ct) = content_type {
-                resp.headers_mut()
-                    .insert(axum::http::header::CONTENT_TYPE, ct);
-            }
-            return resp;
+/// The inbound API a client speaks, which decides how errors look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI chat completions and everything else (`/v1/models`, unknown paths).
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages…`).
+    Anthropic,
+    /// OpenAI Responses (`/v1/responses`): OpenAI's shape, 2-space indented as OpenAI sends it.
+    Responses,
+}
+
+impl Dialect {
+    /// The dialect of a request path (the query is not part of it).
+    pub fn for_path(path: &str) -> Dialect {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Dialect::Anthropic
+        } else if path == "/v1/responses" || path.starts_with("/v1/responses/") {
+            Dialect::Responses
+        } else {
+            Dialect::OpenAi
         }
-        let (kind, code) = self.kind();
-        let param = match &self {
-            GatewayError::BadRequest { param, .. } => param.as_deref(),
-            _ => None,
+    }
+}
+
+/// Anthropic's `error.type` for an HTTP status (docs.claude.com/en/api/errors).
+pub fn anthropic_error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// `{"type":"error","error":{"type","message"},"request_id"}`.
+pub fn anthropic_error_body(kind: &str, message: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({"type": "error", "error": {"type": kind, "message": message},
+            "request_id": format!("req_{}", super::wire::openai::new_call_id().trim_start_matches("call_"))})
+        .to_string(),
+    )
+}
+
+/// `error.message` of an OpenAI-shaped error body, else the body as text.
+fn relayed_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Inner {
+        Object { message: String },
+        Text(String),
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(Body {
+            error: Inner::Object { message } | Inner::Text(message),
+        }) => message,
+        Err(_) => String::from_utf8_lossy(body).trim().to_string(),
+    }
+}
+
+impl GatewayError {
+    /// This error as `dialect`'s error response.
+    pub fn render(self, dialect: Dialect) -> Response {
+        let status = self.status();
+        let mut resp = match (dialect, self) {
+            (
+                Dialect::OpenAi,
+                GatewayError::Upstream {
+                    content_type, body, ..
+                },
+            ) => {
+                let mut resp = (status, body).into_response();
+                if let Some(ct) = content_type {
+                    resp.headers_mut()
+                        .insert(axum::http::header::CONTENT_TYPE, ct);
+                }
+                return resp;
+            }
+            (Dialect::Anthropic, e) => {
+                let message = match &e {
+                    GatewayError::Upstream { body, .. } => relayed_message(body),
+                    other => other.to_string(),
+                };
+                let body = anthropic_error_body(anthropic_error_type(status), &message);
+                (status, body).into_response()
+            }
+            (dialect, e) => {
+                let (kind, code, message) = match &e {
+                    GatewayError::Upstream { body, .. } => (
+                        super::wire::openai::error_type_for_status(status.as_u16()),
+                        None,
+                        relayed_message(body),
+                    ),
+                    other => {
+                        let (kind, code) = other.kind();
+                        (kind, code, other.to_string())
+                    }
+                };
+                let param = match &e {
+                    GatewayError::BadRequest { param, .. } => param.as_deref(),
+                    _ => None,
+                };
+                let body = if dialect == Dialect::Responses {
+                    let value = super::wire::openai::error_value(&message, kind, param, code);
+                    Bytes::from(serde_json::to_string_pretty(&value).unwrap_or_default())
+                } else {
+                    super::wire::openai::error_body(&message, kind, param, code)
+                };
+                (status, body).into_response()
+            }
         };
-        let body = super::wire::openai::error_body(&self.to_string(), kind, param, code);
-        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if matches!(status, StatusCode::UNAUTHORIZED) {
+        if matches!(status, StatusCode::UNAUTHORIZED) && dialect != Dialect::Anthropic {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
             );
         }
         resp
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.render(Dialect::OpenAi)
+    }
+}
+
+impl From<super::wire::WireError> for GatewayError {
+    fn from(e: super::wire::WireError) -> GatewayError {
+        match e {
+            super::wire::WireError::BadRequest { message, param } => {
+                GatewayError::BadRequest { message, param }
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! The routing gateway (SPEC §5): an OpenAI-compatible API on port 18789 that resolves each
+//! The routing gateway (SPEC §5): OpenAI chat completions, Anthropic Messages and OpenAI
+//! Responses on port 18789 that resolves each
 //! request's model, walks the fallback chain, and speaks each provider's wire format.
 
+mod api;
 mod chat;
 pub mod error;
 pub mod hold;

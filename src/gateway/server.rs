@@ -20,8 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::api;
 use super::chat::chat_completions;
-use super::error::GatewayError;
+use super::error::{Dialect, GatewayError};
 use super::state::GatewayState;
 use super::status::{readiness, status_report, StatusReport};
 
@@ -42,6 +43,10 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
         .route("/v1/chat/completions", post(chat_completions))
+        // Claude Code adds `?beta=true`; routing is on the path alone.
+        .route("/v1/messages", post(api::messages))
+        .route("/v1/messages/count_tokens", post(api::count_tokens))
+        .route("/v1/responses", post(api::responses))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
@@ -125,22 +130,25 @@ async fn get_model(
     )))
 }
 
-async fn not_found(req: Request) -> GatewayError {
+async fn not_found(req: Request) -> Response {
     GatewayError::NotFound(format!(
-        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/models, /health, /ready, /status and /metrics.",
+        "Unknown path {}: openclawd serves /v1/chat/completions, /v1/messages, /v1/messages/count_tokens, /v1/responses, /v1/models, /health, /ready, /status and /metrics.",
         req.uri().path()
     ))
+    .render(Dialect::for_path(req.uri().path()))
 }
 
-async fn method_not_allowed(req: Request) -> GatewayError {
+async fn method_not_allowed(req: Request) -> Response {
     GatewayError::MethodNotAllowed(format!(
         "{} is not allowed on {}",
         req.method(),
         req.uri().path()
     ))
+    .render(Dialect::for_path(req.uri().path()))
 }
 
-/// With a token configured, every route but `/health` needs `Authorization: Bearer <token>`.
+/// With a token configured, every route but `/health` needs `Authorization: Bearer <token>`
+/// (or, as Anthropic clients send it, `x-api-key: <token>`).
 async fn require_token(
     State(state): State<Arc<GatewayState>>,
     req: Request,
@@ -153,6 +161,7 @@ async fn require_token(
     if req.uri().path() == "/health" {
         return next.run(req).await;
     }
+    let dialect = Dialect::for_path(req.uri().path());
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -161,30 +170,32 @@ async fn require_token(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
         Some(p) if bool::from(p.as_bytes().ct_eq(expected.as_bytes())) => next.run(req).await,
         Some(_) => GatewayError::Unauthorized(
             "Invalid bearer token. Use gateway.auth.token from openclaw.json (or OPENCLAW_GATEWAY_TOKEN).".into(),
         )
-        .into_response(),
+        .render(dialect),
         None => GatewayError::Unauthorized(
-            "Missing bearer token: send `Authorization: Bearer <gateway.auth.token>`.".into(),
+            "Missing bearer token: send `Authorization: Bearer <gateway.auth.token>` (or `x-api-key: <gateway.auth.token>`).".into(),
         )
-        .into_response(),
+        .render(dialect),
     }
 }
 
 /// Bodies over the limit get an OpenAI-shaped 413, whether announced or streamed.
 async fn body_limit(State(state): State<Arc<GatewayState>>, req: Request, next: Next) -> Response {
     let limit = state.config.load().own.gateway.max_body_bytes;
+    let dialect = Dialect::for_path(req.uri().path());
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return GatewayError::PayloadTooLarge { limit }.into_response();
+        return GatewayError::PayloadTooLarge { limit }.render(dialect);
     }
     let (parts, body) = req.into_parts();
     let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, limit)).await
@@ -192,7 +203,7 @@ async fn body_limit(State(state): State<Arc<GatewayState>>, req: Request, next: 
         return GatewayError::BodyTimeout {
             limit: BODY_READ_TIMEOUT,
         }
-        .into_response();
+        .render(dialect);
     };
     match read {
         Ok(bytes) => {
@@ -204,10 +215,10 @@ async fn body_limit(State(state): State<Arc<GatewayState>>, req: Request, next: 
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.to_string().contains("length limit");
             if too_large {
-                GatewayError::PayloadTooLarge { limit }.into_response()
+                GatewayError::PayloadTooLarge { limit }.render(dialect)
             } else {
                 GatewayError::bad_request(format!("could not read the request body: {e}"))
-                    .into_response()
+                    .render(dialect)
             }
         }
     }

@@ -16,6 +16,7 @@ use super::state::GatewayState;
 use crate::config::Api;
 use crate::discovery::{ModelSource, SkippedModel};
 use crate::housekeeping::HousekeepingStatus;
+use crate::ollama::client::{LoadedModel, OllamaClient};
 use crate::ollama::{OllamaState, OllamaStatus};
 
 /// How long `/status` waits for Ollama's `/api/ps` and `/api/tags`: it must stay quick when
@@ -67,23 +68,6 @@ pub struct OllamaReport {
     /// was not running or did not answer.
     #[serde(default)]
     pub loaded: Option<Vec<LoadedModel>>,
-}
-
-/// One entry of Ollama's `/api/ps`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoadedModel {
-    pub name: String,
-    /// Bytes in memory (RAM + VRAM).
-    #[serde(default)]
-    pub size: u64,
-    /// Bytes of `size` in GPU memory.
-    #[serde(default)]
-    pub size_vram: u64,
-    /// When Ollama unloads it (RFC 3339 as Ollama writes it; far future = kept forever).
-    #[serde(default)]
-    pub expires_at: Option<String>,
-    #[serde(default)]
-    pub context_length: Option<u64>,
 }
 
 /// The OpenClaw config the daemon runs on.
@@ -371,11 +355,21 @@ impl StatusReport {
                 format!("wait a few seconds; if it stays starting, see {logs}"),
             ),
             OllamaState::Restarting => (
-                format!(
-                    "Ollama is restarting ({} restart{}{last})",
-                    o.restarts,
-                    if o.restarts == 1 { "" } else { "s" }
-                ),
+                {
+                    let when = match o.next_restart_in(SystemTime::now()) {
+                        Some(d) if !d.is_zero() => format!(" in {:.1} s", d.as_secs_f64()),
+                        _ => String::new(),
+                    };
+                    let attempt = o
+                        .restart_attempt
+                        .map(|a| format!("attempt {a}, "))
+                        .unwrap_or_default();
+                    format!(
+                        "Ollama is restarting{when} ({attempt}{} restart{} so far{last})",
+                        o.restarts,
+                        if o.restarts == 1 { "" } else { "s" }
+                    )
+                },
                 format!("openclawd restarts it by itself; if it keeps crashing, see {logs}"),
             ),
             OllamaState::CrashLoop => (
@@ -499,12 +493,6 @@ fn same_base(a: &str, b: &str) -> bool {
 }
 
 #[derive(Deserialize)]
-struct PsBody {
-    #[serde(default)]
-    models: Vec<LoadedModel>,
-}
-
-#[derive(Deserialize)]
 struct TagsBody {
     #[serde(default)]
     models: Option<Vec<TagName>>,
@@ -539,6 +527,7 @@ async fn ask_ollama<T: serde::de::DeserializeOwned>(
 
 /// The systemd unit running this process, when it is openclawd's: its journal is the log.
 fn journal_command() -> Option<String> {
+    // Set by systemd for every unit it runs.
     std::env::var_os("INVOCATION_ID")?;
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let unit = crate::procinfo::service_unit(&cgroup)?;
@@ -585,7 +574,14 @@ pub async fn status_report(state: &GatewayState) -> StatusReport {
     let (ps, tags) = if running {
         let want_tags = !catalog.discovery_enabled;
         tokio::join!(
-            ask_ollama::<PsBody>(state, &ollama.base_url, &host, "/api/ps"),
+            async {
+                match OllamaClient::new(&snapshot.ollama) {
+                    Ok(client) if same_base(client.base_url(), &ollama.base_url) => {
+                        client.loaded_models().await.ok()
+                    }
+                    _ => None,
+                }
+            },
             async {
                 if want_tags {
                     ask_ollama::<TagsBody>(state, &ollama.base_url, &host, "/api/tags").await
@@ -597,8 +593,7 @@ pub async fn status_report(state: &GatewayState) -> StatusReport {
     } else {
         (None, None)
     };
-    let loaded = ps.map(|p| {
-        let mut v = p.models;
+    let loaded = ps.map(|mut v| {
         v.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
         v
     });

@@ -4,14 +4,17 @@
 
 mod port;
 mod sessions;
+mod store_lock;
+mod task;
 
 use serde::{Deserialize, Serialize};
 
 pub use port::{Holder, PortError, PortReclaimer, Reclaim};
 pub use sessions::{
-    run_sessions_guard, session_stores, Mode, SessionStore, SessionsError, SessionsGuard,
-    StoreAction, StoreReport, WriteStep, BACKUPS_KEPT,
+    session_stores, Mode, SessionStore, SessionsError, SessionsGuard, StoreAction, StoreReport,
+    WriteStep, BACKUPS_KEPT,
 };
+pub use task::{run_sessions, run_sessions_guard};
 
 /// The `housekeeping` block of `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,68 +38,6 @@ impl HousekeepingStatus {
             self.last_action = Some(format!(
                 "{now}: stopped {what} (pid {pid}) holding port {port}: {why}"
             ));
-        }
-    }
-}
-
-/// The sessions task: runs [`run_sessions_guard`] with the settings of the snapshot in force,
-/// a round whenever a sessions file changes, and starts afresh (with a round) on every config
-/// change, so edited `sessions` settings and store paths apply at once.
-pub async fn run_sessions(
-    mut config: tokio::sync::watch::Receiver<std::sync::Arc<crate::config::Snapshot>>,
-    backups: std::path::PathBuf,
-    status: tokio::sync::watch::Sender<HousekeepingStatus>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    use std::time::Duration;
-
-    use crate::watch::FileWatcher;
-
-    let (trigger_tx, mut trigger_rx) = tokio::sync::mpsc::channel(4);
-    let watcher = match FileWatcher::new(Duration::from_millis(500)) {
-        Ok((w, mut changed)) => {
-            let trigger = trigger_tx.clone();
-            tokio::spawn(async move {
-                while changed.recv().await.is_some() {
-                    let _ = trigger.try_send(());
-                }
-            });
-            Some(w)
-        }
-        Err(e) => {
-            tracing::warn!("cannot watch sessions files ({e}); they are checked every interval");
-            None
-        }
-    };
-    loop {
-        let snapshot = config.borrow_and_update().clone();
-        let stores = session_stores(&snapshot);
-        if let Some(w) = &watcher {
-            w.set_files(stores.iter().map(|s| s.path.clone()).collect());
-        }
-        let guard = SessionsGuard::new(backups.clone(), snapshot.own.sessions.clone());
-        let round = shutdown.child_token();
-        let (inner_tx, inner_rx) = tokio::sync::mpsc::channel(4);
-        let guard_run = run_sessions_guard(
-            guard,
-            move || stores.clone(),
-            snapshot.own.sessions.interval,
-            inner_rx,
-            status.clone(),
-            round.clone(),
-        );
-        tokio::pin!(guard_run);
-        loop {
-            tokio::select! {
-                _ = &mut guard_run => return,
-                Some(()) = trigger_rx.recv() => { let _ = inner_tx.try_send(()); }
-                changed = config.changed() => {
-                    if changed.is_err() { return }
-                    round.cancel();
-                    (&mut guard_run).await;
-                    break;
-                }
-            }
         }
     }
 }

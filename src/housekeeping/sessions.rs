@@ -11,26 +11,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
 
-use super::HousekeepingStatus;
+use super::store_lock::{lock_path, lock_state, process_alive, HeldLock, LockState};
 use crate::config::{OwnSessions, SessionsAction};
 
 /// Backups kept per agent.
 pub const BACKUPS_KEPT: usize = 10;
-/// A lock whose pid cannot be read counts as held while younger than this.
-const UNKNOWN_LOCK_FRESH: Duration = Duration::from_secs(30);
-/// A lock older than this is stale even if its pid is alive (the pid was reused; OpenClaw's
-/// own stale-lock rule).
-const LOCK_MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
 pub use crate::config::{session_stores, SessionStore};
 
@@ -89,7 +80,7 @@ pub enum StoreAction {
 }
 
 impl StoreReport {
-    fn new(store: &SessionStore) -> StoreReport {
+    pub(super) fn new(store: &SessionStore) -> StoreReport {
         StoreReport {
             agent_id: store.agent_id.clone(),
             path: store.path.clone(),
@@ -170,7 +161,7 @@ pub enum SessionsError {
     InjectedFault { step: WriteStep },
 }
 
-fn io_err<'a>(
+pub(super) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> SessionsError + 'a {
@@ -643,12 +634,6 @@ fn sqlite_path(store: &Path) -> Option<PathBuf> {
     )
 }
 
-fn lock_path(store: &Path) -> PathBuf {
-    let mut name = store.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    store.with_file_name(name)
-}
-
 fn read_store(path: &Path) -> Result<Option<Vec<u8>>, SessionsError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -661,110 +646,6 @@ fn read_store(path: &Path) -> Result<Option<Vec<u8>>, SessionsError> {
 fn file_stamp(path: &Path) -> Result<(u64, Option<SystemTime>), SessionsError> {
     let meta = fs::metadata(path).map_err(io_err("stat", path))?;
     Ok((meta.len(), meta.modified().ok()))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LockState {
-    Free,
-    Stale,
-    Held,
-}
-
-/// OpenClaw's lock holds `{"pid":N,"createdAt":"…"}`; a plain number is accepted too.
-fn lock_state(path: &Path) -> Result<LockState, SessionsError> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Free),
-        Err(e) => return Err(io_err("stat the lock", path)(e)),
-    };
-    let age = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .unwrap_or_default();
-    // Never follow a symlink or block on a FIFO planted as the lock; read a regular file only.
-    let text = crate::fsutil::read_regular_file(path, 64 * 1024)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let held = match lock_pid(&text) {
-        Some(pid) => process_alive(pid) && age < LOCK_MAX_AGE,
-        None => age < UNKNOWN_LOCK_FRESH,
-    };
-    Ok(if held {
-        LockState::Held
-    } else {
-        LockState::Stale
-    })
-}
-
-fn lock_pid(text: &str) -> Option<u32> {
-    let text = text.trim();
-    let pid = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(map)) => map.get("pid")?.as_i64()?,
-        Ok(serde_json::Value::Number(n)) => n.as_i64()?,
-        _ => return None,
-    };
-    crate::procinfo::validate_pid(pid).ok()
-}
-
-/// The lock's holder still runs. A process whose identity cannot be read (another user's,
-/// hidden) counts as running: the lock is then left to age out.
-fn process_alive(pid: u32) -> bool {
-    match crate::procinfo::ProcessRef::inspect(pid) {
-        Ok(_) => true,
-        Err(e) => !e.is_stale() && !matches!(e, crate::procinfo::IdentityError::InvalidPid(_)),
-    }
-}
-
-/// Our hold on `sessions.json.lock` (created exclusively, like OpenClaw does); removed on drop
-/// if it still holds our payload.
-struct HeldLock {
-    path: PathBuf,
-    payload: String,
-}
-
-impl HeldLock {
-    fn acquire(path: &Path) -> Result<Option<HeldLock>, SessionsError> {
-        let payload = serde_json::json!({
-            "pid": std::process::id(),
-            "createdAt": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        })
-        .to_string();
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    file.write_all(payload.as_bytes())
-                        .map_err(io_err("write the lock", path))?;
-                    return Ok(Some(HeldLock {
-                        path: path.to_path_buf(),
-                        payload,
-                    }));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    match lock_state(path)? {
-                        LockState::Held => return Ok(None),
-                        // A dead holder's lock: remove it, as OpenClaw itself does.
-                        LockState::Stale => match fs::remove_file(path) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(io_err("remove the stale lock", path)(e)),
-                        },
-                        LockState::Free => {}
-                    }
-                }
-                Err(e) => return Err(io_err("create the lock", path)(e)),
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for HeldLock {
-    fn drop(&mut self) {
-        if fs::read_to_string(&self.path).is_ok_and(|t| t == self.payload) {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
 }
 
 fn temp_prefix(store: &Path) -> String {
@@ -905,106 +786,10 @@ fn file_safe(agent_id: &str) -> String {
         .collect()
 }
 
-/// Runs the guard at start, on every `trigger` (file changes, wired by the caller) and every
-/// `interval`, until `shutdown`. File work runs on the blocking pool. Each round replaces
-/// `status.stores`; actions add to `sessions_cleared_total` (sessions removed) and set
-/// `last_action`.
-pub async fn run_sessions_guard<F>(
-    guard: SessionsGuard,
-    stores: F,
-    interval: Duration,
-    mut trigger: mpsc::Receiver<()>,
-    status: watch::Sender<HousekeepingStatus>,
-    shutdown: CancellationToken,
-) where
-    F: Fn() -> Vec<SessionStore>,
-{
-    let guard = Arc::new(guard);
-    let mut trigger_open = true;
-    loop {
-        let list = stores();
-        let round_guard = Arc::clone(&guard);
-        let round = tokio::task::spawn_blocking(move || {
-            list.into_iter()
-                .map(|store| {
-                    let result = round_guard.check(&store, Mode::Apply);
-                    (store, result)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        match round {
-            Ok(results) => publish(&status, results),
-            Err(e) => tracing::error!("sessions guard round failed: {e}"),
-        }
-
-        let next = Instant::now() + interval;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                got = trigger.recv(), if trigger_open => match got {
-                    Some(()) => {
-                        // A burst of changes is one round.
-                        while trigger.try_recv().is_ok() {}
-                        break;
-                    }
-                    None => trigger_open = false,
-                },
-                _ = sleep_until(next) => break,
-            }
-        }
-    }
-}
-
-fn publish(
-    status: &watch::Sender<HousekeepingStatus>,
-    results: Vec<(SessionStore, Result<StoreReport, SessionsError>)>,
-) {
-    let previous = status.borrow().stores.clone();
-    let mut removed_total = 0u64;
-    let mut sentences = Vec::new();
-    let reports: Vec<StoreReport> = results
-        .into_iter()
-        .map(|(store, result)| {
-            let before = previous.iter().find(|r| r.path == store.path);
-            match result {
-                Ok(report) => {
-                    removed_total += report.sessions_removed() as u64;
-                    // An invalid file is reported every round; tell a person once.
-                    let repeated = before
-                        .is_some_and(|b| b.action == report.action && b.backup == report.backup)
-                        && matches!(report.action, Some(StoreAction::InvalidJson { .. }));
-                    if let (Some(sentence), false) = (report.describe(), repeated) {
-                        tracing::warn!("sessions guard: {sentence}");
-                        sentences.push(sentence);
-                    }
-                    report
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    if before.and_then(|b| b.error.as_deref()) != Some(message.as_str()) {
-                        tracing::warn!("sessions guard: {message}");
-                    }
-                    let mut report = StoreReport::new(&store);
-                    report.error = Some(message);
-                    report
-                }
-            }
-        })
-        .collect();
-    status.send_modify(|s| {
-        s.stores = reports;
-        s.sessions_cleared_total += removed_total;
-        if !sentences.is_empty() {
-            let now = humantime::format_rfc3339_seconds(SystemTime::now());
-            s.last_action = Some(format!("{now}: {}", sentences.join("; ")));
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::housekeeping::store_lock::lock_pid;
 
     fn entries(text: &str) -> Entries {
         parse_store(text.as_bytes()).unwrap()

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::signals;
+use crate::procinfo::{validate_pid, IdentityError, ProcessRef, StartTime};
 
 /// SIGTERM → SIGKILL grace for a recorded server.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -14,9 +15,10 @@ const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnershipRecord {
     pub pid: u32,
-    /// `/proc/<pid>/stat` field 22 (clock ticks since boot). Required: a record without it
-    /// proves nothing and is ignored (see [`OwnershipRecord::validate`]).
-    pub start_time: Option<u64>,
+    /// When the process started ([`StartTime`]: Linux clock ticks since boot, written as a
+    /// string; older records hold a number). Required: a record without it proves nothing and
+    /// is ignored (see [`OwnershipRecord::validate`]).
+    pub start_time: Option<StartTime>,
     /// The executable spawned.
     pub binary: PathBuf,
     /// The server's version when last seen (the binary's until the server answered).
@@ -39,28 +41,30 @@ pub struct RestartHistory {
 }
 
 /// A record's process identity, checked: a pid a signal can name, and a known start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedProcess {
     pub pid: u32,
-    pub start_time: u64,
+    pub start_time: StartTime,
+}
+
+impl RecordedProcess {
+    /// The recorded process, pinned, when it is still the one recorded.
+    pub fn find(&self) -> Result<ProcessRef, IdentityError> {
+        ProcessRef::recorded(i64::from(self.pid), Some(&self.start_time))
+    }
 }
 
 impl OwnershipRecord {
     /// The recorded process when the record can identify one: pid in `2..=i32::MAX` (a larger
     /// value would turn negative in `kill`, 0 and 1 name a group or init) and a start time.
-    pub fn validate(&self) -> Result<RecordedProcess, String> {
-        if !(2..=i32::MAX as u32).contains(&self.pid) {
-            return Err(format!("pid {} is not a process id", self.pid));
-        }
-        match self.start_time {
+    pub fn validate(&self) -> Result<RecordedProcess, IdentityError> {
+        let pid = validate_pid(i64::from(self.pid))?;
+        match &self.start_time {
             Some(start_time) => Ok(RecordedProcess {
-                pid: self.pid,
-                start_time,
+                pid,
+                start_time: start_time.clone(),
             }),
-            None => Err(format!(
-                "pid {} has no start time, so it cannot be proven to be our Ollama",
-                self.pid
-            )),
+            None => Err(IdentityError::NoStartTime { pid }),
         }
     }
 }
@@ -83,7 +87,7 @@ pub enum RecordError {
         source: serde_json::Error,
     },
     #[error("{path} is ignored and no process is signalled: {why}")]
-    Invalid { path: PathBuf, why: String },
+    Invalid { path: PathBuf, why: IdentityError },
 }
 
 /// `<state>/openclawd/ollama.json`.
@@ -153,16 +157,20 @@ pub async fn stop_recorded(state_dir: &Path) -> Result<Option<u32>, RecordError>
             });
         }
     };
-    let (pid, start_time) = (recorded.pid, recorded.start_time);
-    let stopped = if signals::proven(pid, start_time) {
-        signals::terminate_recorded(pid, start_time, STOP_GRACE).await;
-        Some(pid)
-    } else {
-        if !super::process::is_alive(pid) {
-            // Its runners may have outlived it.
-            signals::kill_session_leftovers(pid, Some(start_time), Some(&rec.binary));
+    let stopped = match recorded.find() {
+        Ok(server) => {
+            signals::stop_server(&server, STOP_GRACE).await;
+            Some(server.pid())
         }
-        None
+        Err(IdentityError::Gone { pid }) => {
+            // Its runners may have outlived it.
+            signals::kill_session_leftovers(pid, Some(&recorded.start_time), Some(&rec.binary));
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{}: {e}", record_path(state_dir).display());
+            None
+        }
     };
     remove(state_dir)?;
     Ok(stopped)
@@ -188,7 +196,7 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap(), None);
         let rec = OwnershipRecord {
             pid: 4242,
-            start_time: Some(987654),
+            start_time: Some(StartTime::from_ticks(987654)),
             binary: "/usr/local/bin/ollama".into(),
             version: Some("0.32.15".into()),
             address: "http://127.0.0.1:11434".into(),
@@ -203,7 +211,7 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(record_path(dir.path())).unwrap()).unwrap();
         assert_eq!(json["pid"], 4242);
-        assert_eq!(json["start_time"], 987654);
+        assert_eq!(json["start_time"], "987654");
         // No temp file is left beside it.
         let names: Vec<_> = fs::read_dir(dir.path().join("openclawd"))
             .unwrap()
@@ -228,11 +236,11 @@ mod tests {
         let rec = read(dir.path()).unwrap().unwrap();
         assert_eq!(rec.history, RestartHistory::default());
         assert_eq!(
-            rec.validate(),
-            Ok(RecordedProcess {
+            rec.validate().unwrap(),
+            RecordedProcess {
                 pid: 4242,
-                start_time: 9
-            })
+                start_time: StartTime::from_ticks(9)
+            }
         );
     }
 
@@ -240,7 +248,7 @@ mod tests {
     fn records_that_cannot_prove_a_process_are_invalid() {
         let rec = |pid: u32, start_time: Option<u64>| OwnershipRecord {
             pid,
-            start_time,
+            start_time: start_time.map(StartTime::from_ticks),
             binary: "/usr/bin/ollama".into(),
             version: None,
             address: "http://127.0.0.1:11434".into(),
@@ -261,7 +269,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &rec(4242, None)).unwrap();
         let err = read_valid(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("no start time"), "{err}");
+        assert!(
+            err.to_string().contains("no start time is recorded"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Every signal openclawd sends to an Ollama server goes through here, and only to a process
-//! proven to be the one we mean: our own unreaped child, or a recorded pid whose start time
-//! still matches. An unknown start time proves nothing: such a process is never signalled.
+//! How openclawd stops an Ollama server of its own. Every signal goes through
+//! [`procinfo::ProcessRef`](crate::procinfo::ProcessRef): a process proven by pid and start
+//! time (a pidfd on Linux), a group signalled only while its leader is proven or member by
+//! member once it is gone. An unknown start time proves nothing: such a process is never
+//! signalled.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,101 +10,76 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::process;
+use crate::procinfo::{ProcessRef, StartTime};
 
-/// How an `ollama serve` of ours is known to be ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Leader {
-    /// Our child, not reaped yet (alive or a zombie): its pid still names its process group
-    /// and session, which we created with `setsid`.
-    Unreaped,
-    /// Taken back from `ollama.json`: ours while the live process has this start time.
-    Recorded(u64),
-}
+/// After SIGKILL, how long to wait for the process to be gone.
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// True while `pid` is alive (not a zombie) and started at `start_time`.
-pub(crate) fn proven(pid: u32, start_time: u64) -> bool {
-    process::is_alive(pid) && process::start_time(pid) == Some(start_time)
-}
-
-impl Leader {
-    /// Whether `pid` is still this leader.
-    pub(crate) fn holds(self, pid: u32) -> bool {
-        match self {
-            Leader::Unreaped => true,
-            Leader::Recorded(start_time) => proven(pid, start_time),
+/// Stops a server of ours: SIGTERM to its group (SIGKILL at once for a zero `grace`), up to
+/// `grace`, then SIGKILL; what is left of its group and session goes with it. True when the
+/// server itself went.
+pub(crate) async fn stop_server(server: &ProcessRef, grace: Duration) -> bool {
+    let pid = server.pid();
+    let gone = if grace.is_zero() {
+        let _ = server.signal_group(Signal::SIGKILL);
+        server.wait_gone(KILL_WAIT).await
+    } else {
+        if let Err(e) = server.signal_group(Signal::SIGTERM) {
+            tracing::debug!("{e}");
         }
-    }
+        server.wait_gone(grace).await || {
+            tracing::warn!(
+                "Ollama (pid {pid}) did not stop within {} s of SIGTERM; killing it",
+                grace.as_secs()
+            );
+            let _ = server.signal_group(Signal::SIGKILL);
+            server.wait_gone(KILL_WAIT).await
+        }
+    };
+    kill_leftovers(server);
+    gone
 }
 
-/// Signals the process group led by `pid` (the server and its runners), only while its
-/// leader is proven ours. True when sent.
-pub(crate) fn signal_group(pid: u32, leader: Leader, signal: Signal) -> bool {
-    if pid < 2 || !leader.holds(pid) {
-        return false;
-    }
-    process::signal_group(pid, signal);
-    true
+/// SIGKILLs what is left of a server's group and session (its runners): each member proven
+/// on its own once the leader is gone.
+pub(crate) fn kill_leftovers(server: &ProcessRef) {
+    let _ = server.signal_group(Signal::SIGKILL);
+    kill_session_leftovers(server.pid(), Some(server.start_time()), None);
 }
 
 /// SIGKILLs, one by one, the same-user processes left in the session `session` (the runners
-/// of a server that died), started no earlier than the leader when its start is known, and —
-/// when the session is only known from a record — running the recorded executable. Never by
-/// group: the leader may be gone.
-pub(crate) fn kill_session_leftovers(session: u32, not_before: Option<u64>, exe: Option<&Path>) {
+/// of a server that died: `ollama serve` runs in a session of its own), started no earlier
+/// than the leader when its start is known, and — when the session is only known from a
+/// record — running the recorded executable.
+pub(crate) fn kill_session_leftovers(
+    session: u32,
+    leader_start: Option<&StartTime>,
+    exe: Option<&Path>,
+) {
     if session < 2 {
         return;
     }
+    let me = nix::unistd::getuid().as_raw();
     let exe_name = exe.and_then(Path::file_name);
+    let not_before = leader_start.and_then(StartTime::ticks);
     for pid in process::session_members(session, not_before) {
+        if pid == session {
+            continue;
+        }
+        let Ok(member) = ProcessRef::inspect(pid) else {
+            continue;
+        };
         let runs_exe = exe_name.map_or(true, |name| {
-            process::cmdline(pid)
-                .and_then(|args| args.first().cloned())
-                .is_some_and(|argv0| Path::new(&argv0).file_name() == Some(name))
+            member
+                .info()
+                .argv
+                .first()
+                .is_some_and(|argv0| Path::new(argv0).file_name() == Some(name))
         });
-        if pid != session && runs_exe && process::is_same_user(pid) {
-            let _ = process::signal_pid(pid, Signal::SIGKILL);
+        if runs_exe && member.info().uid == me {
+            let _ = member.signal(Signal::SIGKILL);
         }
     }
-}
-
-/// Everything of a server of ours: its group while the leader is ours, then the session's
-/// leftovers.
-pub(crate) fn kill_all(pid: u32, leader: Leader, start_time: Option<u64>) {
-    signal_group(pid, leader, Signal::SIGKILL);
-    kill_session_leftovers(pid, start_time, None);
-}
-
-/// Waits, polling every 50 ms for at most `limit`, until `pid` is no longer this leader
-/// (gone, a zombie, or another process). True when it went.
-pub(crate) async fn wait_gone(pid: u32, leader: Leader, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if !leader.holds(pid) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Stops a recorded server that is not our child: SIGTERM to its group, `grace`, SIGKILL,
-/// then the session's leftovers — each step only while its leader is proven.
-pub(crate) async fn terminate_recorded(pid: u32, start_time: u64, grace: Duration) {
-    let leader = Leader::Recorded(start_time);
-    signal_group(pid, leader, Signal::SIGTERM);
-    if !wait_gone(pid, leader, grace).await {
-        signal_group(pid, leader, Signal::SIGKILL);
-        wait_gone(pid, leader, Duration::from_secs(5)).await;
-    }
-    kill_session_leftovers(pid, Some(start_time), None);
-}
-
-/// SIGTERMs one process (an adopted plain `ollama serve` we replace) when it still has the
-/// start time read when it was chosen. True when sent.
-pub(crate) fn terminate_one(pid: u32, start_time: u64) -> bool {
-    pid >= 2 && proven(pid, start_time) && process::signal_pid(pid, Signal::SIGTERM).is_ok()
 }
 
 #[cfg(test)]
@@ -111,19 +88,41 @@ mod tests {
     use std::process::Command;
 
     #[test]
-    fn a_process_is_never_signalled_without_its_start_time() {
-        let mut sleep = Command::new("sleep").arg("300").spawn().unwrap();
-        let pid = sleep.id();
-        let start = process::start_time(pid).unwrap();
-        assert!(!terminate_one(pid, start + 1), "a wrong start time");
-        assert!(!signal_group(
-            pid,
-            Leader::Recorded(start + 1),
-            Signal::SIGKILL
-        ));
-        assert!(process::is_alive(pid));
-        assert!(terminate_one(pid, start), "the right one");
-        let status = sleep.wait().unwrap();
-        assert!(!status.success());
+    fn a_session_is_cleaned_only_of_the_recorded_executable() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "sleep 300 & exec sleep 300"]);
+        // SAFETY: setsid(2) is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut leader = cmd.spawn().unwrap();
+        let session = leader.id();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while process::session_members(session, None).len() < 2 {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_session_leftovers(session, None, Some(Path::new("/usr/bin/ollama")));
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            process::session_members(session, None).len(),
+            2,
+            "not ollama"
+        );
+        kill_session_leftovers(session, None, Some(Path::new("/bin/sleep")));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while process::session_members(session, None).len() > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other sleep survived"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = leader.kill();
+        let _ = leader.wait();
     }
 }

@@ -14,9 +14,10 @@ use crate::state::DaemonState;
 /// How often the status line is recomputed (sent only when it changed).
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
-/// True when a service manager listens (`NOTIFY_SOCKET` is set).
+/// True when a service manager listens (`NOTIFY_SOCKET` is set and not empty, as sd_notify(3)
+/// reads it).
 pub fn enabled() -> bool {
-    std::env::var_os("NOTIFY_SOCKET").is_some()
+    std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty())
 }
 
 fn send(states: &[NotifyState<'_>]) {

@@ -1,6 +1,8 @@
 //! A short proptest round of the fuzz targets' properties (fuzz/ runs them for real):
-//! the NDJSON→SSE and Anthropic SSE translators do not depend on how the upstream's bytes were
-//! chunked, keep every token, end exactly once (`[DONE]` or an error), never panic on garbage;
+//! the NDJSON→SSE and Anthropic SSE translators, and the inbound relays (OpenAI stream →
+//! Anthropic Messages / Responses events), do not depend on how the upstream's bytes were
+//! chunked, keep every token, end exactly once (`[DONE]`, a terminal event, or an error), never
+//! panic on garbage; the inbound request parsers never panic and name the mistyped field;
 //! the config loader never panics and substitutes `${VAR}` exactly once, `$${VAR}` as a
 //! literal.
 
@@ -8,11 +10,16 @@ use std::collections::BTreeMap;
 
 use openclawd::config::{self, Overrides};
 use openclawd::gateway::wire::anthropic::AnthropicStreamTranslator;
+use openclawd::gateway::wire::anthropic_in::{self, MessagesStreamWriter};
+use openclawd::gateway::wire::chat_in;
 use openclawd::gateway::wire::ndjson::NdjsonSplitter;
 use openclawd::gateway::wire::ollama::OllamaStreamTranslator;
 use openclawd::gateway::wire::openai::ChunkWriter;
+use openclawd::gateway::wire::openai::{Delta, FunctionDelta, ToolCallDelta};
+use openclawd::gateway::wire::relay::{EventWriter, Relay};
+use openclawd::gateway::wire::responses_in::{self, Echo, ResponsesStreamWriter};
 use openclawd::gateway::wire::sse::SseParser;
-use openclawd::gateway::wire::TranslateEvent;
+use openclawd::gateway::wire::{TranslateEvent, Usage, WireError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -259,6 +266,269 @@ proptest! {
         let whole = anthropic_run(&[&bytes]);
         client_view(&whole);
         prop_assert_eq!(whole, anthropic_run(&split(&bytes, &cuts)));
+    }
+}
+
+// ---- inbound relays: OpenAI stream → Anthropic Messages / Responses events ------------------
+
+fn relay_run<W: EventWriter>(writer: W, pieces: &[&[u8]]) -> Vec<u8> {
+    let mut relay = Relay::new(writer);
+    let mut out = Vec::new();
+    for piece in pieces {
+        out.extend(relay.push(piece));
+    }
+    out.extend(relay.finish());
+    out
+}
+
+fn anthropic_writer() -> MessagesStreamWriter {
+    MessagesStreamWriter::new("msg_prop".into(), "ollama/m".into())
+}
+
+fn responses_writer() -> ResponsesStreamWriter {
+    ResponsesStreamWriter::new(Echo {
+        id: "resp_prop".into(),
+        created_at: 1,
+        model: "ollama/m".into(),
+        instructions: None,
+        max_output_tokens: None,
+        temperature: None,
+        top_p: None,
+        tools: Vec::new(),
+        effort: None,
+    })
+}
+
+/// The events a client parses: each has an `event:` line equal to its data's `type`.
+fn named_events(bytes: &[u8]) -> Vec<(String, Value)> {
+    let mut parser = SseParser::new();
+    let mut events = parser.push(bytes);
+    events.extend(parser.finish());
+    events
+        .into_iter()
+        .map(|e| {
+            let name = e.event.expect("every event has an event: line");
+            let data: Value = serde_json::from_str(&e.data).expect("data is JSON");
+            assert_eq!(data["type"], name.as_str());
+            (name, data)
+        })
+        .collect()
+}
+
+/// Anthropic's order: `message_start` first; blocks opened before their deltas and closed once;
+/// the stream ends with `message_stop` or an `error`, and nothing follows either.
+/// Returns the text of the `text_delta`s and whether it ended well.
+fn check_anthropic(bytes: &[u8]) -> (String, bool) {
+    let events = named_events(bytes);
+    let mut text = String::new();
+    let mut open: Option<u64> = None;
+    let mut ended = None;
+    for (i, (name, data)) in events.iter().enumerate() {
+        assert!(ended.is_none(), "an event after the end: {name}");
+        match name.as_str() {
+            "message_start" => assert_eq!(i, 0),
+            "content_block_start" => {
+                assert!(open.is_none(), "a block opened inside another");
+                open = data["index"].as_u64();
+            }
+            "content_block_delta" => {
+                if data["delta"]["type"] == "text_delta" {
+                    assert_eq!(data["index"].as_u64(), open, "a delta outside its block");
+                    text.push_str(data["delta"]["text"].as_str().unwrap());
+                }
+            }
+            "content_block_stop" => {
+                assert_eq!(data["index"].as_u64(), open);
+                open = None;
+            }
+            "message_delta" => assert!(open.is_none()),
+            "message_stop" => ended = Some(true),
+            "error" => ended = Some(false),
+            "ping" => {}
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    (text, ended.unwrap_or(events.is_empty()))
+}
+
+/// Responses: `sequence_number` 0, 1, 2…; `response.created` first; exactly one terminal event,
+/// last. Returns the text of the `output_text.delta`s and the terminal event's name.
+fn check_responses(bytes: &[u8]) -> (String, Option<String>) {
+    let events = named_events(bytes);
+    let mut text = String::new();
+    let mut terminal = None;
+    for (i, (name, data)) in events.iter().enumerate() {
+        assert_eq!(data["sequence_number"], i as u64);
+        assert!(terminal.is_none(), "an event after {terminal:?}: {name}");
+        if i == 0 {
+            assert_eq!(name, "response.created");
+        }
+        match name.as_str() {
+            "response.output_text.delta" => text.push_str(data["delta"].as_str().unwrap()),
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                terminal = Some(name.clone())
+            }
+            _ => {}
+        }
+    }
+    (text, terminal)
+}
+
+fn openai_stream(tokens: &[String], args: &[String], finish: Option<&str>, usage: bool) -> Vec<u8> {
+    let w = ChunkWriter::with_id("chatcmpl-prop".into(), 1, "m");
+    let mut out = Vec::new();
+    for t in tokens {
+        out.extend_from_slice(&w.delta(
+            &Delta {
+                content: Some(t),
+                ..Delta::default()
+            },
+            None,
+        ));
+    }
+    for (i, a) in args.iter().enumerate() {
+        let call = [ToolCallDelta {
+            id: (i == 0).then_some("call_1"),
+            index: 0,
+            kind: (i == 0).then_some("function"),
+            function: FunctionDelta {
+                name: (i == 0).then_some("f"),
+                arguments: a,
+            },
+        }];
+        out.extend_from_slice(&w.delta(
+            &Delta {
+                tool_calls: Some(&call),
+                ..Delta::default()
+            },
+            None,
+        ));
+    }
+    if let Some(reason) = finish {
+        out.extend_from_slice(&w.finish(reason));
+        if usage {
+            out.extend_from_slice(&w.usage(&Usage {
+                prompt_tokens: 5,
+                completion_tokens: tokens.len() as u64,
+                cached_tokens: 0,
+            }));
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+    out
+}
+
+/// One API's request parser, reduced to whether it accepts a body.
+type ParseFn = fn(&[u8]) -> Result<(), WireError>;
+
+/// Any JSON value, a few levels deep.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e6f64..1e6).prop_map(Value::from),
+        "[a-z ]{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn inbound_relays_are_chunking_independent_and_keep_every_token(
+        tokens in proptest::collection::vec(any::<String>(), 0..10),
+        args in proptest::collection::vec(any::<String>(), 0..4),
+        finish in prop_oneof![Just(Some("stop")), Just(Some("length")), Just(Some("tool_calls")), Just(None)],
+        usage in any::<bool>(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let bytes = openai_stream(&tokens, &args, finish, usage);
+        let pieces = split(&bytes, &cuts);
+        let whole = relay_run(anthropic_writer(), &[&bytes]);
+        prop_assert_eq!(&whole, &relay_run(anthropic_writer(), &pieces));
+        let (text, ok) = check_anthropic(&whole);
+        prop_assert_eq!(&text, &tokens.concat());
+        prop_assert_eq!(ok, finish.is_some(), "a stream cut short ends in an error event");
+
+        let whole = relay_run(responses_writer(), &[&bytes]);
+        prop_assert_eq!(&whole, &relay_run(responses_writer(), &pieces));
+        let (text, terminal) = check_responses(&whole);
+        prop_assert_eq!(&text, &tokens.concat());
+        let want = match finish {
+            None => "response.failed",
+            Some("length") => "response.incomplete",
+            Some(_) => "response.completed",
+        };
+        prop_assert_eq!(terminal.as_deref(), Some(want));
+    }
+
+    #[test]
+    fn inbound_relays_survive_any_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        cuts in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let pieces = split(&bytes, &cuts);
+        let whole = relay_run(anthropic_writer(), &[&bytes]);
+        check_anthropic(&whole);
+        prop_assert_eq!(whole, relay_run(anthropic_writer(), &pieces));
+        let whole = relay_run(responses_writer(), &[&bytes]);
+        check_responses(&whole);
+        prop_assert_eq!(whole, relay_run(responses_writer(), &pieces));
+    }
+
+    #[test]
+    fn inbound_request_parsers_never_panic_on_any_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        if let Ok(req) = anthropic_in::parse(&bytes) {
+            let _ = req.to_ir();
+        }
+        if let Ok(req) = anthropic_in::parse_count(&bytes) {
+            let _ = req.estimate();
+        }
+        if let Ok(req) = responses_in::parse(&bytes) {
+            let _ = req.to_ir();
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+            let _ = chat_in::validate(&v);
+        }
+    }
+
+    #[test]
+    fn a_mistyped_top_level_field_is_refused_naming_it(
+        which in 0usize..3,
+        field in prop_oneof![
+            Just("model"), Just("max_tokens"), Just("messages"), Just("stream"), Just("temperature"),
+            Just("top_p"), Just("tools"), Just("tool_choice"), Just("system"), Just("stop_sequences"),
+            Just("input"), Just("instructions"), Just("max_output_tokens"), Just("stop"),
+            Just("max_completion_tokens"),
+        ],
+        value in json_value(),
+    ) {
+        let (mut body, parse): (Value, ParseFn) = match which {
+            0 => (
+                json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+                |b| anthropic_in::parse(b).map(|_| ()),
+            ),
+            1 => (json!({"model": "m", "input": "hi"}), |b| responses_in::parse(b).map(|_| ())),
+            _ => (
+                json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                |b| chat_in::validate(&serde_json::from_slice(b).unwrap()),
+            ),
+        };
+        body[field] = value;
+        if let Err(WireError::BadRequest { param, message }) = parse(body.to_string().as_bytes()) {
+            let param = param.unwrap_or_default();
+            prop_assert!(param.starts_with(field), "{field}: param {param:?} ({message})");
+        }
     }
 }
 

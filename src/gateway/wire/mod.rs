@@ -5,17 +5,25 @@
 //! [`ndjson::NdjsonSplitter`]) and the translators ([`ollama::OllamaStreamTranslator`],
 //! [`anthropic::AnthropicStreamTranslator`]) and writes what comes out to the client unchanged.
 //!
-//! The inbound dialect is always OpenAI chat completions ([`openai`]); outbound it is OpenAI
-//! (pass-through, no translation), Ollama's native `/api/chat` ([`ollama`]) or Anthropic Messages
-//! ([`anthropic`]).
+//! Inbound: OpenAI chat completions ([`openai`], typed view in [`chat_in`]), Anthropic Messages
+//! ([`anthropic_in`]) and OpenAI Responses ([`responses_in`]), the latter two through the
+//! internal representation ([`ir`]). Outbound: OpenAI (pass-through, no translation), Ollama's
+//! native `/api/chat` ([`ollama`]), Anthropic Messages ([`anthropic`]), Gemini
+//! `generateContent` ([`gemini`]) or OpenAI Responses ([`responses_out`]).
 
 pub mod anthropic;
+pub mod anthropic_in;
+pub mod chat_in;
 pub mod gemini;
+pub mod ir;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod relay;
+pub mod responses_in;
 pub mod responses_out;
 pub mod sse;
+pub mod typed;
 
 use std::pin::Pin;
 
@@ -79,7 +87,7 @@ pub enum TranslateEvent {
 }
 
 /// Token counts of one answer, in OpenAI's terms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Every input token, cached or not.
     pub prompt_tokens: u64,

@@ -14,7 +14,8 @@ use crate::ollama::client::ProbeError;
 use crate::ollama::managers;
 use crate::ollama::process;
 use crate::ollama::record;
-use crate::ollama::signals::{self, Leader};
+use crate::ollama::signals;
+use crate::procinfo::IdentityError;
 
 /// Failed probes in a row that make a running owned server "hung".
 const HUNG_AFTER_FAILURES: u32 = 3;
@@ -76,28 +77,34 @@ impl Supervisor {
             }
         };
         self.restarts.history = rec.history.clone();
-        let (pid, start_time) = (recorded.pid, recorded.start_time);
-        if !signals::proven(pid, start_time) {
-            if process::is_alive(pid) {
-                tracing::warn!(
-                    "pid {pid} of {} is another process now (its start time differs); leaving it alone and starting fresh",
-                    record::record_path(&state_dir).display()
-                );
-            } else {
-                // Its runners may have outlived it (it was SIGKILLed with openclawd down).
-                signals::kill_session_leftovers(pid, Some(start_time), Some(&rec.binary));
-                tracing::info!(
-                    "the Ollama of {} (pid {pid}) is gone; starting fresh",
-                    record::record_path(&state_dir).display()
-                );
+        let server = match recorded.find() {
+            Ok(server) => server,
+            Err(e) => {
+                match e {
+                    IdentityError::Gone { pid } => {
+                        // Its runners may have outlived it (SIGKILLed with openclawd down).
+                        signals::kill_session_leftovers(
+                            pid,
+                            Some(&recorded.start_time),
+                            Some(&rec.binary),
+                        );
+                        tracing::info!(
+                            "the Ollama of {} (pid {pid}) is gone; starting fresh",
+                            record::record_path(&state_dir).display()
+                        );
+                    }
+                    e => tracing::warn!(
+                        "{}: {e}; starting fresh",
+                        record::record_path(&state_dir).display()
+                    ),
+                }
+                let _ = record::remove(&state_dir);
+                return false;
             }
-            let _ = record::remove(&state_dir);
-            return false;
-        }
+        };
+        let pid = server.pid();
         let owned = Owned {
-            pid,
-            start_time: Some(start_time),
-            leader: Leader::Recorded(start_time),
+            process: server,
             exit: None,
             waiter: None,
             phase: Phase::Starting {
@@ -187,7 +194,7 @@ impl Supervisor {
                     since,
                     failures: 0,
                 };
-                let (pid, start_time) = (o.pid, o.start_time);
+                let (pid, start_time) = (o.pid(), o.process.start_time().clone());
                 if !known {
                     self.write_record(pid, start_time, Some(version.clone()));
                 }
@@ -256,11 +263,11 @@ impl Supervisor {
                 }
             }
             Server::Owned(o) => {
-                if o.exit.is_none() && !o.leader.holds(o.pid) {
+                if o.exit.is_none() && !o.process.is_same() {
                     // A taken-back server is not our child: its death shows here.
                     return self.on_owned_exit(Exit::not_our_child()).await;
                 }
-                let pid = o.pid;
+                let pid = o.pid();
                 match &mut o.phase {
                     Phase::Starting { deadline, .. } => {
                         if now >= *deadline {

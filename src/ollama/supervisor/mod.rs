@@ -27,11 +27,11 @@ use tokio::time::{sleep_until, Instant};
 
 use super::client::{OllamaClient, ProbeError};
 use super::inflight::InFlight;
-use super::signals::Leader;
 use super::{
     Command, Management, OllamaState, OllamaStatus, ShutdownKind, SupervisorHandle,
     SupervisorSettings,
 };
+use crate::procinfo::ProcessRef;
 use crate::watch::FileWatcher;
 use restarts::Restarts;
 use spawn::Exit;
@@ -170,13 +170,12 @@ impl Health {
 
 /// An `ollama serve` of ours: spawned now, or taken back from a previous openclawd.
 struct Owned {
-    /// Also its process group and session id (spawned with `setsid`).
-    pid: u32,
-    start_time: Option<u64>,
-    /// Our unreaped child, or a taken-back server proven by its recorded start time.
-    leader: Leader,
+    /// The server, proven: our child pinned before it could be reaped, or a taken-back server
+    /// whose start time matched the record. Its pid is also its process group and session id
+    /// (spawned with `setsid`).
+    process: ProcessRef,
     /// Our child's exit: `None` for a taken-back server, which is not our child (its death
-    /// is found by checking its pid with each probe).
+    /// is found by checking it with each probe).
     exit: Option<oneshot::Receiver<Exit>>,
     /// Owns the `Child` until it exits.
     waiter: Option<JoinHandle<()>>,
@@ -185,6 +184,12 @@ struct Owned {
     log_offset: u64,
     /// The state directory whose `ollama.json` names it.
     record_dir: std::path::PathBuf,
+}
+
+impl Owned {
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
 }
 
 enum Phase {
@@ -385,7 +390,7 @@ impl Supervisor {
                 (
                     state,
                     Some(Management::Owned),
-                    Some(o.pid),
+                    Some(o.pid()),
                     version,
                     attempt,
                 )
@@ -398,7 +403,7 @@ impl Supervisor {
                 (
                     S::Restarting,
                     Some(Management::Owned),
-                    Some(owned.pid),
+                    Some(owned.pid()),
                     version,
                     None,
                 )
@@ -503,12 +508,14 @@ impl Supervisor {
             self.version_due = now + self.settings.version_check_interval;
             self.check_versions().await;
         }
-        if let Server::Owned(Owned {
-            pid,
-            phase: Phase::Starting { deadline, .. },
-            ..
-        }) = &self.server
+        if let Server::Owned(
+            o @ Owned {
+                phase: Phase::Starting { deadline, .. },
+                ..
+            },
+        ) = &self.server
         {
+            let pid = o.pid();
             if *deadline <= now && self.probe.is_none() {
                 let reason = format!(
                     "ollama serve (pid {pid}) did not answer within {} s of starting",

@@ -11,102 +11,37 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::stop::KILL_WAIT;
-use super::{AfterStop, Due, Owned, Phase, StartKind, Supervisor, WaitCause, READY_PROBE_INTERVAL};
-use super::{Leader, Server};
+use super::READY_PROBE_INTERVAL;
+use super::{AfterStop, Due, Owned, Phase, Server, StartKind, Supervisor, WaitCause};
 use crate::ollama::logfile::{self, MAX_LOG_BYTES};
 use crate::ollama::process;
 use crate::ollama::record::{self, OwnershipRecord};
 use crate::ollama::signals;
+use crate::procinfo::{IdentityError, ProcessRef, StartTime};
 
 /// Hosts an owned server must never reach through a proxy.
 const LOOPBACK_NO_PROXY: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 
-/// Our server ended.
+/// Our server ended; for our child, how.
 pub(super) struct Exit {
-    /// The exit status, when already reaped.
     status: Option<ExitStatus>,
-    /// Our child, exited but not reaped yet (Linux): until it is, its pid still names its
-    /// group and session, so what is left of them can be killed safely; then it is reaped.
-    child: Option<Child>,
 }
 
 impl Exit {
     /// A taken-back server (not our child) that is gone.
     pub(super) fn not_our_child() -> Exit {
-        Exit {
-            status: None,
-            child: None,
-        }
-    }
-
-    /// Kills what is left of the server's group and session (its runners), then reaps it.
-    pub(super) async fn finish(self, pid: u32, start_time: Option<u64>) -> Option<ExitStatus> {
-        match self.child {
-            Some(mut child) => {
-                signals::kill_all(pid, Leader::Unreaped, start_time);
-                tokio::time::timeout(KILL_WAIT, child.wait())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
-            None => {
-                signals::kill_session_leftovers(pid, start_time, None);
-                self.status
-            }
-        }
+        Exit { status: None }
     }
 }
 
-/// Owns the `Child` until it exits and reports the exit, leaving it unreaped where the
-/// platform allows (see [`Exit`]).
-fn watch_exit(mut child: Child, pid: u32) -> (oneshot::Receiver<Exit>, JoinHandle<()>) {
+/// Owns the `Child` until it exits (and reaps it), then reports how it ended.
+fn watch_exit(mut child: Child) -> (oneshot::Receiver<Exit>, JoinHandle<()>) {
     let (tx, rx) = oneshot::channel();
     let waiter = tokio::spawn(async move {
-        #[cfg(target_os = "linux")]
-        {
-            let _ = &mut child;
-            exited_unreaped(pid).await;
-            let _ = tx.send(Exit {
-                status: None,
-                child: Some(child),
-            });
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = pid;
-            let status = child.wait().await.ok();
-            let _ = tx.send(Exit {
-                status,
-                child: None,
-            });
-        }
+        let status = child.wait().await.ok();
+        let _ = tx.send(Exit { status });
     });
     (rx, waiter)
-}
-
-/// Resolves once our child `pid` has exited, without reaping it (`waitid` with `WNOWAIT`),
-/// woken by SIGCHLD.
-#[cfg(target_os = "linux")]
-async fn exited_unreaped(pid: u32) {
-    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
-    use nix::unistd::Pid;
-    let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
-    loop {
-        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT | WaitPidFlag::WNOHANG;
-        match waitid(Id::Pid(Pid::from_raw(pid as i32)), flags) {
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
-            // Exited (a zombie now), or not a child of ours any more.
-            _ => return,
-        }
-        match sigchld.as_mut() {
-            // SIGCHLDs coalesce and are shared with every child: re-check now and then.
-            Some(s) => {
-                let _ = tokio::time::timeout(Duration::from_millis(500), s.recv()).await;
-            }
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 impl Supervisor {
@@ -162,8 +97,24 @@ impl Supervisor {
             let status = child.try_wait().ok().flatten();
             return self.crashed(format!("ollama serve {}", describe_exit(status)));
         };
-        let start_time = process::start_time(pid);
-        let (exit, waiter) = watch_exit(child, pid);
+        // Pinned before the waiter can reap it; `setsid` made it the leader of a new group.
+        let server = match ProcessRef::child(pid, true) {
+            Ok(p) => p,
+            Err(IdentityError::Gone { .. }) => {
+                let status = child.try_wait().ok().flatten();
+                return self.crashed(format!(
+                    "ollama serve (pid {pid}) {}",
+                    describe_exit(status)
+                ));
+            }
+            Err(e) => {
+                // Ours, but nothing could prove it later: stop it while it is our child.
+                let _ = child.start_kill();
+                return self.spawn_failed(format!("cannot identify the started Ollama: {e}"));
+            }
+        };
+        let start_time = server.start_time().clone();
+        let (exit, waiter) = watch_exit(child);
         tracing::info!(
             "started `{} serve` (pid {pid}) on {}; its output goes to {}",
             self.settings.bin.display(),
@@ -175,9 +126,7 @@ impl Supervisor {
             Some((attempt, looping)) => StartKind::Restart { attempt, looping },
         };
         self.server = Server::Owned(Owned {
-            pid,
-            start_time,
-            leader: Leader::Unreaped,
+            process: server,
             exit: Some(exit),
             waiter: Some(waiter),
             phase: Phase::Starting {
@@ -194,10 +143,10 @@ impl Supervisor {
     }
 
     /// `ollama.json` for a server of ours, with the restart history.
-    pub(super) fn write_record(&self, pid: u32, start_time: Option<u64>, version: Option<String>) {
+    pub(super) fn write_record(&self, pid: u32, start_time: StartTime, version: Option<String>) {
         let rec = OwnershipRecord {
             pid,
-            start_time,
+            start_time: Some(start_time),
             binary: self.settings.bin.clone(),
             version,
             address: self.settings.address.base_url.clone(),
@@ -302,8 +251,10 @@ impl Supervisor {
                 return;
             }
         };
-        let (pid, log_offset) = (owned.pid, owned.log_offset);
-        let status = exit.finish(pid, owned.start_time).await;
+        let (pid, log_offset) = (owned.pid(), owned.log_offset);
+        // Whatever is left of its group and session (runners) goes with it.
+        signals::kill_leftovers(&owned.process);
+        let status = exit.status;
         if let Some(then) = then {
             // It ended while finishing its requests before a restart: what was to follow the
             // stop follows now.

@@ -4,20 +4,18 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 use tokio::time::{timeout, Instant};
 
 use super::{AfterStop, Health, Owned, Server, Supervisor};
 use crate::ollama::client::OllamaClient;
 use crate::ollama::record;
-use crate::ollama::signals::{self, Leader};
+use crate::ollama::signals;
 use crate::ollama::{Management, ShutdownKind, SupervisorSettings};
+use crate::procinfo::ProcessRef;
 
 /// SIGTERM → SIGKILL grace for an owned server (and for a plain adopted one we replace).
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
-/// After SIGKILL, how long to wait for the exit to be reaped.
-pub(super) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Work that ran beside the loop, reporting back.
 pub(super) enum TaskDone {
@@ -46,7 +44,7 @@ impl Supervisor {
             tracing::info!(
                 "waiting up to {:.0} s for {busy} request(s) in flight to Ollama (pid {}) to finish",
                 limit.as_secs_f64(),
-                owned.pid
+                owned.pid()
             );
         }
         let drain = self.tasks.spawn(async move {
@@ -60,7 +58,7 @@ impl Supervisor {
     /// Hands our server to a stop task (SIGTERM, `grace`, SIGKILL; SIGKILL at once for a zero
     /// grace); `then` follows its completion.
     pub(super) fn stop_owned(&mut self, owned: Owned, grace: Duration, then: AfterStop) {
-        let pid = owned.pid;
+        let pid = owned.pid();
         let record_dir = Some(owned.record_dir.clone());
         self.tasks.spawn(stop_task(owned, grace));
         self.probe = None;
@@ -233,7 +231,7 @@ impl Supervisor {
             (ShutdownKind::Handover, Server::Owned(mut owned)) => {
                 tracing::info!(
                     "leaving our Ollama (pid {}) running for the next openclawd",
-                    owned.pid
+                    owned.pid()
                 );
                 // Dropping the `Child` leaves the process running (tokio reaps it if it exits
                 // while we still live).
@@ -350,61 +348,32 @@ fn redecide_unless_shutdown(then: AfterStop) -> AfterStop {
     }
 }
 
-/// SIGTERM (or SIGKILL for a zero grace) the group of our server, wait, SIGKILL what is left,
-/// reap.
+/// SIGTERM (or SIGKILL for a zero grace) the group of our server, wait, SIGKILL what is left.
+/// Our child is reaped by its waiter; the exit is awaited so it is gone before we go on.
 async fn stop_task(mut owned: Owned, grace: Duration) -> TaskDone {
-    let pid = owned.pid;
-    let gone = if grace.is_zero() {
-        signals::signal_group(pid, owned.leader, Signal::SIGKILL);
-        wait_owned_gone(&mut owned, KILL_WAIT).await
-    } else {
+    let pid = owned.pid();
+    if grace > Duration::ZERO {
         tracing::info!("stopping our Ollama (pid {pid})");
-        signals::signal_group(pid, owned.leader, Signal::SIGTERM);
-        wait_owned_gone(&mut owned, grace).await || {
-            tracing::warn!(
-                "Ollama (pid {pid}) did not stop within {} s of SIGTERM; killing it",
-                grace.as_secs()
-            );
-            signals::signal_group(pid, owned.leader, Signal::SIGKILL);
-            wait_owned_gone(&mut owned, KILL_WAIT).await
-        }
-    };
+    }
+    let mut gone = signals::stop_server(&owned.process, grace).await;
+    if let Some(exit) = owned.exit.take() {
+        // Reaped, so the next spawn never races a zombie for the port.
+        gone = timeout(signals::KILL_WAIT, exit).await.is_ok() || gone;
+    }
     if !gone {
         tracing::error!(
             "Ollama (pid {pid}) outlived SIGKILL by {} s; it is left as it is",
-            KILL_WAIT.as_secs()
+            signals::KILL_WAIT.as_secs()
         );
     }
     TaskDone::Stopped { pid, gone }
 }
 
-/// Waits until our server is gone: its exit for our child (then its group's leftovers are
-/// killed and it is reaped), its pid for a taken-back one.
-async fn wait_owned_gone(o: &mut Owned, limit: Duration) -> bool {
-    let (pid, start_time) = (o.pid, o.start_time);
-    if let Some(rx) = o.exit.as_mut() {
-        return match timeout(limit, rx).await {
-            Ok(Ok(exit)) => {
-                o.exit = None;
-                exit.finish(pid, start_time).await;
-                true
-            }
-            Ok(Err(_)) => {
-                o.exit = None;
-                true
-            }
-            Err(_) => false,
-        };
-    }
-    let gone = signals::wait_gone(pid, o.leader, limit).await;
-    if gone {
-        signals::kill_session_leftovers(pid, start_time, None);
-    }
-    gone
-}
-
 /// Waits for an adopted server we SIGTERMed to go.
-pub(super) async fn adopted_gone(pid: u32, start_time: u64) -> TaskDone {
-    let gone = signals::wait_gone(pid, Leader::Recorded(start_time), STOP_GRACE).await;
-    TaskDone::Stopped { pid, gone }
+pub(super) async fn adopted_gone(server: ProcessRef) -> TaskDone {
+    let gone = server.wait_gone(STOP_GRACE).await;
+    TaskDone::Stopped {
+        pid: server.pid(),
+        gone,
+    }
 }

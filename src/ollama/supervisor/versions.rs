@@ -11,8 +11,10 @@ use super::spawn::resolve_bin;
 use super::stop::{adopted_gone, TaskDone};
 use super::{AfterStop, Server, Supervisor, WaitCause};
 use crate::ollama::managers::{self, Afterwards, Manager};
-use crate::ollama::{process, signals, version, Management};
+use crate::ollama::{process, version, Management};
+use crate::procinfo::ProcessRef;
 use crate::watch::{FileWatcher, DEFAULT_DEBOUNCE};
+use nix::sys::signal::Signal;
 
 /// Watches the binary (and its symlink target): package managers replace it by rename.
 pub(super) fn watch_binary(bin: &Path) -> Option<(FileWatcher, mpsc::Receiver<()>)> {
@@ -158,18 +160,23 @@ impl Supervisor {
         let Manager::Plain(pid) = manager else {
             return self.report_mismatch(&reason, advice);
         };
-        // Its start time, read now, is what proves the process we signal is this one.
-        let Some(start_time) = process::start_time(pid) else {
-            return self.report_mismatch(&reason, advice);
+        // Pinned now: the process signalled is the one identified, or none.
+        let server = match ProcessRef::inspect(pid) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return self.report_mismatch(&reason, advice);
+            }
         };
         tracing::info!(
             "{reason}: replacing the adopted {} with our own Ollama",
             process::describe(pid)
         );
-        if !signals::terminate_one(pid, start_time) {
+        if let Err(e) = server.signal(Signal::SIGTERM) {
+            tracing::warn!("{e}");
             return self.report_mismatch(&reason, advice);
         }
-        self.tasks.spawn(adopted_gone(pid, start_time));
+        self.tasks.spawn(adopted_gone(server));
         self.probe = None;
         self.server = Server::Stopping {
             pid,

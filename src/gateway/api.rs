@@ -1,0 +1,204 @@
+//! The inbound APIs other than chat completions: Anthropic Messages (`/v1/messages`,
+//! `/v1/messages/count_tokens`) and OpenAI Responses (`/v1/responses`).
+//!
+//! Each is one translator into the IR ([`wire::anthropic_in`], [`wire::responses_in`]) and one
+//! out of its events; the chain walk in between is the one chat completions uses
+//! ([`chat::walk`]), so fallbacks, cooldowns, metrics and `x-openclawd-*` headers behave the
+//! same whatever the client speaks.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use super::chat::{self, Routed};
+use super::error::{Dialect, GatewayError};
+use super::providers::Answer;
+use super::state::GatewayState;
+use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder};
+use super::wire::relay::{EventWriter, Relay};
+use super::wire::sse::SseParser;
+use super::wire::{anthropic_in, responses_in, SseStream};
+
+/// An OpenAI chat completion stream (what the chain answers) rewritten by `writer`, event by
+/// event as it arrives: one write per upstream chunk, nothing buffered beyond a partial event.
+pub fn translate_stream<W: EventWriter + Send + 'static>(
+    upstream: SseStream,
+    writer: W,
+) -> SseStream {
+    let state = (upstream, Relay::new(writer), false);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut upstream, mut relay, mut ended)| async move {
+            loop {
+                if ended {
+                    return None;
+                }
+                let out = match upstream.next().await {
+                    Some(chunk) => relay.push(&chunk),
+                    None => {
+                        ended = true;
+                        relay.finish()
+                    }
+                };
+                if !out.is_empty() {
+                    return Some((Bytes::from(out), (upstream, relay, ended)));
+                }
+            }
+        },
+    ))
+}
+
+/// Runs `ir` through the chain. The answer is the chain's (OpenAI chat completions).
+async fn route(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    ir: &ChatRequest,
+    started: Instant,
+) -> Result<Routed, GatewayError> {
+    let req = ir.to_openai();
+    chat::walk(
+        state,
+        headers,
+        &req,
+        ir.model.as_deref(),
+        ir.stream,
+        started,
+    )
+    .await
+}
+
+/// A non-streamed chain answer in the IR; a body that is not a chat completion is a 502.
+async fn whole(answer: Answer) -> Result<ChatResponse, GatewayError> {
+    match answer {
+        Answer::Json { body, .. } => ChatResponse::from_openai(&body).map_err(|why| {
+            GatewayError::AllAttemptsFailed(format!("the model's answer could not be read: {why}"))
+        }),
+        // Providers stream only when asked to; read it whole should one do so anyway.
+        Answer::Stream(mut s) => {
+            let mut parser = SseParser::new();
+            let mut decoder = OpenAiChunkDecoder::new();
+            let mut events = Vec::new();
+            while let Some(chunk) = s.next().await {
+                for ev in parser.push(&chunk) {
+                    events.extend(decoder.feed(&ev));
+                }
+            }
+            if let Some(ev) = parser.finish() {
+                events.extend(decoder.feed(&ev));
+            }
+            events.extend(decoder.finish());
+            ChatResponse::from_events(events).map_err(GatewayError::AllAttemptsFailed)
+        }
+    }
+}
+
+fn json_response(body: String) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn fail(state: &GatewayState, e: GatewayError, dialect: Dialect) -> Response {
+    chat::record_failure(state, &e);
+    e.render(dialect)
+}
+
+/// `POST /v1/messages` (Anthropic Messages). The query (`?beta=true`) is ignored.
+pub async fn messages(
+    State(state): State<Arc<GatewayState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let ir = match anthropic_in::parse(&body).and_then(|r| r.to_ir()) {
+        Ok(ir) => ir,
+        Err(e) => return fail(&state, e.into(), Dialect::Anthropic),
+    };
+    let Routed { answer, route: r } = match route(&state, &headers, &ir, started).await {
+        Ok(routed) => routed,
+        Err(e) => return fail(&state, e, Dialect::Anthropic),
+    };
+    let id = anthropic_in::new_message_id();
+    let resp = match answer {
+        Answer::Stream(s) if ir.stream => {
+            let estimate = anthropic_in::estimate_input_tokens(&ir.system, &ir.messages, &ir.tools);
+            let writer = anthropic_in::MessagesStreamWriter::new(id, r.model_ref.clone())
+                .with_input_estimate(estimate);
+            chat::event_stream(
+                translate_stream(s, writer),
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            )
+        }
+        answer => match whole(answer).await {
+            Ok(resp) => {
+                json_response(anthropic_in::message_body(&resp, &id, &r.model_ref).to_string())
+            }
+            Err(e) => return fail(&state, e, Dialect::Anthropic),
+        },
+    };
+    r.add_headers(resp)
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate (see
+/// [`anthropic_in::CountTokensRequest::estimate`]); no model is called.
+pub async fn count_tokens(State(state): State<Arc<GatewayState>>, body: Bytes) -> Response {
+    match anthropic_in::parse_count(&body).and_then(|r| r.estimate()) {
+        Ok(n) => {
+            let mut resp = json_response(anthropic_in::count_body(n).to_string());
+            // Said on the wire too: the count is not from the model's tokenizer.
+            resp.headers_mut().insert(
+                "x-openclawd-token-count",
+                HeaderValue::from_static("estimate"),
+            );
+            resp
+        }
+        Err(e) => fail(&state, e.into(), Dialect::Anthropic),
+    }
+}
+
+/// `POST /v1/responses` (OpenAI Responses, stateless).
+pub async fn responses(
+    State(state): State<Arc<GatewayState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let parsed = match responses_in::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return fail(&state, e.into(), Dialect::Responses),
+    };
+    let ir = match parsed.to_ir() {
+        Ok(ir) => ir,
+        Err(e) => return fail(&state, e.into(), Dialect::Responses),
+    };
+    let Routed { answer, route: r } = match route(&state, &headers, &ir, started).await {
+        Ok(routed) => routed,
+        Err(e) => return fail(&state, e, Dialect::Responses),
+    };
+    let echo = responses_in::Echo::new(&parsed, &r.model_ref);
+    let resp = match answer {
+        Answer::Stream(s) if ir.stream => {
+            let writer = responses_in::ResponsesStreamWriter::new(echo);
+            chat::event_stream(
+                translate_stream(s, writer),
+                HeaderValue::from_static("text/event-stream; charset=utf-8"),
+            )
+        }
+        answer => match whole(answer).await {
+            Ok(resp) => {
+                let body = responses_in::response_body(&resp, &echo);
+                json_response(serde_json::to_string_pretty(&body).unwrap_or_default())
+            }
+            Err(e) => return fail(&state, e, Dialect::Responses),
+        },
+    };
+    r.add_headers(resp)
+}

@@ -1,0 +1,1157 @@
+//! The gateway's one internal representation of a chat: a request ([`ChatRequest`]), a whole
+//! answer ([`ChatResponse`]) and a streamed answer ([`StreamEvent`]s).
+//!
+//! Each inbound API is one translator into [`ChatRequest`] and one out of [`StreamEvent`] /
+//! [`ChatResponse`]; each provider is one translator out to its wire and one back into events.
+//! OpenAI chat completions is the exception on both ends: when the client and the provider both
+//! speak it, the request is forwarded as sent (zero-copy), never through this type.
+//!
+//! Conventions:
+//! * tool-call arguments are a JSON *text* (as OpenAI and Responses carry them); translators to
+//!   wires that want an object (Anthropic, Gemini, Ollama) parse it there;
+//! * tool results live in the `user` turn that answers the call (as Anthropic and Gemini put
+//!   them); OpenAI's separate `tool` messages are split out by [`ChatRequest::to_openai`];
+//! * a stream is `Start`, then any number of deltas (`Text`, `Reasoning`, `ToolCallStart`
+//!   followed by its `ToolCallArgs`), then `Usage` (if known) and `Stop`; or `Error` at any
+//!   point, after which nothing follows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::openai::{ChunkWriter, Delta, FunctionDelta, ToolCallDelta};
+use super::sse::{SseEvent, SSE_DONE};
+use super::{TranslateEvent, Usage};
+
+/// One chat request, whatever API it came in through.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The model asked for; `None` (or empty) means the configured primary.
+    pub model: Option<String>,
+    /// System / developer instructions, in order. Wires with one system string join them with
+    /// a blank line.
+    #[serde(default)]
+    pub system: Vec<String>,
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// How hard a reasoning model should think, if the client said.
+    pub reasoning: Option<Reasoning>,
+    pub stream: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+/// One piece of a turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    Image {
+        source: ImageSource,
+    },
+    /// The assistant asked for a tool. `arguments` is a JSON text (`"{}"` when empty).
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    /// The answer to the tool call `call_id`, in the following user turn.
+    ToolResult {
+        call_id: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+    /// The model's visible reasoning; `signature` is Anthropic's, to be sent back unchanged.
+    Reasoning {
+        text: String,
+        signature: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// An `https:` URL or a `data:` URL.
+    Url {
+        url: String,
+    },
+    Base64 {
+        media_type: String,
+        data: String,
+    },
+}
+
+impl ImageSource {
+    /// The image as one URL (a `data:` URL for inline bytes), as OpenAI and Responses take it.
+    pub fn to_url(&self) -> String {
+        match self {
+            ImageSource::Url { url } => url.clone(),
+            ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
+
+    /// `Base64` for a base64 `data:` URL, else `Url`.
+    pub fn from_url(url: &str) -> ImageSource {
+        match super::openai::parse_data_url(url) {
+            Some((media_type, data)) => ImageSource::Base64 {
+                media_type: media_type.to_owned(),
+                data: data.to_owned(),
+            },
+            None => ImageSource::Url {
+                url: url.to_owned(),
+            },
+        }
+    }
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments object (as the client sent it).
+    pub parameters: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", content = "name", rename_all = "snake_case")]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// Some tool must be called (Anthropic `any`, OpenAI `required`).
+    Required,
+    /// This tool must be called.
+    Function(String),
+}
+
+/// Sampling options every wire has.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// `minimal` … `high` as OpenAI spells it, when the client gave an effort.
+    pub effort: Option<String>,
+    /// A token budget, when the client gave one (Anthropic `thinking.budget_tokens`).
+    pub budget_tokens: Option<u64>,
+}
+
+/// Why the answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A natural end or a stop sequence.
+    Stop,
+    /// The token cap (or the context window) was reached.
+    Length,
+    /// The model called tools and waits for their results.
+    ToolCalls,
+    /// The answer was withheld or cut by a safety filter.
+    ContentFilter,
+}
+
+impl StopReason {
+    /// From OpenAI's `finish_reason` (unknown values count as `stop`).
+    pub fn from_openai(finish_reason: &str) -> StopReason {
+        match finish_reason {
+            "length" => StopReason::Length,
+            "tool_calls" | "function_call" => StopReason::ToolCalls,
+            "content_filter" => StopReason::ContentFilter,
+            _ => StopReason::Stop,
+        }
+    }
+
+    pub fn to_openai(self) -> &'static str {
+        match self {
+            StopReason::Stop => "stop",
+            StopReason::Length => "length",
+            StopReason::ToolCalls => "tool_calls",
+            StopReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
+/// One whole (non-streamed) answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The upstream's id for the answer (may be empty); inbound translators mint their own.
+    pub id: String,
+    /// The model that answered, as the gateway reports it (its model ref).
+    pub model: String,
+    /// `Reasoning`, `Text` and `ToolCall` parts, in order.
+    pub parts: Vec<Part>,
+    pub stop: StopReason,
+    pub usage: Usage,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// First event: the answer's id (may be empty) and the model that answers.
+    Start {
+        id: String,
+        model: String,
+    },
+    TextDelta {
+        text: String,
+    },
+    ReasoningDelta {
+        text: String,
+    },
+    /// A new tool call; `index` counts tool calls from 0 within this answer.
+    ToolCallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    /// More of tool call `index`'s arguments (a fragment of a JSON text).
+    ToolCallArgs {
+        index: usize,
+        fragment: String,
+    },
+    /// Token counts so far (the last one wins).
+    Usage(Usage),
+    /// The answer is complete.
+    Stop {
+        reason: StopReason,
+    },
+    /// The upstream failed mid-answer; nothing follows.
+    Error {
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI chat completions ⇄ IR
+// ---------------------------------------------------------------------------------------------
+
+impl ChatRequest {
+    /// This request as an OpenAI chat completions body (what the existing providers take).
+    /// Streams ask for usage (`stream_options.include_usage`) so inbound APIs that report it can.
+    pub fn to_openai(&self) -> Value {
+        let mut messages: Vec<Value> = Vec::new();
+        if !self.system.is_empty() {
+            messages.push(json!({"role": "system", "content": self.system.join("\n\n")}));
+        }
+        for message in &self.messages {
+            match message.role {
+                Role::User => user_to_openai(&message.parts, &mut messages),
+                Role::Assistant => messages.push(assistant_to_openai(&message.parts)),
+            }
+        }
+        let mut out = Map::new();
+        if let Some(model) = &self.model {
+            out.insert("model".into(), model.as_str().into());
+        }
+        out.insert("messages".into(), Value::Array(messages));
+        if !self.tools.is_empty() {
+            let tools = self
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut function = Map::new();
+                    function.insert("name".into(), t.name.as_str().into());
+                    if let Some(d) = &t.description {
+                        function.insert("description".into(), d.as_str().into());
+                    }
+                    function.insert("parameters".into(), t.parameters.clone());
+                    json!({"type": "function", "function": function})
+                })
+                .collect();
+            out.insert("tools".into(), Value::Array(tools));
+        }
+        if let Some(choice) = &self.tool_choice {
+            let v = match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Function(name) => {
+                    json!({"type": "function", "function": {"name": name}})
+                }
+            };
+            out.insert("tool_choice".into(), v);
+        }
+        let s = &self.sampling;
+        if let Some(n) = s.max_tokens {
+            out.insert("max_tokens".into(), n.into());
+        }
+        if let Some(t) = s.temperature {
+            out.insert("temperature".into(), t.into());
+        }
+        if let Some(p) = s.top_p {
+            out.insert("top_p".into(), p.into());
+        }
+        if !s.stop.is_empty() {
+            out.insert("stop".into(), s.stop.clone().into());
+        }
+        if let Some(effort) = self.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
+            out.insert("reasoning_effort".into(), effort.into());
+        }
+        out.insert("stream".into(), self.stream.into());
+        if self.stream {
+            out.insert("stream_options".into(), json!({"include_usage": true}));
+        }
+        Value::Object(out)
+    }
+}
+
+fn user_to_openai(parts: &[Part], out: &mut Vec<Value>) {
+    let mut content: Vec<Value> = Vec::new();
+    let flush = |content: &mut Vec<Value>, out: &mut Vec<Value>| {
+        if content.is_empty() {
+            return;
+        }
+        let only_text = content.len() == 1 && content[0]["type"] == "text";
+        let value = if only_text {
+            content[0]["text"].clone()
+        } else {
+            Value::Array(std::mem::take(content))
+        };
+        content.clear();
+        out.push(json!({"role": "user", "content": value}));
+    };
+    for part in parts {
+        match part {
+            Part::Text { text } => content.push(json!({"type": "text", "text": text})),
+            Part::Image { source } => {
+                content.push(json!({"type": "image_url", "image_url": {"url": source.to_url()}}))
+            }
+            Part::ToolResult {
+                call_id,
+                content: result,
+                ..
+            } => {
+                flush(&mut content, out);
+                out.push(json!({"role": "tool", "tool_call_id": call_id, "content": result}));
+            }
+            // Only assistants call tools or reason; a client that puts them in a user turn
+            // gets them as text rather than silently lost.
+            Part::ToolCall {
+                name, arguments, ..
+            } => content
+                .push(json!({"type": "text", "text": format!("[tool call {name}({arguments})]")})),
+            Part::Reasoning { text, .. } => content.push(json!({"type": "text", "text": text})),
+        }
+    }
+    flush(&mut content, out);
+}
+
+fn assistant_to_openai(parts: &[Part]) -> Value {
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls: Vec<Value> = Vec::new();
+    for part in parts {
+        match part {
+            Part::Text { text: t } => text.push_str(t),
+            Part::Reasoning { text: t, .. } => reasoning.push_str(t),
+            Part::ToolCall {
+                id,
+                name,
+                arguments,
+            } => calls.push(json!({"id": id, "type": "function",
+                "function": {"name": name, "arguments": arguments}})),
+            Part::Image { .. } | Part::ToolResult { .. } => {}
+        }
+    }
+    let mut m = Map::new();
+    m.insert("role".into(), "assistant".into());
+    m.insert(
+        "content".into(),
+        if text.is_empty() && !calls.is_empty() {
+            Value::Null
+        } else {
+            text.into()
+        },
+    );
+    if !reasoning.is_empty() {
+        m.insert("reasoning_content".into(), reasoning.into());
+    }
+    if !calls.is_empty() {
+        m.insert("tool_calls".into(), Value::Array(calls));
+    }
+    Value::Object(m)
+}
+
+/// `chat.completion` as the gateway's providers return it (typed view; unknown fields ignored).
+#[derive(Deserialize)]
+struct CompletionBody {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    usage: Option<UsageBody>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    #[serde(default)]
+    message: CompletionMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct CompletionMessage {
+    content: Option<String>,
+    #[serde(alias = "reasoning_content")]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<CompletionToolCall>,
+}
+
+#[derive(Deserialize)]
+struct CompletionToolCall {
+    #[serde(default)]
+    id: String,
+    function: CompletionFunction,
+}
+
+#[derive(Deserialize)]
+struct CompletionFunction {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct UsageBody {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    prompt_tokens_details: Option<CachedBody>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct CachedBody {
+    #[serde(default)]
+    cached_tokens: u64,
+}
+
+impl From<UsageBody> for Usage {
+    fn from(u: UsageBody) -> Usage {
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            cached_tokens: u.prompt_tokens_details.map_or(0, |d| d.cached_tokens),
+        }
+    }
+}
+
+fn arguments_text(arguments: Value) -> String {
+    match arguments {
+        Value::String(s) if s.trim().is_empty() => "{}".into(),
+        Value::String(s) => s,
+        Value::Null => "{}".into(),
+        other => other.to_string(),
+    }
+}
+
+impl ChatResponse {
+    /// Reads an OpenAI `chat.completion` body. `Err` says why it is not one.
+    pub fn from_openai(body: &[u8]) -> Result<ChatResponse, String> {
+        let parsed: CompletionBody = serde_json::from_slice(body)
+            .map_err(|e| format!("the answer is not a chat completion: {e}"))?;
+        let choice = parsed
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the answer has no choices".to_string())?;
+        let mut parts = Vec::new();
+        if let Some(r) = choice.message.reasoning.filter(|r| !r.is_empty()) {
+            parts.push(Part::Reasoning {
+                text: r,
+                signature: None,
+            });
+        }
+        if let Some(t) = choice.message.content.filter(|t| !t.is_empty()) {
+            parts.push(Part::Text { text: t });
+        }
+        for call in choice.message.tool_calls {
+            parts.push(Part::ToolCall {
+                id: call.id,
+                name: call.function.name,
+                arguments: arguments_text(call.function.arguments),
+            });
+        }
+        let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+        let stop = match choice.finish_reason.as_deref() {
+            Some(r) => StopReason::from_openai(r),
+            None if has_calls => StopReason::ToolCalls,
+            None => StopReason::Stop,
+        };
+        Ok(ChatResponse {
+            id: parsed.id,
+            model: parsed.model,
+            parts,
+            stop,
+            usage: parsed.usage.map(Usage::from).unwrap_or_default(),
+        })
+    }
+
+    /// This answer as an OpenAI `chat.completion` body, reported as `model_ref`.
+    pub fn to_openai(&self, model_ref: &str) -> Value {
+        let mut message = Map::new();
+        message.insert("role".into(), "assistant".into());
+        let text: String = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let reasoning: String = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Reasoning { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let calls: Vec<Value> = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => Some(json!({"id": id, "type": "function",
+                    "function": {"name": name, "arguments": arguments}})),
+                _ => None,
+            })
+            .collect();
+        message.insert("content".into(), text.into());
+        if !reasoning.is_empty() {
+            message.insert("reasoning".into(), reasoning.into());
+        }
+        if !calls.is_empty() {
+            message.insert("tool_calls".into(), Value::Array(calls));
+        }
+        super::openai::completion(model_ref, message, self.stop.to_openai(), &self.usage)
+    }
+
+    /// Collects a complete event stream into one answer (`Err` with the message of an `Error`
+    /// event, or when the stream has no `Stop`).
+    pub fn from_events(
+        events: impl IntoIterator<Item = StreamEvent>,
+    ) -> Result<ChatResponse, String> {
+        let mut out = ChatResponse {
+            id: String::new(),
+            model: String::new(),
+            parts: Vec::new(),
+            stop: StopReason::Stop,
+            usage: Usage::default(),
+        };
+        let mut stopped = false;
+        // Tool call `index` → position in `parts`.
+        let mut calls: Vec<usize> = Vec::new();
+        for event in events {
+            match event {
+                StreamEvent::Start { id, model } => {
+                    out.id = id;
+                    out.model = model;
+                }
+                StreamEvent::TextDelta { text } => match out.parts.last_mut() {
+                    Some(Part::Text { text: t }) => t.push_str(&text),
+                    _ => out.parts.push(Part::Text { text }),
+                },
+                StreamEvent::ReasoningDelta { text } => match out.parts.last_mut() {
+                    Some(Part::Reasoning { text: t, .. }) => t.push_str(&text),
+                    _ => out.parts.push(Part::Reasoning {
+                        text,
+                        signature: None,
+                    }),
+                },
+                StreamEvent::ToolCallStart { index, id, name } => {
+                    if calls.len() <= index {
+                        calls.resize(index + 1, usize::MAX);
+                    }
+                    calls[index] = out.parts.len();
+                    out.parts.push(Part::ToolCall {
+                        id,
+                        name,
+                        arguments: String::new(),
+                    });
+                }
+                StreamEvent::ToolCallArgs { index, fragment } => {
+                    if let Some(Part::ToolCall { arguments, .. }) =
+                        calls.get(index).and_then(|&at| out.parts.get_mut(at))
+                    {
+                        arguments.push_str(&fragment);
+                    }
+                }
+                StreamEvent::Usage(u) => out.usage = u,
+                StreamEvent::Stop { reason } => {
+                    out.stop = reason;
+                    stopped = true;
+                }
+                StreamEvent::Error { message } => return Err(message),
+            }
+        }
+        for part in &mut out.parts {
+            if let Part::ToolCall { arguments, .. } = part {
+                if arguments.trim().is_empty() {
+                    *arguments = "{}".into();
+                }
+            }
+        }
+        if !stopped {
+            return Err("the answer ended before it was complete".into());
+        }
+        Ok(out)
+    }
+}
+
+/// `chat.completion.chunk` (typed view; unknown fields ignored).
+#[derive(Deserialize)]
+struct ChunkBody {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<UsageBody>,
+    error: Option<ChunkError>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChunkError {
+    Object {
+        #[serde(default)]
+        message: String,
+    },
+    Text(String),
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: ChunkDelta,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ChunkDelta {
+    content: Option<String>,
+    reasoning: Option<String>,
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ChunkToolCall>,
+}
+
+#[derive(Deserialize)]
+struct ChunkToolCall {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    #[serde(default)]
+    function: ChunkFunction,
+}
+
+#[derive(Deserialize, Default)]
+struct ChunkFunction {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// Reads an OpenAI chat completion stream (SSE events) into [`StreamEvent`]s. Used by inbound
+/// APIs other than chat completions to read what the chain's providers answer.
+///
+/// The `Stop` event is held back until the stream ends (`[DONE]` or close) so that the usage
+/// chunk, which OpenAI sends after the finish chunk, comes before it.
+#[derive(Debug, Default)]
+pub struct OpenAiChunkDecoder {
+    started: bool,
+    stop: Option<StopReason>,
+    usage: Option<Usage>,
+    done: bool,
+    failed: bool,
+    /// Upstream tool-call index → our index, in order of first appearance.
+    calls: Vec<usize>,
+}
+
+impl OpenAiChunkDecoder {
+    pub fn new() -> OpenAiChunkDecoder {
+        OpenAiChunkDecoder::default()
+    }
+
+    /// One SSE event of the stream.
+    pub fn feed(&mut self, event: &SseEvent) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        if self.done || self.failed {
+            return out;
+        }
+        let data = event.data.trim();
+        if data.is_empty() {
+            return out;
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            self.end(&mut out);
+            return out;
+        }
+        let chunk: ChunkBody = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                self.failed = true;
+                out.push(StreamEvent::Error {
+                    message: format!(
+                        "the upstream sent an event that is not a chat completion chunk: {e}"
+                    ),
+                });
+                return out;
+            }
+        };
+        if let Some(err) = chunk.error {
+            self.failed = true;
+            let message = match err {
+                ChunkError::Object { message } | ChunkError::Text(message) => message,
+            };
+            out.push(StreamEvent::Error { message });
+            return out;
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: chunk.id.clone(),
+                model: chunk.model.clone(),
+            });
+        }
+        for choice in chunk.choices.into_iter().take(1) {
+            let d = choice.delta;
+            if let Some(r) = d
+                .reasoning
+                .or(d.reasoning_content)
+                .filter(|r| !r.is_empty())
+            {
+                out.push(StreamEvent::ReasoningDelta { text: r });
+            }
+            if let Some(t) = d.content.filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::TextDelta { text: t });
+            }
+            for call in d.tool_calls {
+                let known = self.calls.iter().position(|&c| c == call.index);
+                let index = match known {
+                    Some(i) => i,
+                    None => {
+                        self.calls.push(call.index);
+                        let index = self.calls.len() - 1;
+                        out.push(StreamEvent::ToolCallStart {
+                            index,
+                            id: call.id.clone().unwrap_or_default(),
+                            name: call.function.name.clone().unwrap_or_default(),
+                        });
+                        index
+                    }
+                };
+                if let Some(a) = call.function.arguments.filter(|a| !a.is_empty()) {
+                    out.push(StreamEvent::ToolCallArgs { index, fragment: a });
+                }
+            }
+            if let Some(r) = choice.finish_reason {
+                self.stop = Some(StopReason::from_openai(&r));
+            }
+        }
+        if let Some(u) = chunk.usage {
+            self.usage = Some(u.into());
+        }
+        out
+    }
+
+    /// The stream closed. Without `[DONE]` or a finish reason the answer is incomplete: `Error`.
+    pub fn finish(&mut self) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        if self.failed || self.done {
+            return out;
+        }
+        self.done = true;
+        if self.stop.is_none() {
+            self.failed = true;
+            out.push(StreamEvent::Error {
+                message: "the upstream stream ended before the answer was complete".into(),
+            });
+            return out;
+        }
+        self.end(&mut out);
+        out
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: String::new(),
+                model: String::new(),
+            });
+        }
+        if let Some(u) = self.usage.take() {
+            out.push(StreamEvent::Usage(u));
+        }
+        let reason = self.stop.unwrap_or(if self.calls.is_empty() {
+            StopReason::Stop
+        } else {
+            StopReason::ToolCalls
+        });
+        out.push(StreamEvent::Stop { reason });
+    }
+}
+
+/// Writes [`StreamEvent`]s as an OpenAI chat completion stream (for providers that translate
+/// into the IR and answer a chat completions client).
+#[derive(Debug)]
+pub struct OpenAiChunkEncoder {
+    chunks: ChunkWriter,
+    include_usage: bool,
+    sent_role: bool,
+    usage: Option<Usage>,
+    ended: bool,
+}
+
+impl OpenAiChunkEncoder {
+    pub fn new(chunks: ChunkWriter, include_usage: bool) -> OpenAiChunkEncoder {
+        OpenAiChunkEncoder {
+            chunks,
+            include_usage,
+            sent_role: false,
+            usage: None,
+            ended: false,
+        }
+    }
+
+    pub fn encode(&mut self, event: &StreamEvent) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        let role = (!self.sent_role).then_some("assistant");
+        let delta = |d: Delta<'_>, out: &mut Vec<TranslateEvent>, sent_role: &mut bool| {
+            *sent_role = true;
+            out.push(TranslateEvent::Sse(self.chunks.delta(&d, None)));
+        };
+        match event {
+            StreamEvent::Start { .. } => {}
+            StreamEvent::TextDelta { text } => delta(
+                Delta {
+                    role,
+                    content: Some(text),
+                    ..Delta::default()
+                },
+                &mut out,
+                &mut self.sent_role,
+            ),
+            StreamEvent::ReasoningDelta { text } => delta(
+                Delta {
+                    role,
+                    reasoning: Some(text),
+                    ..Delta::default()
+                },
+                &mut out,
+                &mut self.sent_role,
+            ),
+            StreamEvent::ToolCallStart { index, id, name } => {
+                let calls = [ToolCallDelta {
+                    id: Some(id),
+                    index: *index,
+                    kind: Some("function"),
+                    function: FunctionDelta {
+                        name: Some(name),
+                        arguments: "",
+                    },
+                }];
+                delta(
+                    Delta {
+                        role,
+                        tool_calls: Some(&calls),
+                        ..Delta::default()
+                    },
+                    &mut out,
+                    &mut self.sent_role,
+                );
+            }
+            StreamEvent::ToolCallArgs { index, fragment } => {
+                let calls = [ToolCallDelta {
+                    id: None,
+                    index: *index,
+                    kind: None,
+                    function: FunctionDelta {
+                        name: None,
+                        arguments: fragment,
+                    },
+                }];
+                delta(
+                    Delta {
+                        role,
+                        tool_calls: Some(&calls),
+                        ..Delta::default()
+                    },
+                    &mut out,
+                    &mut self.sent_role,
+                );
+            }
+            StreamEvent::Usage(u) => self.usage = Some(*u),
+            StreamEvent::Stop { reason } => {
+                self.ended = true;
+                out.push(TranslateEvent::Sse(self.chunks.finish(reason.to_openai())));
+                if self.include_usage {
+                    let usage = self.usage.unwrap_or_default();
+                    out.push(TranslateEvent::Sse(self.chunks.usage(&usage)));
+                }
+                out.push(TranslateEvent::Sse(SSE_DONE));
+            }
+            StreamEvent::Error { message } => {
+                self.ended = true;
+                out.push(TranslateEvent::UpstreamError(message.clone()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::wire::sse::SseParser;
+
+    fn decode(stream: &[u8]) -> Vec<StreamEvent> {
+        let mut parser = SseParser::new();
+        let mut dec = OpenAiChunkDecoder::new();
+        let mut out = Vec::new();
+        for ev in parser.push(stream) {
+            out.extend(dec.feed(&ev));
+        }
+        if let Some(ev) = parser.finish() {
+            out.extend(dec.feed(&ev));
+        }
+        out.extend(dec.finish());
+        out
+    }
+
+    const TOOL_STREAM: &[u8] = b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Let me\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}\n\n\
+data: [DONE]\n\n";
+
+    #[test]
+    fn an_openai_tool_stream_becomes_typed_events_with_usage_before_stop() {
+        let events = decode(TOOL_STREAM);
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Start {
+                    id: "c1".into(),
+                    model: "m".into()
+                },
+                StreamEvent::TextDelta {
+                    text: "Let me".into()
+                },
+                StreamEvent::ToolCallStart {
+                    index: 0,
+                    id: "call_1".into(),
+                    name: "get_weather".into()
+                },
+                StreamEvent::ToolCallArgs {
+                    index: 0,
+                    fragment: "{\"city\":".into()
+                },
+                StreamEvent::ToolCallArgs {
+                    index: 0,
+                    fragment: "\"Paris\"}".into()
+                },
+                StreamEvent::Usage(Usage {
+                    prompt_tokens: 12,
+                    completion_tokens: 7,
+                    cached_tokens: 0
+                }),
+                StreamEvent::Stop {
+                    reason: StopReason::ToolCalls
+                },
+            ]
+        );
+        let whole = ChatResponse::from_events(events).unwrap();
+        assert_eq!(
+            whole.parts[1],
+            Part::ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_decoder_gives_the_same_events_at_every_split_point() {
+        let whole = decode(TOOL_STREAM);
+        for split in 0..=TOOL_STREAM.len() {
+            let mut parser = SseParser::new();
+            let mut dec = OpenAiChunkDecoder::new();
+            let mut out = Vec::new();
+            for part in [&TOOL_STREAM[..split], &TOOL_STREAM[split..]] {
+                for ev in parser.push(part) {
+                    out.extend(dec.feed(&ev));
+                }
+            }
+            if let Some(ev) = parser.finish() {
+                out.extend(dec.feed(&ev));
+            }
+            out.extend(dec.finish());
+            assert_eq!(out, whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_failed_stream_ends_in_an_error_event() {
+        let truncated = decode(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+        assert!(matches!(truncated.last(), Some(StreamEvent::Error { .. })));
+        let failed = decode(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"error\":{\"message\":\"runner crashed\",\"type\":\"api_error\"}}\n\n",
+        );
+        assert_eq!(
+            failed.last(),
+            Some(&StreamEvent::Error {
+                message: "runner crashed".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_request_becomes_openai_messages_with_tool_turns_split_out() {
+        let req = ChatRequest {
+            model: Some("ollama/llama3.2:3b".into()),
+            system: vec!["Be brief.".into(), "Use tools.".into()],
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    parts: vec![Part::Text {
+                        text: "Weather in Paris?".into(),
+                    }],
+                },
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![Part::ToolCall {
+                        id: "call_1".into(),
+                        name: "get_weather".into(),
+                        arguments: "{\"city\":\"Paris\"}".into(),
+                    }],
+                },
+                Message {
+                    role: Role::User,
+                    parts: vec![
+                        Part::ToolResult {
+                            call_id: "call_1".into(),
+                            content: "21C".into(),
+                            is_error: false,
+                        },
+                        Part::Text {
+                            text: "And tomorrow?".into(),
+                        },
+                    ],
+                },
+            ],
+            tools: vec![Tool {
+                name: "get_weather".into(),
+                description: None,
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: Some(ToolChoice::Function("get_weather".into())),
+            sampling: Sampling {
+                max_tokens: Some(64),
+                temperature: None,
+                top_p: Some(0.9),
+                stop: vec!["END".into()],
+            },
+            reasoning: None,
+            stream: true,
+        };
+        assert_eq!(
+            req.to_openai(),
+            json!({
+                "model": "ollama/llama3.2:3b",
+                "messages": [
+                    {"role": "system", "content": "Be brief.\n\nUse tools."},
+                    {"role": "user", "content": "Weather in Paris?"},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "21C"},
+                    {"role": "user", "content": "And tomorrow?"}
+                ],
+                "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "max_tokens": 64, "top_p": 0.9, "stop": ["END"],
+                "stream": true, "stream_options": {"include_usage": true}
+            })
+        );
+    }
+
+    #[test]
+    fn events_encode_back_into_the_openai_stream_they_came_from() {
+        let events = decode(TOOL_STREAM);
+        let mut enc = OpenAiChunkEncoder::new(ChunkWriter::with_id("c1".into(), 1, "m"), true);
+        let bytes: Vec<u8> = events
+            .iter()
+            .flat_map(|e| enc.encode(e))
+            .flat_map(|t| match t {
+                TranslateEvent::Sse(b) => b.to_vec(),
+                TranslateEvent::UpstreamError(m) => panic!("{m}"),
+            })
+            .collect();
+        let again = decode(&bytes);
+        assert_eq!(again, events);
+    }
+
+    #[test]
+    fn a_completion_body_becomes_a_response_and_back() {
+        let body = br#"{"id":"chatcmpl-1","object":"chat.completion","model":"m","choices":[{"index":0,
+            "message":{"role":"assistant","content":"","tool_calls":[{"id":"call_9","type":"function",
+            "function":{"name":"f","arguments":""}}]},"finish_reason":"tool_calls"}],
+            "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let r = ChatResponse::from_openai(body).unwrap();
+        assert_eq!(r.stop, StopReason::ToolCalls);
+        assert_eq!(
+            r.parts,
+            vec![Part::ToolCall {
+                id: "call_9".into(),
+                name: "f".into(),
+                arguments: "{}".into()
+            }]
+        );
+        assert_eq!(r.usage.total_tokens(), 5);
+        let back = r.to_openai("ollama/m");
+        assert_eq!(back["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(back["model"], "ollama/m");
+        assert!(ChatResponse::from_openai(b"{\"choices\":[]}").is_err());
+    }
+}
