@@ -682,3 +682,34 @@ fn a_redirecting_base_url_is_reported_and_the_key_goes_nowhere() {
         "the key was not sent to the redirect target"
     );
 }
+
+#[path = "common/inbound.rs"]
+mod inbound;
+
+#[test]
+fn anthropic_messages_and_responses_clients_reach_gemini() {
+    let gemini = CloudDouble::gemini(KEY);
+    let (_env, d) = gateway_with_gemini(&gemini);
+    inbound::messages_answer(&d, "google/gemini-2.5-flash", "Hello from Gemini");
+    inbound::responses_answer(&d, "google/gemini-2.5-flash", "Hello from Gemini");
+    // Claude Code's tools carry `$schema`/`additionalProperties`: a tool_use comes back.
+    gemini.control(&json!({"tool_call": true}));
+    let body = json!({"model": "google/gemini-2.5-flash", "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Weather in Tokyo?"}],
+        "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {
+            "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": false,
+            "properties": {"location": {"type": "string"}}, "required": ["location"]}}]});
+    let r = http_post_full(&format!("{}/v1/messages", d.base), &[], &body.to_string());
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["stop_reason"], "tool_use", "{v}");
+    let block = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap()
+        .clone();
+    assert_eq!(block["name"], "get_weather");
+    assert_eq!(block["input"], json!({"location": "Tokyo"}));
+}

@@ -555,3 +555,19 @@ mod translator {
         }
     }
 }
+
+#[path = "common/inbound.rs"]
+mod inbound;
+
+#[test]
+fn anthropic_messages_and_responses_clients_reach_the_responses_api() {
+    let api = CloudDouble::responses(KEY);
+    let (_env, d) = gateway_with_responses(&api);
+    inbound::messages_answer(&d, "openai/gpt-5", "Hello from Responses");
+    inbound::responses_answer(&d, "openai/gpt-5", "Hello from Responses");
+    // Claude Code's start-up probe asks for one token.
+    let body = json!({"model": "openai/gpt-5", "max_tokens": 1,
+        "messages": [{"role": "user", "content": "quota"}]});
+    let r = http_post_full(&format!("{}/v1/messages", d.base), &[], &body.to_string());
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+}

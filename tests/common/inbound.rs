@@ -59,9 +59,17 @@ pub fn messages_answer(d: &Daemon, model: &str, text: &str) {
     assert_eq!(status, 200, "{streamed}");
     assert_eq!(answered, model);
     let events = named_events(&streamed);
-    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).filter(|n| *n != "ping").collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "ping")
+        .collect();
     assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
-    assert_eq!(names[names.len() - 2..], ["message_delta", "message_stop"], "{names:?}");
+    assert_eq!(
+        names[names.len() - 2..],
+        ["message_delta", "message_stop"],
+        "{names:?}"
+    );
     let got: String = events
         .iter()
         .filter(|(n, _)| n == "content_block_delta")
@@ -102,8 +110,14 @@ pub fn responses_answer(d: &Daemon, model: &str, text: &str) {
     for (i, (_, data)) in events.iter().enumerate() {
         assert_eq!(data["sequence_number"], i, "{events:?}");
     }
-    assert_eq!(events.first().map(|(n, _)| n.as_str()), Some("response.created"));
-    assert_eq!(events.last().map(|(n, _)| n.as_str()), Some("response.completed"));
+    assert_eq!(
+        events.first().map(|(n, _)| n.as_str()),
+        Some("response.created")
+    );
+    assert_eq!(
+        events.last().map(|(n, _)| n.as_str()),
+        Some("response.completed")
+    );
     let got: String = events
         .iter()
         .filter(|(n, _)| n == "response.output_text.delta")
