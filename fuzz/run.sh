@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config_load ollama_ndjson anthropic_sse inbound_relay inbound_requests)
+[ ${#targets[@]} -gt 0 ] || targets=(config_load ollama_ndjson anthropic_sse gemini_sse responses_sse inbound_relay inbound_requests)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t for ${seconds}s"

@@ -1394,7 +1394,7 @@ fn provider_details_default_as_openclaw_does() {
         ("m1", Some(true), vec!["text".to_string()])
     );
     let seed = &s.providers["seed"];
-    assert_eq!(seed.api, Api::Other("openai-responses".into()));
+    assert_eq!(seed.api, Api::OpenAiResponses);
     assert_eq!(seed.timeout, Some(Duration::from_millis(1500)));
     assert!(!seed.models_explicit);
 }

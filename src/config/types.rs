@@ -61,7 +61,11 @@ pub enum Api {
     Ollama,
     OpenAiCompletions,
     AnthropicMessages,
-    /// Any other OpenClaw api (`openai-responses`, `google-generative-ai`, ...): kept, not routed.
+    /// Google's Gemini API (`generateContent`).
+    GoogleGenerativeAi,
+    /// OpenAI's Responses API (`POST /responses`).
+    OpenAiResponses,
+    /// Any other OpenClaw api (`bedrock-converse-stream`, ...): kept, not routed.
     Other(String),
 }
 
@@ -71,6 +75,8 @@ impl Api {
             "ollama" => Api::Ollama,
             "openai-completions" => Api::OpenAiCompletions,
             "anthropic-messages" => Api::AnthropicMessages,
+            "google-generative-ai" => Api::GoogleGenerativeAi,
+            "openai-responses" => Api::OpenAiResponses,
             other => Api::Other(other.to_string()),
         }
     }
@@ -79,6 +85,8 @@ impl Api {
             Api::Ollama => "ollama",
             Api::OpenAiCompletions => "openai-completions",
             Api::AnthropicMessages => "anthropic-messages",
+            Api::GoogleGenerativeAi => "google-generative-ai",
+            Api::OpenAiResponses => "openai-responses",
             Api::Other(s) => s,
         }
     }

@@ -199,7 +199,7 @@ pub fn build_catalog(
 fn provider_unroutable(p: &ProviderConfig, self_listen: Option<SocketAddr>) -> Option<String> {
     if let Api::Other(api) = &p.api {
         return Some(format!(
-            "api \"{api}\" is not supported by openclawd's gateway (ollama, openai-completions, anthropic-messages are)"
+            "api \"{api}\" is not supported by openclawd's gateway (ollama, openai-completions, openai-responses, anthropic-messages, google-generative-ai are)"
         ));
     }
     let listen = self_listen?;

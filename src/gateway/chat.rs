@@ -405,8 +405,12 @@ pub fn resolve_api_key(snapshot: &Snapshot, provider: &ProviderConfig) -> Option
         return Some(p.credential.secret().to_string());
     }
     let var = format!("{}_API_KEY", id.to_ascii_uppercase().replace('-', "_"));
-    if let Some(v) = snapshot.env.get(&var).filter(|v| !v.is_empty()) {
-        return Some(v.clone());
+    // Google's key has its own name in OpenClaw (and Google's SDKs): GEMINI_API_KEY.
+    let google = (provider.api == Api::GoogleGenerativeAi).then_some("GEMINI_API_KEY");
+    for var in std::iter::once(var.as_str()).chain(google) {
+        if let Some(v) = snapshot.env.get(var).filter(|v| !v.is_empty()) {
+            return Some(v.clone());
+        }
     }
     provider.api_key.clone().filter(|k| !k.is_empty())
 }

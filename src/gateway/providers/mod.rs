@@ -3,8 +3,10 @@
 //! in hand: until then a failure is still invisible to the client and can fall over.
 
 mod anthropic;
+mod gemini;
 mod ollama;
 mod openai;
+mod responses;
 mod translate;
 
 use std::sync::Arc;
@@ -152,6 +154,8 @@ impl Upstreams {
             Api::Ollama => ollama::call(self, target, req, stream).await,
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
             Api::AnthropicMessages => anthropic::call(self, target, req, stream).await,
+            Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,
+            Api::OpenAiResponses => responses::call(self, target, req, stream).await,
             Api::Other(ref api) => Err(AttemptError::new(
                 FailureClass::ClientError,
                 format!("api {api} is not supported"),
@@ -180,12 +184,7 @@ pub fn classify_status(
         _ if crate::gateway::wire::is_context_overflow(&message) => FailureClass::ContextLength,
         _ => FailureClass::ClientError,
     };
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        // An upstream may ask for anything; an hour is the most a model is benched for.
-        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
+    let retry_after = retry_after(headers);
     let relay = (class == FailureClass::ClientError).then(|| {
         let ct = headers
             .get(reqwest::header::CONTENT_TYPE)
@@ -212,6 +211,16 @@ pub fn classify_status(
     }
 }
 
+/// `Retry-After` in (possibly fractional) seconds. An upstream may ask for anything; an hour is
+/// the most a model is benched for.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::gateway::wire::parse_delay_seconds)
+        .map(|d| d.min(MAX_RETRY_AFTER))
+}
+
 impl AttemptError {
     /// A request this provider cannot express: the client's fault, answered 400, no fallback.
     pub(crate) fn untranslatable(e: crate::gateway::wire::WireError) -> Self {
@@ -235,6 +244,8 @@ pub(crate) enum ErrorDialect {
     OpenAi,
     /// Another dialect: extract the message with this and wrap it in OpenAI's shape.
     Translated(fn(&[u8]) -> String),
+    /// A dialect whose error bodies decide the class (Gemini's 400 for a wrong key).
+    Classified(fn(StatusCode, &reqwest::header::HeaderMap, Bytes) -> AttemptError),
 }
 
 /// Sends `rb` within the first-byte `budget`; a non-2xx answer becomes a classified failure.
@@ -260,6 +271,7 @@ pub(crate) async fn send(
     let headers = resp.headers().clone();
     let raw = read_error_body(resp).await;
     Err(match dialect {
+        ErrorDialect::Classified(classify) => classify(status, &headers, raw),
         ErrorDialect::OpenAi => {
             let message = openai::openai_error_message(&raw);
             classify_status(status, &headers, raw, message)

@@ -8,17 +8,20 @@
 //! Inbound: OpenAI chat completions ([`openai`], typed view in [`chat_in`]), Anthropic Messages
 //! ([`anthropic_in`]) and OpenAI Responses ([`responses_in`]), the latter two through the
 //! internal representation ([`ir`]). Outbound: OpenAI (pass-through, no translation), Ollama's
-//! native `/api/chat` ([`ollama`]) or Anthropic Messages ([`anthropic`]).
+//! native `/api/chat` ([`ollama`]), Anthropic Messages ([`anthropic`]), Gemini
+//! `generateContent` ([`gemini`]) or OpenAI Responses ([`responses_out`]).
 
 pub mod anthropic;
 pub mod anthropic_in;
 pub mod chat_in;
+pub mod gemini;
 pub mod ir;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
 pub mod relay;
 pub mod responses_in;
+pub mod responses_out;
 pub mod sse;
 pub mod typed;
 
@@ -119,8 +122,43 @@ pub fn is_context_overflow(message: &str) -> bool {
     .any(|needle| lower.contains(needle))
 }
 
+/// The longest wait a server may ask for (`Retry-After`, Gemini's `retryDelay`): beyond it the
+/// cooldown ladder decides, and no deadline computed from it can overflow.
+pub const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `"10"`, `"10.158753737"` (seconds) as a duration, capped at [`MAX_RETRY_DELAY`]; `None` for
+/// anything else (negative, NaN, not a number, an HTTP date).
+pub fn parse_delay_seconds(text: &str) -> Option<std::time::Duration> {
+    let secs: f64 = text.trim().parse().ok()?;
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(
+        std::time::Duration::try_from_secs_f64(secs)
+            .map_or(MAX_RETRY_DELAY, |d| d.min(MAX_RETRY_DELAY)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn delays_are_parsed_with_checked_arithmetic() {
+        use std::time::Duration;
+        assert_eq!(parse_delay_seconds("10"), Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse_delay_seconds("58.93"),
+            Some(Duration::from_secs_f64(58.93))
+        );
+        assert_eq!(parse_delay_seconds("-1"), None);
+        assert_eq!(parse_delay_seconds("NaN"), None);
+        assert_eq!(parse_delay_seconds("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            parse_delay_seconds("18446744073709551615"),
+            Some(MAX_RETRY_DELAY)
+        );
+        assert_eq!(parse_delay_seconds("1e300"), Some(MAX_RETRY_DELAY));
+    }
+
     use super::*;
 
     #[test]

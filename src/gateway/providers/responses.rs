@@ -1,0 +1,101 @@
+//! `openai-responses`: OpenAI chat ⇄ OpenAI Responses (`{baseUrl}/responses`), both ways,
+//! streaming included. Errors are OpenAI-shaped, so they classify and relay as chat's do.
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::translate::{drive, StreamTranslate};
+use super::{read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, Target, Upstreams};
+use crate::gateway::wire::openai as oai;
+use crate::gateway::wire::responses_out::{
+    self as wire, ResponseObject, ResponsesStreamTranslator,
+};
+use crate::gateway::wire::sse::SseParser;
+use crate::gateway::wire::{is_context_overflow, TranslateEvent};
+
+struct ResponsesStream {
+    events: SseParser,
+    translator: ResponsesStreamTranslator,
+}
+
+impl StreamTranslate for ResponsesStream {
+    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        for ev in self.events.push(chunk) {
+            out.extend(self.translator.feed(&ev));
+        }
+        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
+            // An event that never ends (a wrong server streaming a download) is not buffered
+            // without bound.
+            out.push(TranslateEvent::UpstreamError(format!(
+                "the Responses API sent more than {} MiB without ending an event; is the provider's baseUrl right?",
+                super::MAX_UNFRAMED_BYTES >> 20
+            )));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        if let Some(ev) = self.events.finish() {
+            out.extend(self.translator.feed(&ev));
+        }
+        out.extend(self.translator.finish());
+        out
+    }
+}
+
+fn failure(message: String) -> AttemptError {
+    let class = if is_context_overflow(&message) {
+        FailureClass::ContextLength
+    } else {
+        FailureClass::ServerError
+    };
+    AttemptError::new(class, message)
+}
+
+pub async fn call(
+    up: &Upstreams,
+    target: &Target<'_>,
+    req: &Value,
+    stream: bool,
+) -> Result<Answer, AttemptError> {
+    let body = wire::responses_request(req, &target.model.id, stream)
+        .map_err(AttemptError::untranslatable)?;
+    let mut rb = up
+        .client(target)
+        .post(format!("{}/responses", target.provider.base_url))
+        .json(&body);
+    if let Some(key) = &target.api_key {
+        rb = rb.bearer_auth(key);
+    }
+    for (k, v) in &target.provider.headers {
+        rb = rb.header(k, v);
+    }
+    let budget = target.first_byte_timeout;
+    let resp = send(rb, budget, ErrorDialect::OpenAi).await?;
+    if !stream {
+        let bytes = read_body(resp, budget).await?;
+        let answer: ResponseObject = serde_json::from_slice(&bytes).map_err(|e| {
+            AttemptError::new(
+                FailureClass::ServerError,
+                format!("the Responses API answered something that is not a response object: {e}"),
+            )
+        })?;
+        let out = wire::chat_completion(&answer, &target.model.model_ref).map_err(failure)?;
+        return Ok(Answer::Json {
+            body: Bytes::from(out.to_string()),
+            content_type: HeaderValue::from_static("application/json"),
+        });
+    }
+    let translator = ResponsesStream {
+        events: SseParser::new(),
+        translator: ResponsesStreamTranslator::new(
+            &target.model.model_ref,
+            oai::include_usage(req),
+        ),
+    };
+    let s = drive(resp.bytes_stream(), translator, budget).await?;
+    Ok(Answer::Stream(s))
+}
