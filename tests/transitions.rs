@@ -229,3 +229,68 @@ fn an_upgrade_under_streaming_load_cuts_no_stream_and_sends_none_to_the_cloud() 
         "the cloud was asked during our own upgrade"
     );
 }
+
+/// RELIABILITY.md's figure: 50 crashes of our own Ollama, each on a fresh daemon (a crash after
+/// a healthy minute is the common case: restarted at once), three requests sent right after each
+/// kill. Prints the hold times and counts lost requests and requests sent to the cloud.
+#[test]
+#[ignore = "a measurement (about 2 minutes): cargo test --test transitions -- --ignored --nocapture"]
+fn figure_requests_during_fifty_crashes() {
+    let cloud = FakeCloud::openai(CLOUD_KEY);
+    let mut waits: Vec<Duration> = Vec::new();
+    let (mut lost, mut to_cloud) = (0usize, 0usize);
+    for _ in 0..50 {
+        let mut env = TestEnv::new();
+        local_then_cloud(&mut env, Some(&cloud), "{}");
+        let d = env.start();
+        wait_running(&d);
+        kill_recorded_ollama(&d.state);
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let base = d.base.clone();
+                std::thread::spawn(move || {
+                    let sent = Instant::now();
+                    let resp = reqwest::blocking::Client::new()
+                        .post(format!("{base}/v1/chat/completions"))
+                        .json(&hello())
+                        .timeout(Duration::from_secs(60))
+                        .send();
+                    let took = sent.elapsed();
+                    match resp {
+                        Ok(r) => {
+                            let model = r
+                                .headers()
+                                .get("x-openclawd-model")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
+                            (r.status().as_u16(), model, took)
+                        }
+                        Err(_) => (0, String::new(), took),
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            let (status, model, took) = h.join().unwrap();
+            if status != 200 {
+                lost += 1;
+            } else if model != "ollama/llama3.2:3b" {
+                to_cloud += 1;
+            }
+            waits.push(took);
+        }
+    }
+    waits.sort();
+    let median = waits[waits.len() / 2];
+    let max = *waits.last().unwrap();
+    println!(
+        "FIGURE transitions.crash_50: requests={} lost={lost} to_cloud={to_cloud} wait_median_ms={} wait_max_ms={} cloud_requests={}",
+        waits.len(),
+        median.as_millis(),
+        max.as_millis(),
+        cloud.received().len()
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(to_cloud, 0);
+}

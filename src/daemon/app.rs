@@ -196,7 +196,7 @@ impl App {
         if crate::service::notify::enabled() {
             tasks.spawn("sd-notify", OnEnd::Restart, {
                 let (state, shutdown) = (state.clone(), shutdown.clone());
-                move || crate::service::notify::run(state.clone(), shutdown.clone())
+                move || super::notify::run(state.clone(), shutdown.clone())
             });
         }
 

@@ -199,7 +199,7 @@ mod tests {
         let readiness = wait_for_ollama(&rx, "http://127.0.0.1:11434", &mut budget, &metrics).await;
         assert_eq!(started.elapsed(), Duration::from_secs(3));
         assert!(
-            matches!(readiness, OllamaReadiness::Down(ref why) if why.contains("holdForOllama"))
+            matches!(readiness, OllamaReadiness::Restarting(ref why) if why.contains("holdForOllama"))
         );
         // The budget is spent: the next local model is not waited for again.
         let again = wait_for_ollama(&rx, "http://127.0.0.1:11434", &mut budget, &metrics).await;
