@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::service::notify::{status, stopping, watchdog, watchdog_interval};
+use crate::service::notify::{self as sd, enabled, status, stopping, watchdog_interval};
 use crate::state::DaemonState;
 
 /// How often the status line is recomputed when nothing else wakes the task.
@@ -55,13 +55,13 @@ pub(super) async fn run(state: Arc<DaemonState>, shutdown: CancellationToken) {
     if !enabled() {
         return;
     }
-    let watchdog = watchdog_interval();
+    let watchdog_every = watchdog_interval();
     let mut ollama = state.ollama.clone();
     let mut last = String::new();
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
     // A tick that cannot be served in time is late, not bunched up.
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut watchdog_tick = watchdog.map(|every| {
+    let mut watchdog_tick = watchdog_every.map(|every| {
         let mut t = tokio::time::interval(every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         t
@@ -79,7 +79,7 @@ pub(super) async fn run(state: Arc<DaemonState>, shutdown: CancellationToken) {
                     None => std::future::pending::<()>().await,
                 }
             } => {
-                watchdog();
+                sd::watchdog();
                 continue;
             }
             _ = status_tick.tick() => {}
