@@ -146,11 +146,20 @@ fn without_an_opt_in_nothing_is_discovered() {
     });
     assert_eq!(st["discovery"]["enabled"], false);
     assert_eq!(st["models"], json!([]));
+    // Nothing is discovered (no /api/show); one /api/tags per status only counts what is
+    // installed and ignored, so status can say why the catalogue is empty (issue 14).
     assert!(
         !env.ollama_requests()
             .iter()
-            .any(|r| r["path"] == "/api/tags"),
-        "no opt-in, no /api/tags"
+            .any(|r| r["path"] == "/api/show"),
+        "no opt-in, no discovery"
+    );
+    let st = d.status().unwrap();
+    assert!(
+        st["discovery"]["ignored_installed"]
+            .as_array()
+            .is_some_and(|names| !names.is_empty()),
+        "the installed models are counted as ignored: {st}"
     );
 }
 

@@ -17,7 +17,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use super::store_lock::{lock_path, lock_state, process_alive, HeldLock, LockState};
+use super::store_lock::{lock_path, lock_state, lock_temp_pid, process_alive, HeldLock, LockState};
 use crate::config::{OwnSessions, SessionsAction};
 
 /// Backups kept per agent.
@@ -690,9 +690,14 @@ fn remove_leftover_temp_files(store: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
+        if !name.starts_with(&prefix) || !name.ends_with(".tmp") {
+            continue;
         }
+        // A lock being taken right now by another live writer is not a leftover.
+        if lock_temp_pid(&name).is_some_and(process_alive) {
+            continue;
+        }
+        let _ = fs::remove_file(entry.path());
     }
 }
 

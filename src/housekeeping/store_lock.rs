@@ -129,11 +129,7 @@ fn create_with(path: &Path, payload: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
 
-    let temp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
+    let temp = path.with_file_name(lock_temp_name(path, std::process::id()));
     let _ = fs::remove_file(&temp);
     let result = (|| {
         let mut file = fs::OpenOptions::new()
@@ -146,4 +142,22 @@ fn create_with(path: &Path, payload: &[u8]) -> io::Result<()> {
     })();
     let _ = fs::remove_file(&temp);
     result
+}
+
+/// `.sessions.json.openclawd-lock-<pid>.tmp` for the lock `sessions.json.lock`: the store's
+/// temp prefix, so a temp left by a killed writer is cleaned with the store's other leftovers
+/// (once its writer is gone).
+pub(super) fn lock_temp_name(lock: &Path, pid: u32) -> String {
+    let name = lock.file_name().unwrap_or_default().to_string_lossy();
+    let store = name.strip_suffix(".lock").unwrap_or(&name);
+    format!(".{store}.openclawd-lock-{pid}.tmp")
+}
+
+/// The writer pid in a lock temp's name, if `name` is one.
+pub(super) fn lock_temp_pid(name: &str) -> Option<u32> {
+    name.rsplit_once(".openclawd-lock-")?
+        .1
+        .strip_suffix(".tmp")?
+        .parse()
+        .ok()
 }
