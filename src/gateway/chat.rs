@@ -129,8 +129,6 @@ pub(super) async fn walk(
     // One consistent view for the whole request, even if a reload swaps mid-way.
     let snapshot = state.config.load_full();
     let catalog = state.catalog.load_full();
-    let chain = chain_for(&catalog, requested, pinned)?;
-
     // Started on defaults because openclaw.json is broken: that is the answer, not a routing one.
     if snapshot.generation == 0 {
         if let Some(error) = state.config_error.load_full() {
@@ -140,6 +138,8 @@ pub(super) async fn walk(
             )));
         }
     }
+    let chain = chain_for(&catalog, requested, pinned)?;
+
     let mut hold = HoldBudget::new(snapshot.own.gateway.hold_for_ollama);
     // Some model was passed over only because our own Ollama is still (re)starting.
     let mut ollama_restarting = false;
