@@ -294,3 +294,31 @@ fn figure_requests_during_fifty_crashes() {
     assert_eq!(lost, 0);
     assert_eq!(to_cloud, 0);
 }
+
+#[test]
+fn a_crash_loop_is_not_held_for_the_fallback_answers_at_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let cloud = FakeCloud::openai(CLOUD_KEY);
+    let mut env = TestEnv::new();
+    // `serve` dies at once, every time: five crashes in a row are a crash loop.
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = serve ]; then echo 'Error: boom' >&2; exit 1; fi\nOLLAMA_DOUBLE_VERSION=0.32.15 exec {} \"$@\"\n",
+        double_bin().display()
+    );
+    std::fs::write(env.ollama_path(), script).unwrap();
+    std::fs::set_permissions(env.ollama_path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    local_then_cloud(&mut env, Some(&cloud), "{}");
+    let d = env.start();
+    d.wait_until("crash loop", Duration::from_secs(60), |s| {
+        s["ollama"]["state"] == "crash_loop"
+    });
+    let sent = Instant::now();
+    let resp = d.chat(&hello(), &[]);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-openclawd-model"], "cloud/m1");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "held for a crash loop: {:?}",
+        sent.elapsed()
+    );
+}
