@@ -12,6 +12,7 @@
 //!   ├─ sessions         (restarts)          config, sessions files → SessionsGuard rounds
 //!   ├─ cooldowns        (restarts)          Ollama healthy again → its models' cooldowns cleared
 //!   ├─ metrics          (restarts)          other components' counters → /metrics
+//!   ├─ log-rotation     (restarts)          <state>/logs/openclawd.log at 10 MiB, when it is our stderr
 //!   └─ sd-notify        (restarts)          STATUS, WATCHDOG for systemd (when it runs us)
 //! ```
 
@@ -192,6 +193,11 @@ impl App {
         tasks.spawn("metrics", OnEnd::Restart, {
             let (state, shutdown) = (state.clone(), shutdown.clone());
             move || metrics_bridge(state.clone(), shutdown.clone())
+        });
+        tasks.spawn("log-rotation", OnEnd::Restart, {
+            let shutdown = shutdown.clone();
+            let path = crate::service::control::log_file(&state_dir);
+            move || super::logrotate::run(path.clone(), shutdown.clone())
         });
         if crate::service::notify::enabled() {
             tasks.spawn("sd-notify", OnEnd::Restart, {

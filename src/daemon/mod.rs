@@ -4,6 +4,7 @@
 //! domain logic of its own; ARCHITECTURE.md draws the tree.
 
 pub mod app;
+mod logrotate;
 mod notify;
 mod reload;
 mod signals;

@@ -50,6 +50,9 @@ pub struct StoreReport {
     pub path: PathBuf,
     pub exists: bool,
     pub size_bytes: u64,
+    /// `sessions.maxBytes` in force: the size the guard keeps the file under (0: unknown).
+    #[serde(default)]
+    pub max_bytes: u64,
     /// Entries in the file as found (before any change).
     pub entries: usize,
     /// Keys whose `totalTokens` ≥ `contextTokens`.
@@ -86,6 +89,7 @@ impl StoreReport {
             path: store.path.clone(),
             exists: false,
             size_bytes: 0,
+            max_bytes: 0,
             entries: 0,
             overflowing: Vec::new(),
             action: None,
@@ -199,6 +203,10 @@ impl SessionsGuard {
     /// One round for one store.
     pub fn check(&self, store: &SessionStore, mode: Mode) -> Result<StoreReport, SessionsError> {
         self.check_with_fault(store, mode, None)
+            .map(|report| StoreReport {
+                max_bytes: self.settings.max_bytes,
+                ..report
+            })
     }
 
     /// [`Self::check`] that "crashes" (returns `InjectedFault`, leaving files as a dying
