@@ -322,3 +322,38 @@ fn a_crash_loop_is_not_held_for_the_fallback_answers_at_once() {
         sent.elapsed()
     );
 }
+
+#[test]
+fn a_flapping_ollama_never_makes_a_request_hang_past_its_hold_budget() {
+    let mut env = TestEnv::new();
+    // Each server answers two requests (a probe, a chat…) and dies: up, down, up, down.
+    env.write_control(&json!({"crash_after_requests": 2}));
+    local_then_cloud(&mut env, None, "{ gateway: { holdForOllama: '2s' } }");
+    let d = env.start();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let sent = Instant::now();
+        let resp = client
+            .post(format!("{}/v1/chat/completions", d.base))
+            .json(&hello())
+            .send()
+            .expect("answered, never hung");
+        let status = resp.status().as_u16();
+        let _ = resp.text();
+        // The hold budget, a first-byte wait and one retry after a refusal, at most.
+        assert!(
+            sent.elapsed() < Duration::from_secs(8),
+            "took {:?} (status {status})",
+            sent.elapsed()
+        );
+        assert!(matches!(status, 200 | 502 | 503), "{status}");
+        statuses.push(status);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The daemon itself is unharmed.
+    assert_eq!(d.get("/health").map(|(c, _)| c), Some(200), "{statuses:?}");
+}
