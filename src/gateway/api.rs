@@ -66,6 +66,7 @@ async fn route(
         state,
         headers,
         &req,
+        &ir.extras,
         ir.model.as_deref(),
         ir.stream,
         trace.started,
