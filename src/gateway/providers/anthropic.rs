@@ -74,6 +74,15 @@ pub async fn call(
     if let Some(key) = &target.api_key {
         rb = rb.header("x-api-key", key);
     }
+    // The client's beta flags, unless the provider's config sets its own.
+    let configured_beta = target
+        .provider
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("anthropic-beta"));
+    if let Some(beta) = extras.anthropic_beta().filter(|_| !configured_beta) {
+        rb = rb.header("anthropic-beta", beta);
+    }
     for (k, v) in &target.provider.headers {
         rb = rb.header(k, v);
     }

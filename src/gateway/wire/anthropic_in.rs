@@ -377,7 +377,10 @@ impl MessagesRequest {
                 _ => None,
             },
             stream: self.stream.unwrap_or(false),
-            extras: SameApiExtras::AnthropicMessages(self.same_api_extras()),
+            extras: SameApiExtras::AnthropicMessages {
+                fields: self.same_api_extras(),
+                beta: None,
+            },
         })
     }
 }
@@ -751,14 +754,15 @@ mod tests {
         let ir = req.to_ir().unwrap();
         assert_eq!(
             ir.extras,
-            SameApiExtras::AnthropicMessages(
-                json!({"top_k": 5, "metadata": {"user_id": "u1"}, "service_tier": "auto",
+            SameApiExtras::AnthropicMessages {
+                fields: json!({"top_k": 5, "metadata": {"user_id": "u1"}, "service_tier": "auto",
                     "container": "c_1",
                     "mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]})
                 .as_object()
                 .cloned()
-                .unwrap()
-            )
+                .unwrap(),
+                beta: None
+            }
         );
         assert_eq!(ir.sampling.max_tokens, Some(10));
     }

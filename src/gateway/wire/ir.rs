@@ -55,8 +55,12 @@ pub enum SameApiExtras {
     /// Chat completions (forwarded as sent, unknown fields included) or nothing to add.
     #[default]
     None,
-    /// From `POST /v1/messages`, for `anthropic-messages` providers.
-    AnthropicMessages(Map<String, Value>),
+    /// From `POST /v1/messages`, for `anthropic-messages` providers; `beta` is the client's
+    /// `anthropic-beta` header, which some of the fields need (`context_management`, …).
+    AnthropicMessages {
+        fields: Map<String, Value>,
+        beta: Option<String>,
+    },
     /// From `POST /v1/responses`, for `openai-responses` providers.
     OpenAiResponses(Map<String, Value>),
 }
@@ -64,8 +68,16 @@ pub enum SameApiExtras {
 impl SameApiExtras {
     /// Adds the client's extras to an `anthropic-messages` body, if the client spoke Messages.
     pub fn add_to_anthropic_messages(&self, body: &mut Map<String, Value>) {
-        if let SameApiExtras::AnthropicMessages(fields) = self {
+        if let SameApiExtras::AnthropicMessages { fields, .. } = self {
             add_missing(fields, body);
+        }
+    }
+
+    /// The client's `anthropic-beta` flags, if it spoke Messages and sent any.
+    pub fn anthropic_beta(&self) -> Option<&str> {
+        match self {
+            SameApiExtras::AnthropicMessages { beta, .. } => beta.as_deref(),
+            _ => None,
         }
     }
 
@@ -1165,9 +1177,12 @@ data: [DONE]\n\n";
     #[test]
     fn extras_reach_only_their_own_api_and_never_replace_what_openclawd_set() {
         let fields = |v: Value| v.as_object().cloned().unwrap();
-        let extras = SameApiExtras::AnthropicMessages(fields(
-            json!({"top_k": 5, "metadata": {"user_id": "u1"}, "model": "evil", "stream": true}),
-        ));
+        let extras = SameApiExtras::AnthropicMessages {
+            fields: fields(
+                json!({"top_k": 5, "metadata": {"user_id": "u1"}, "model": "evil", "stream": true}),
+            ),
+            beta: None,
+        };
         let mut body = fields(json!({"model": "claude-x", "stream": false, "max_tokens": 9}));
         extras.add_to_anthropic_messages(&mut body);
         assert_eq!(
