@@ -35,7 +35,9 @@ fn setup() -> Setup {
     let anthropic = FakeCloud::anthropic(CLOUD_KEY);
     let responses = CloudDouble::responses(CLOUD_KEY);
     let model = |id: &str| {
-        format!("models: [ {{ id: '{id}', name: '{id}', contextWindow: 100000, maxTokens: 1000 }} ]")
+        format!(
+            "models: [ {{ id: '{id}', name: '{id}', contextWindow: 100000, maxTokens: 1000 }} ]"
+        )
     };
     env.write_config(&format!(
         "{{ models: {{ providers: {{
@@ -114,7 +116,11 @@ fn messages_extras_reach_an_anthropic_messages_provider_and_openclawd_keeps_its_
         assert_eq!(model, "an/m1");
         assert!(body.contains("from Claude"), "{body}");
 
-        let got = s.anthropic.received().pop().expect("the provider was called");
+        let got = s
+            .anthropic
+            .received()
+            .pop()
+            .expect("the provider was called");
         let sent = &got.body;
         assert_eq!(sent["metadata"], json!({"user_id": "user-42"}), "{sent}");
         assert_eq!(sent["top_k"], 7, "{sent}");
@@ -174,7 +180,11 @@ fn responses_extras_reach_an_openai_responses_provider_and_openclawd_keeps_its_o
         assert_eq!(status, 200, "stream {stream}: {body}");
         assert_eq!(model, "rs/gpt-5");
 
-        let logged = s.responses.requests().pop().expect("the provider was called");
+        let logged = s
+            .responses
+            .requests()
+            .pop()
+            .expect("the provider was called");
         let sent = &logged["body"];
         assert_eq!(sent["metadata"], json!({"run": "r-7"}), "{sent}");
         assert_eq!(sent["truncation"], "auto", "{sent}");
@@ -207,10 +217,11 @@ fn responses_extras_are_ignored_by_providers_that_speak_another_api() {
     for field in ["metadata", "truncation", "include", "parallel_tool_calls"] {
         assert!(sent.get(field).is_none(), "{field} reached an: {sent}");
     }
-    assert!(s.anthropic.received().iter().all(|r| r
-        .headers
-        .get("anthropic-beta")
-        .is_none()));
+    assert!(s
+        .anthropic
+        .received()
+        .iter()
+        .all(|r| r.headers.get("anthropic-beta").is_none()));
     let sent = &s.openai.received().pop().expect("oa was called").body;
     for field in ["metadata", "truncation", "include"] {
         assert!(sent.get(field).is_none(), "{field} reached oa: {sent}");

@@ -60,13 +60,8 @@ fn failure(message: String) -> AttemptError {
 fn with_extras(
     body: &wire::ResponsesRequest,
     extras: &SameApiExtras,
-) -> Result<Value, AttemptError> {
-    let mut value = serde_json::to_value(body).map_err(|e| {
-        AttemptError::new(
-            FailureClass::ClientError,
-            format!("the request could not be written for the Responses API: {e}"),
-        )
-    })?;
+) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(body)?;
     if let Some(obj) = value.as_object_mut() {
         extras.add_to_openai_responses(obj);
     }
@@ -82,7 +77,12 @@ pub async fn call(
 ) -> Result<Answer, AttemptError> {
     let body = wire::responses_request(req, &target.model.id, stream)
         .map_err(AttemptError::untranslatable)?;
-    let body = with_extras(&body, extras)?;
+    let body = with_extras(&body, extras).map_err(|e| {
+        AttemptError::new(
+            FailureClass::ClientError,
+            format!("the request could not be written for the Responses API: {e}"),
+        )
+    })?;
     let mut rb = up
         .client(target)
         .post(format!("{}/responses", target.provider.base_url))

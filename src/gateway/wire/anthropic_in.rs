@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, Sampling,
-    SameApiExtras, StopReason, StreamEvent, Tool, ToolChoice,
+    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
+    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};

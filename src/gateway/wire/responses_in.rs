@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, Sampling, StopReason,
-    SameApiExtras, StreamEvent, Tool, ToolChoice,
+    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
+    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};
