@@ -20,7 +20,7 @@ use super::error::{Dialect, GatewayError};
 use super::providers::Answer;
 use super::requests::RequestTrace;
 use super::state::GatewayState;
-use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder};
+use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder, SameApiExtras};
 use super::wire::relay::{EventWriter, Relay};
 use super::wire::sse::SseParser;
 use super::wire::{anthropic_in, responses_in, SseStream};
@@ -66,6 +66,7 @@ async fn route(
         state,
         headers,
         &req,
+        &ir.extras,
         ir.model.as_deref(),
         ir.stream,
         trace.started,
@@ -131,10 +132,15 @@ async fn answer_messages(
     body: &Bytes,
     trace: &mut RequestTrace,
 ) -> Response {
-    let ir = match anthropic_in::parse(body).and_then(|r| r.to_ir()) {
+    let mut ir = match anthropic_in::parse(body).and_then(|r| r.to_ir()) {
         Ok(ir) => ir,
         Err(e) => return fail(state, e.into(), Dialect::Anthropic),
     };
+    // Fields such as `context_management` are refused by Anthropic without their beta flag:
+    // the flags travel with the fields, to an anthropic-messages provider only.
+    if let SameApiExtras::AnthropicMessages { beta, .. } = &mut ir.extras {
+        *beta = anthropic_beta(headers);
+    }
     let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
         Err(e) => return fail(state, e, Dialect::Anthropic),
@@ -158,6 +164,18 @@ async fn answer_messages(
         },
     };
     r.add_headers(resp)
+}
+
+/// The client's `anthropic-beta` flags, comma-joined (the header may be repeated).
+fn anthropic_beta(headers: &HeaderMap) -> Option<String> {
+    let flags: Vec<&str> = headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!flags.is_empty()).then(|| flags.join(","))
 }
 
 /// `POST /v1/messages/count_tokens`: an estimate (see

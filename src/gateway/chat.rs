@@ -21,6 +21,7 @@ use super::requests::RequestTrace;
 use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire;
+use super::wire::ir::SameApiExtras;
 use crate::config::{Api, ProviderConfig, Snapshot};
 
 /// First-byte budgets (SPEC §5): local Ollama may be cold-loading a 20 GB model.
@@ -39,8 +40,10 @@ pub async fn chat_completions(
             // Validated: `stream` is a bool or absent, `model` a string or absent.
             let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
             let requested = wire::openai::model(&req);
+            // Sent as is to every provider, so nothing is set aside for a same-API one.
+            let extras = SameApiExtras::None;
             walk(
-                &state, &headers, &req, requested, stream, started, &mut trace,
+                &state, &headers, &req, &extras, requested, stream, started, &mut trace,
             )
             .await
         }
@@ -110,11 +113,13 @@ impl Route {
 
 /// Walks the fallback chain for `req` (an OpenAI chat completions body, already validated):
 /// cooldowns, skips, failover by failure class, metrics. `x-openclawd-no-fallback` pins the
-/// request to the model asked for.
+/// request to the model asked for. `extras` go to a provider that speaks the client's API.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn walk(
     state: &GatewayState,
     headers: &HeaderMap,
     req: &Value,
+    extras: &SameApiExtras,
     requested: Option<&str>,
     stream: bool,
     started: Instant,
@@ -221,7 +226,7 @@ pub(super) async fn walk(
             && state.is_supervised_ollama(&provider.base_url))
         .then(|| state.ollama_in_flight.enter());
         let mut upstream_started = Instant::now();
-        let mut result = state.upstreams.call(&target, req, stream).await;
+        let mut result = state.upstreams.call(&target, req, extras, stream).await;
         // Refused by our own Ollama that still looks up: it has most likely just died and the
         // supervisor is about to restart it. Hold for that once, then ask the same model again.
         if let Err(e) = &result {
@@ -235,7 +240,7 @@ pub(super) async fn walk(
                 .await;
                 if after == OllamaReadiness::Ready {
                     upstream_started = Instant::now();
-                    result = state.upstreams.call(&target, req, stream).await;
+                    result = state.upstreams.call(&target, req, extras, stream).await;
                 }
             }
         }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::translate::{drive, StreamTranslate};
 use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
 use crate::gateway::wire::anthropic::{self as wire, AnthropicStreamTranslator};
+use crate::gateway::wire::ir::SameApiExtras;
 use crate::gateway::wire::openai::{self as oai};
 use crate::gateway::wire::sse::SseParser;
 use crate::gateway::wire::TranslateEvent;
@@ -51,6 +52,7 @@ pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
     req: &Value,
+    extras: &SameApiExtras,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let default_max = target
@@ -62,6 +64,7 @@ pub async fn call(
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
+        extras.add_to_anthropic_messages(obj);
     }
     let mut rb = up
         .client(target)
@@ -70,6 +73,15 @@ pub async fn call(
         .json(&body);
     if let Some(key) = &target.api_key {
         rb = rb.header("x-api-key", key);
+    }
+    // The client's beta flags, unless the provider's config sets its own.
+    let configured_beta = target
+        .provider
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("anthropic-beta"));
+    if let Some(beta) = extras.anthropic_beta().filter(|_| !configured_beta) {
+        rb = rb.header("anthropic-beta", beta);
     }
     for (k, v) in &target.provider.headers {
         rb = rb.header(k, v);

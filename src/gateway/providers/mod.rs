@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::metrics::Metrics;
+use super::wire::ir::SameApiExtras;
 use crate::config::{Api, ProviderConfig};
 use crate::discovery::CatalogModel;
 
@@ -143,19 +144,21 @@ impl Upstreams {
         }
     }
 
-    /// One attempt at `target`. `req` is the client's parsed body, `raw` its bytes.
+    /// One attempt at `target`. `req` is the request as an OpenAI chat completions body;
+    /// `extras` are the client's fields only a provider speaking the client's API can take.
     pub async fn call(
         &self,
         target: &Target<'_>,
         req: &Value,
+        extras: &SameApiExtras,
         stream: bool,
     ) -> Result<Answer, AttemptError> {
         match target.provider.api {
             Api::Ollama => ollama::call(self, target, req, stream).await,
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
-            Api::AnthropicMessages => anthropic::call(self, target, req, stream).await,
+            Api::AnthropicMessages => anthropic::call(self, target, req, extras, stream).await,
             Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,
-            Api::OpenAiResponses => responses::call(self, target, req, stream).await,
+            Api::OpenAiResponses => responses::call(self, target, req, extras, stream).await,
             Api::Other(ref api) => Err(AttemptError::new(
                 FailureClass::ClientError,
                 format!("api {api} is not supported"),

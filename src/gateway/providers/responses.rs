@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::translate::{drive, StreamTranslate};
 use super::{read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, Target, Upstreams};
+use crate::gateway::wire::ir::SameApiExtras;
 use crate::gateway::wire::openai as oai;
 use crate::gateway::wire::responses_out::{
     self as wire, ResponseObject, ResponsesStreamTranslator,
@@ -55,14 +56,33 @@ fn failure(message: String) -> AttemptError {
     AttemptError::new(class, message)
 }
 
+/// The body to send: openclawd's request, plus the client's extras when it spoke Responses.
+fn with_extras(
+    body: &wire::ResponsesRequest,
+    extras: &SameApiExtras,
+) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(body)?;
+    if let Some(obj) = value.as_object_mut() {
+        extras.add_to_openai_responses(obj);
+    }
+    Ok(value)
+}
+
 pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
     req: &Value,
+    extras: &SameApiExtras,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let body = wire::responses_request(req, &target.model.id, stream)
         .map_err(AttemptError::untranslatable)?;
+    let body = with_extras(&body, extras).map_err(|e| {
+        AttemptError::new(
+            FailureClass::ClientError,
+            format!("the request could not be written for the Responses API: {e}"),
+        )
+    })?;
     let mut rb = up
         .client(target)
         .post(format!("{}/responses", target.provider.base_url))

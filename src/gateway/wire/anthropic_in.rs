@@ -3,19 +3,19 @@
 //! (a `message` body, or the exact event sequence `message_start`, `content_block_start`/
 //! `_delta`/`_stop`, `message_delta`, `message_stop`, with `ping`, each with its `event:` line).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, Sampling, StopReason,
-    StreamEvent, Tool, ToolChoice,
+    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
+    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};
 
-/// `POST /v1/messages` body (`MessageCreateParams`). Fields the gateway cannot honour
-/// (`metadata`, `cache_control`, `context_management`, `service_tier`, …) are accepted and kept
-/// in `extra`.
+/// `POST /v1/messages` body (`MessageCreateParams`). Fields the IR does not model (`top_k`,
+/// `metadata`, and in `extra` `service_tier`, `container`, `mcp_servers`, …) go only to a
+/// provider that speaks Messages itself.
 #[derive(Debug, Deserialize)]
 pub struct MessagesRequest {
     pub model: String,
@@ -41,6 +41,9 @@ pub struct MessagesRequest {
     pub metadata: Option<Metadata>,
     #[serde(default)]
     pub thinking: Option<Thinking>,
+    /// Every field not named above, as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// `POST /v1/messages/count_tokens` body: the create body without `max_tokens` and sampling.
@@ -54,9 +57,9 @@ pub struct CountTokensRequest {
     pub tools: Option<Vec<InTool>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 pub struct Metadata {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
 }
 
@@ -330,6 +333,21 @@ fn tools_to_ir(tools: &Option<Vec<InTool>>) -> Result<Vec<Tool>, WireError> {
 }
 
 impl MessagesRequest {
+    /// What an `anthropic-messages` provider gets beyond the IR: the fields not modelled here,
+    /// and those modelled but not in the IR.
+    fn same_api_extras(&self) -> Map<String, Value> {
+        let mut extras = self.extra.clone();
+        if let Some(top_k) = self.top_k {
+            extras.insert("top_k".into(), top_k.0.into());
+        }
+        if let Some(metadata) = &self.metadata {
+            if let Ok(value) = serde_json::to_value(metadata) {
+                extras.insert("metadata".into(), value);
+            }
+        }
+        extras
+    }
+
     /// The request in the IR.
     pub fn to_ir(&self) -> Result<ChatRequest, WireError> {
         let mut system = system_texts(&self.system);
@@ -359,6 +377,10 @@ impl MessagesRequest {
                 _ => None,
             },
             stream: self.stream.unwrap_or(false),
+            extras: SameApiExtras::AnthropicMessages {
+                fields: self.same_api_extras(),
+                beta: None,
+            },
         })
     }
 }
@@ -719,6 +741,30 @@ mod tests {
         assert_eq!(ir.tools.len(), 1);
         let openai = ir.to_openai();
         assert_eq!(openai["messages"][2]["role"], "tool");
+    }
+
+    #[test]
+    fn fields_the_ir_does_not_model_are_kept_for_a_messages_provider() {
+        let req = parse(
+            br#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],
+                "top_k":5,"metadata":{"user_id":"u1"},"service_tier":"auto",
+                "container":"c_1","mcp_servers":[{"type":"url","url":"https://x","name":"x"}]}"#,
+        )
+        .unwrap();
+        let ir = req.to_ir().unwrap();
+        assert_eq!(
+            ir.extras,
+            SameApiExtras::AnthropicMessages {
+                fields: json!({"top_k": 5, "metadata": {"user_id": "u1"}, "service_tier": "auto",
+                    "container": "c_1",
+                    "mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+                beta: None
+            }
+        );
+        assert_eq!(ir.sampling.max_tokens, Some(10));
     }
 
     fn param(body: &str) -> Option<String> {

@@ -40,6 +40,63 @@ pub struct ChatRequest {
     /// How hard a reasoning model should think, if the client said.
     pub reasoning: Option<Reasoning>,
     pub stream: bool,
+    /// What the client sent that this type does not model, for a provider that speaks the
+    /// client's API itself.
+    #[serde(skip)]
+    pub extras: SameApiExtras,
+}
+
+/// The fields of an inbound request that the IR does not model (Anthropic's `metadata`,
+/// `top_k`, `service_tier`; Responses' `truncation`, `text`, `include`, …), tagged with the API
+/// they belong to. Only a provider speaking that same API can read them: it adds them to its
+/// body ([`SameApiExtras::merge_into`]); every other provider ignores them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SameApiExtras {
+    /// Chat completions (forwarded as sent, unknown fields included) or nothing to add.
+    #[default]
+    None,
+    /// From `POST /v1/messages`, for `anthropic-messages` providers; `beta` is the client's
+    /// `anthropic-beta` header, which some of the fields need (`context_management`, …).
+    AnthropicMessages {
+        fields: Map<String, Value>,
+        beta: Option<String>,
+    },
+    /// From `POST /v1/responses`, for `openai-responses` providers.
+    OpenAiResponses(Map<String, Value>),
+}
+
+impl SameApiExtras {
+    /// Adds the client's extras to an `anthropic-messages` body, if the client spoke Messages.
+    pub fn add_to_anthropic_messages(&self, body: &mut Map<String, Value>) {
+        if let SameApiExtras::AnthropicMessages { fields, .. } = self {
+            add_missing(fields, body);
+        }
+    }
+
+    /// The client's `anthropic-beta` flags, if it spoke Messages and sent any.
+    pub fn anthropic_beta(&self) -> Option<&str> {
+        match self {
+            SameApiExtras::AnthropicMessages { beta, .. } => beta.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Adds the client's extras to an `openai-responses` body, if the client spoke Responses.
+    pub fn add_to_openai_responses(&self, body: &mut Map<String, Value>) {
+        if let SameApiExtras::OpenAiResponses(fields) = self {
+            add_missing(fields, body);
+        }
+    }
+}
+
+/// Adds `fields` to `body`, never replacing one the body already has: what openclawd sets
+/// (model, stream, messages/input, max tokens, …) always wins over the client's extras.
+fn add_missing(fields: &Map<String, Value>, body: &mut Map<String, Value>) {
+    for (name, value) in fields {
+        if !body.contains_key(name) {
+            body.insert(name.clone(), value.clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1095,6 +1152,7 @@ data: [DONE]\n\n";
             },
             reasoning: None,
             stream: true,
+            extras: SameApiExtras::None,
         };
         assert_eq!(
             req.to_openai(),
@@ -1114,6 +1172,28 @@ data: [DONE]\n\n";
                 "stream": true, "stream_options": {"include_usage": true}
             })
         );
+    }
+
+    #[test]
+    fn extras_reach_only_their_own_api_and_never_replace_what_openclawd_set() {
+        let fields = |v: Value| v.as_object().cloned().unwrap();
+        let extras = SameApiExtras::AnthropicMessages {
+            fields: fields(
+                json!({"top_k": 5, "metadata": {"user_id": "u1"}, "model": "evil", "stream": true}),
+            ),
+            beta: None,
+        };
+        let mut body = fields(json!({"model": "claude-x", "stream": false, "max_tokens": 9}));
+        extras.add_to_anthropic_messages(&mut body);
+        assert_eq!(
+            Value::Object(body),
+            json!({"model": "claude-x", "stream": false, "max_tokens": 9,
+                "top_k": 5, "metadata": {"user_id": "u1"}})
+        );
+        let mut other = fields(json!({"model": "gpt-x"}));
+        extras.add_to_openai_responses(&mut other);
+        SameApiExtras::None.add_to_anthropic_messages(&mut other);
+        assert_eq!(Value::Object(other), json!({"model": "gpt-x"}));
     }
 
     #[test]

@@ -7,17 +7,17 @@
 //! so, since a later request could not find what it refers to.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, Sampling, StopReason,
-    StreamEvent, Tool, ToolChoice,
+    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
+    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};
 
-/// `POST /v1/responses` body (`ResponseCreateParams`); other fields (`include`, `metadata`,
-/// `text`, `truncation`, …) are accepted and not used.
+/// `POST /v1/responses` body (`ResponseCreateParams`). Other fields (`include`, `metadata`,
+/// `text`, `truncation`, …) are kept in `extra`, for a provider that speaks Responses itself.
 #[derive(Debug, Deserialize)]
 pub struct ResponsesRequest {
     #[serde(default)]
@@ -48,6 +48,9 @@ pub struct ResponsesRequest {
     pub previous_response_id: Option<String>,
     #[serde(default)]
     pub conversation: Option<Value>,
+    /// Every field not named above, as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug)]
@@ -229,6 +232,16 @@ fn required(value: &Option<String>, param: String) -> Result<&str, WireError> {
 }
 
 impl ResponsesRequest {
+    /// What an `openai-responses` provider gets beyond the IR: the fields not modelled here,
+    /// and those modelled but not in the IR.
+    fn same_api_extras(&self) -> Map<String, Value> {
+        let mut extras = self.extra.clone();
+        if let Some(parallel) = self.parallel_tool_calls {
+            extras.insert("parallel_tool_calls".into(), parallel.into());
+        }
+        extras
+    }
+
     /// The request in the IR.
     pub fn to_ir(&self) -> Result<ChatRequest, WireError> {
         let mut system: Vec<String> = self
@@ -372,6 +385,7 @@ impl ResponsesRequest {
                     budget_tokens: None,
                 }),
             stream: self.stream.unwrap_or(false),
+            extras: SameApiExtras::OpenAiResponses(self.same_api_extras()),
         })
     }
 }
@@ -837,6 +851,32 @@ mod tests {
             matches!(&ir.messages[2].parts[0], Part::ToolResult { content, .. } if content == "\"Sunny\"")
         );
         assert!(ir.stream);
+    }
+
+    #[test]
+    fn fields_the_ir_does_not_model_are_kept_for_a_responses_provider() {
+        let req = parse(
+            json!({"model": "m", "input": "hi", "store": false, "metadata": {"run": "7"},
+                "truncation": "auto", "text": {"format": {"type": "json_object"}},
+                "include": ["reasoning.encrypted_content"], "parallel_tool_calls": false,
+                "max_output_tokens": 64})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let ir = req.to_ir().unwrap();
+        assert_eq!(
+            ir.extras,
+            SameApiExtras::OpenAiResponses(
+                json!({"metadata": {"run": "7"}, "truncation": "auto",
+                    "text": {"format": {"type": "json_object"}},
+                    "include": ["reasoning.encrypted_content"], "parallel_tool_calls": false})
+                .as_object()
+                .cloned()
+                .unwrap()
+            )
+        );
+        assert_eq!(ir.sampling.max_tokens, Some(64));
     }
 
     fn param(body: Value) -> Option<String> {
