@@ -7,90 +7,22 @@ mod common;
 #[path = "common/cloud_doubles.rs"]
 mod cloud_doubles;
 
-use std::time::Duration;
 
-use cloud_doubles::CloudDouble;
+use cloud_doubles::{chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble};
+use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "gemini-test-key";
-
-fn gemini_provider(id: &str, double: &CloudDouble, key: &str, models: &[(&str, u64)]) -> String {
-    let models: Vec<String> = models
-        .iter()
-        .map(|(m, ctx)| {
-            format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}")
-        })
-        .collect();
-    format!(
-        "'{id}': {{ baseUrl: '{}/v1beta', apiKey: '{key}', api: 'google-generative-ai', models: [ {} ] }}",
-        double.base(),
-        models.join(", ")
-    )
-}
-
-fn ollama_provider(env: &TestEnv) -> String {
-    format!(
-        "ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
-            {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }} ] }}",
-        env.ollama_port
-    )
-}
-
-fn write(env: &TestEnv, providers: &[String], primary: &str, fallbacks: &[&str]) {
-    let fb: Vec<String> = fallbacks.iter().map(|f| format!("'{f}'")).collect();
-    env.write_config(&format!(
-        "{{ models: {{ providers: {{ {} }} }},
-           agents: {{ defaults: {{ model: {{ primary: '{primary}', fallbacks: [{}] }} }} }} }}",
-        providers.join(", "),
-        fb.join(", ")
-    ));
-}
-
-fn wait_available(d: &Daemon, r: &str) {
-    d.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
-        s["models"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
-    });
-}
-
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(str::to_string)
-        .collect()
-}
-
-fn chunks(events: &[String]) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
-        .collect()
-}
-
-fn content_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn chat(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "stream_options": {"include_usage": true},
-        "max_tokens": 100, "temperature": 0.3,
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]})
-}
 
 /// One gateway with a Gemini provider answering `google/gemini-2.5-flash` (a daemon that does
 /// not manage Ollama).
 fn gateway_with_gemini(double: &CloudDouble) -> (TestEnv, Daemon) {
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
-        &[gemini_provider(
+        &[cloud_double_provider(
             "google",
             double,
             KEY,
@@ -100,7 +32,7 @@ fn gateway_with_gemini(double: &CloudDouble) -> (TestEnv, Daemon) {
         &[],
     );
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     (env, d)
 }
 
@@ -133,7 +65,7 @@ fn chat_completions_reach_gemini_and_come_back_streaming_and_whole() {
         Some("[DONE]"),
         "{events:?}"
     );
-    let c = chunks(&events);
+    let c = chat_chunks(&events);
     assert_eq!(content_of(&c), "Hello from Gemini");
     assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
     let finish: Vec<&Value> = c
@@ -183,9 +115,9 @@ fn a_tool_round_trip_through_gemini() {
     // Gemini 3 wants each replayed call's thoughtSignature, which chat history cannot carry.
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
-        &[gemini_provider(
+        &[cloud_double_provider(
             "google",
             &gemini,
             KEY,
@@ -195,7 +127,7 @@ fn a_tool_round_trip_through_gemini() {
         &[],
     );
     let d = env.start();
-    wait_available(&d, "google/gemini-3-flash-preview");
+    d.wait_available("google/gemini-3-flash-preview");
     // Claude Code style schemas: Gemini refuses `$schema` and `additionalProperties`.
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
         "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
@@ -206,7 +138,7 @@ fn a_tool_round_trip_through_gemini() {
         let resp = d.chat(&req, &[]);
         assert_eq!(resp.status(), 200);
         let (id, name, args, finish) = if stream {
-            let c = chunks(&sse_data(&resp.text().unwrap()));
+            let c = chat_chunks(&sse_data(&resp.text().unwrap()));
             let call = c
                 .iter()
                 .find_map(|v| v["choices"][0]["delta"]["tool_calls"].get(0).cloned())
@@ -310,17 +242,17 @@ fn local_ollama_down_falls_back_to_gemini() {
     let gemini = CloudDouble::gemini(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
             ollama_provider(&env),
-            gemini_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)]),
+            cloud_double_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)]),
         ],
         "ollama/llama3.2:3b",
         &["google/gemini-2.5-flash"],
     );
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     for stream in [false, true] {
         let resp = d.chat(&chat("default", stream), &[]);
         assert_eq!(resp.status(), 200);
@@ -340,24 +272,24 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
     let good = CloudDouble::gemini(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
             // A wrong key: Gemini answers 400 INVALID_ARGUMENT (API_KEY_INVALID).
-            gemini_provider(
+            cloud_double_provider(
                 "wrongkey",
                 &bad,
                 "not-the-key",
                 &[("m1", 1048576), ("m2", 1048576)],
             ),
-            gemini_provider("small", &good, KEY, &[("small", 8192)]),
-            gemini_provider("big", &good, KEY, &[("big", 2000000)]),
+            cloud_double_provider("small", &good, KEY, &[("small", 8192)]),
+            cloud_double_provider("big", &good, KEY, &[("big", 2000000)]),
         ],
         "wrongkey/m1",
         &["wrongkey/m2", "small/small", "big/big"],
     );
     let d = env.start();
-    wait_available(&d, "big/big");
+    d.wait_available("big/big");
 
     // Auth: the whole provider cools down, so m2 is not even tried.
     let resp = d.chat(&chat("default", false), &[]);
@@ -414,7 +346,7 @@ fn a_gemini_stream_cut_after_the_first_byte_ends_with_an_error_event() {
     assert!(last["error"]["message"].is_string(), "{events:?}");
     assert!(!events.iter().any(|e| e == "[DONE]"));
     assert_eq!(
-        content_of(&chunks(&events[..events.len() - 1])),
+        content_of(&chat_chunks(&events[..events.len() - 1])),
         "Hello from"
     );
 
@@ -444,7 +376,7 @@ fn gemini_api_key_is_the_default_key_variable() {
         gemini.base()
     ));
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 200);
     assert_eq!(gemini.requests()[0]["headers"]["x-goog-api-key"], KEY);
@@ -456,27 +388,18 @@ fn gemini_api_key_is_the_default_key_variable() {
 mod translator {
     use openclawd::gateway::wire::gemini::GeminiStreamTranslator;
     use openclawd::gateway::wire::openai::ChunkWriter;
-    use openclawd::gateway::wire::sse::SseParser;
     use openclawd::gateway::wire::TranslateEvent;
     use proptest::prelude::*;
 
+    use crate::common::translate::translate;
+
     fn run(pieces: &[&[u8]]) -> Vec<String> {
-        let mut parser = SseParser::new();
-        let mut t = GeminiStreamTranslator::with_writer(
+        let translator = GeminiStreamTranslator::with_writer(
             ChunkWriter::with_id("chatcmpl-1".into(), 1, "google/gemini"),
             true,
         );
-        let mut out = Vec::new();
-        for piece in pieces {
-            for ev in parser.push(piece) {
-                out.extend(t.feed(&ev));
-            }
-        }
-        if let Some(ev) = parser.finish() {
-            out.extend(t.feed(&ev));
-        }
-        out.extend(t.finish());
-        out.iter()
+        translate(translator, pieces)
+            .iter()
             .map(|e| match e {
                 TranslateEvent::Sse(b) => normalize(&String::from_utf8_lossy(b)),
                 TranslateEvent::UpstreamError(m) => format!("ERROR {m}"),
@@ -669,7 +592,7 @@ fn a_redirecting_base_url_is_reported_and_the_key_goes_nowhere() {
            agents: {{ defaults: {{ model: 'google/gemini-2.5-flash' }} }} }}"
     ));
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 502);
     let text = resp.text().unwrap();

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cloud;
+pub mod python_sdk;
+pub mod sse;
+pub mod translate;
 
 /// A free loopback port for a server a test starts by number (the daemon, the double).
 ///
@@ -354,6 +357,15 @@ impl Daemon {
                 .unwrap_or_default(),
             self.log_text()
         );
+    }
+
+    /// Waits until the status lists model `r` (`provider/model`) as available.
+    pub fn wait_available(&self, r: &str) {
+        self.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
+            s["models"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
+        });
     }
 
     pub fn log_text(&self) -> String {
