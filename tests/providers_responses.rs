@@ -344,7 +344,10 @@ mod translator {
     use openclawd::gateway::wire::TranslateEvent;
     use proptest::prelude::*;
 
-    use crate::common::translate::translate;
+    use crate::common::proptest_config;
+    use crate::common::translate::{
+        assert_same_output_at_every_split, assert_well_formed_chat_sse, translate,
+    };
 
     fn run(pieces: &[&[u8]]) -> Vec<String> {
         let translator = ResponsesStreamTranslator::with_writer(
@@ -374,54 +377,12 @@ mod translator {
                 last == "data: [DONE]\n\n" || last.starts_with("ERROR "),
                 "{name}: {whole:?}"
             );
-            for at in 0..=input.len() {
-                assert_eq!(
-                    run(&[&input[..at], &input[at..]]),
-                    whole,
-                    "{name}: split at {at}"
-                );
-            }
-            let bytes: Vec<&[u8]> = input.chunks(1).collect();
-            assert_eq!(run(&bytes), whole, "{name}: one byte at a time");
+            assert_same_output_at_every_split(run, &input, &whole, name);
         }
-    }
-
-    fn config() -> ProptestConfig {
-        ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
-
-    fn well_formed(out: &[String]) {
-        let mut ended = false;
-        for e in out {
-            assert!(!ended, "output after the end: {out:?}");
-            if e.starts_with("ERROR ") {
-                ended = true;
-                continue;
-            }
-            let payload = e
-                .strip_prefix("data: ")
-                .and_then(|p| p.strip_suffix("\n\n"))
-                .unwrap();
-            assert!(!payload.contains('\n'));
-            if payload == "[DONE]" {
-                ended = true;
-            } else {
-                let v: serde_json::Value = serde_json::from_str(payload).unwrap();
-                assert_eq!(v["object"], "chat.completion.chunk");
-            }
-        }
-        assert!(ended, "every run ends with [DONE] or an error: {out:?}");
     }
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(proptest_config())]
 
         #[test]
         fn arbitrary_bytes_never_panic_and_do_not_depend_on_chunking(
@@ -429,7 +390,7 @@ mod translator {
             cut in 0usize..400,
         ) {
             let whole = run(&[&data]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let at = cut.min(data.len());
             prop_assert_eq!(run(&[&data[..at], &data[at..]]), whole);
         }
@@ -460,7 +421,7 @@ mod translator {
             }
             let bytes = input.as_bytes();
             let whole = run(&[bytes]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let payloads: Vec<serde_json::Value> = whole.iter()
                 .filter_map(|e| e.strip_prefix("data: "))
                 .filter_map(|e| serde_json::from_str(e.trim_end()).ok())

@@ -15,6 +15,19 @@ pub mod python_sdk;
 pub mod sse;
 pub mod translate;
 
+/// Proptest's settings for this suite: 64 cases in CI, `PROPTEST_CASES=N` for a longer local
+/// round; no failure files written into the tree.
+pub fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
 /// A free loopback port for a server a test starts by number (the daemon, the double).
 ///
 /// Taken below Linux's ephemeral range (32768+), where the OS hands out port-0 binds (the

@@ -118,3 +118,47 @@ pub fn responses_writer(id: &str) -> ResponsesStreamWriter {
         effort: None,
     })
 }
+
+/// A translator's output rendered one string per event (`data: …\n\n`, or `ERROR message`) is
+/// well formed: every event is one `data:` line with a chunk or `[DONE]`; `[DONE]` comes once
+/// and last; nothing follows an error; the run ends with one of the two.
+pub fn assert_well_formed_chat_sse(out: &[String]) {
+    let mut ended = false;
+    for e in out {
+        assert!(!ended, "output after the end: {out:?}");
+        if e.starts_with("ERROR ") {
+            ended = true;
+            continue;
+        }
+        let payload = e
+            .strip_prefix("data: ")
+            .and_then(|p| p.strip_suffix("\n\n"))
+            .unwrap();
+        assert!(!payload.contains('\n'));
+        if payload == "[DONE]" {
+            ended = true;
+        } else {
+            let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+            assert_eq!(v["object"], "chat.completion.chunk");
+        }
+    }
+    assert!(ended, "every run ends with [DONE] or an error: {out:?}");
+}
+
+/// `run` gives `whole` for `input` split at every point, and fed one byte at a time.
+pub fn assert_same_output_at_every_split<R: PartialEq + std::fmt::Debug>(
+    run: impl Fn(&[&[u8]]) -> R,
+    input: &[u8],
+    whole: &R,
+    name: &str,
+) {
+    for at in 0..=input.len() {
+        assert_eq!(
+            &run(&[&input[..at], &input[at..]]),
+            whole,
+            "{name}: split at {at}"
+        );
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(&run(&bytes), whole, "{name}: one byte at a time");
+}

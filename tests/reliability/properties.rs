@@ -21,19 +21,8 @@ use openclawd::gateway::wire::{TranslateEvent, Usage, WireError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+use crate::common::proptest_config;
 use crate::common::translate::{self, relay, translate};
-
-/// 64 cases in CI; `PROPTEST_CASES=N` for a longer local round.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Splits `data` at the given cut points (taken modulo its length).
 fn split<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
@@ -129,7 +118,7 @@ fn ollama_stream(tokens: &[String], thinking: &[String], done: Option<bool>) -> 
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn ollama_ndjson_translation_is_chunking_independent_and_keeps_every_token(
@@ -212,7 +201,7 @@ fn anthropic_stream(texts: &[String], stop: &str, complete: bool, eol: &str) -> 
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn anthropic_sse_translation_is_chunking_independent_and_keeps_every_token(
@@ -399,7 +388,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn inbound_relays_are_chunking_independent_and_keep_every_token(
@@ -522,7 +511,7 @@ enum Piece {
 const VARS: [(&str, &str); 3] = [("KEY_A", "alpha"), ("B2", "${KEY_A}"), ("_C", "$$x}")];
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn the_config_loader_never_panics_on_any_text(text in any::<String>()) {
