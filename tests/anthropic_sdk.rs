@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::python_sdk::{
     ollama_received_tool_result, python_with, run_client, start_gateway_to_llama,
 };

@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::python_sdk::{python_with, run_client, start_gateway_to_llama};
 use common::*;
 

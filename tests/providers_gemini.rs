@@ -7,8 +7,9 @@ mod common;
 #[path = "common/cloud_doubles.rs"]
 mod cloud_doubles;
 
-
-use cloud_doubles::{chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble};
+use cloud_doubles::{
+    chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble,
+};
 use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
@@ -438,7 +439,10 @@ mod translator {
     fn every_split_point_of_the_fixture_streams_gives_the_same_output() {
         for (name, input) in [
             ("stream.sse", fixture("stream.sse")),
-            ("stream-single-chunk.sse", fixture("stream-single-chunk.sse")),
+            (
+                "stream-single-chunk.sse",
+                fixture("stream-single-chunk.sse"),
+            ),
             ("function-call-response.json", function_call_stream()),
         ] {
             let whole = run(&[&input]);

@@ -8,8 +8,9 @@ mod common;
 #[path = "common/cloud_doubles.rs"]
 mod cloud_doubles;
 
-
-use cloud_doubles::{chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble};
+use cloud_doubles::{
+    chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble,
+};
 use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openclawd::gateway::wire::openai::ChunkWriter;
 use openclawd::gateway::wire::gemini::GeminiStreamTranslator;
+use openclawd::gateway::wire::openai::ChunkWriter;
 
 #[path = "common.rs"]
 mod common;

@@ -34,7 +34,8 @@ fn check(bytes: &[u8], ends: &[&str]) {
         let name = e.event.expect("an event: line");
         let data: serde_json::Value = serde_json::from_str(&e.data).expect("JSON data");
         assert_eq!(data["type"], name.as_str());
-        ended = ends.contains(&name.as_str()) || name == "error" && !ends.contains(&"response.failed");
+        ended =
+            ends.contains(&name.as_str()) || name == "error" && !ends.contains(&"response.failed");
     }
     assert!(ended || bytes.is_empty(), "the stream has no end");
 }
@@ -43,11 +44,23 @@ fuzz_target!(|data: &[u8]| {
     let pieces = common::chunks(data);
     let whole = translate::relay(anthropic(), &[data]);
     check(&whole, &["message_stop"]);
-    assert_eq!(whole, translate::relay(anthropic(), &pieces), "chunking changed the output");
+    assert_eq!(
+        whole,
+        translate::relay(anthropic(), &pieces),
+        "chunking changed the output"
+    );
     let whole = translate::relay(responses(), &[data]);
     check(
         &whole,
-        &["response.completed", "response.incomplete", "response.failed"],
+        &[
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ],
     );
-    assert_eq!(whole, translate::relay(responses(), &pieces), "chunking changed the output");
+    assert_eq!(
+        whole,
+        translate::relay(responses(), &pieces),
+        "chunking changed the output"
+    );
 });

@@ -99,8 +99,9 @@ pub fn ollama_received_tool_result(env: &TestEnv, content: &str) -> bool {
         .into_iter()
         .filter(|r| r["path"] == "/api/chat")
         .any(|r| {
-            r["body"]["messages"]
-                .as_array()
-                .is_some_and(|ms| ms.iter().any(|m| m["role"] == "tool" && m["content"] == content))
+            r["body"]["messages"].as_array().is_some_and(|ms| {
+                ms.iter()
+                    .any(|m| m["role"] == "tool" && m["content"] == content)
+            })
         })
 }

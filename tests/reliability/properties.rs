@@ -238,7 +238,6 @@ proptest! {
 
 // ---- inbound relays: OpenAI stream → Anthropic Messages / Responses events ------------------
 
-
 fn anthropic_writer() -> MessagesStreamWriter {
     MessagesStreamWriter::new("msg_prop".into(), "ollama/m".into())
 }
