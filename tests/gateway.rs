@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::cloud::{Behaviour, FakeCloud};
-use common::sse::sse_data;
+use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
 
@@ -44,19 +44,6 @@ fn write(env: &mut TestEnv, providers: &[String], primary: &str, fallbacks: &[&s
     ));
 }
 
-fn content_of(events: &[String]) -> String {
-    events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
 }
@@ -83,7 +70,7 @@ fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_
     assert!(resp.headers().get("x-openclawd-fallback").is_none());
     let events = sse_data(&resp.text().unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    assert!(!content_of(&events).is_empty());
+    assert!(!content_of(&chat_chunks(&events)).is_empty());
     let first: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(first["object"], "chat.completion.chunk");
 
@@ -250,13 +237,7 @@ fn every_failover_class_is_classified_on_a_fresh_gateway() {
         assert_eq!(resp.headers()["x-openclawd-model"], "b/m1", "HTTP {code}");
         assert_eq!(resp.headers()["x-openclawd-attempts"], "2");
         let st = d.status().unwrap();
-        let a_entry = st["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == "a/m1")
-            .unwrap()
-            .clone();
+        let a_entry = model_status(&st, "a/m1");
         assert!(
             a_entry["cooldown_until"].is_string(),
             "a/m1 should cool down after {code}"
@@ -345,7 +326,11 @@ fn assert_cut_stream(events: &[String], content_before: &str) {
         assert_eq!(chunk["object"], "chat.completion.chunk", "{e}");
         assert!(chunk.get("error").is_none(), "two error events: {events:?}");
     }
-    assert_eq!(content_of(before), content_before, "{events:?}");
+    assert_eq!(
+        content_of(&chat_chunks(before)),
+        content_before,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -380,7 +365,7 @@ fn anthropic_is_translated_both_ways_streaming_included() {
     sreq["stream"] = json!(true);
     sreq["stream_options"] = json!({"include_usage": true});
     let events = sse_data(&d.chat(&sreq, &[]).text().unwrap());
-    assert_eq!(content_of(&events), "Hello from Claude");
+    assert_eq!(content_of(&chat_chunks(&events)), "Hello from Claude");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let usage = events
         .iter()

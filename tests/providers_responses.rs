@@ -306,13 +306,7 @@ fn responses_errors_drive_failover() {
     let text = resp.text().unwrap();
     assert!(text.contains("rate_limited"), "{text}");
     let status = d.status().unwrap();
-    let big = status["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == "good/big")
-        .unwrap()
-        .clone();
+    let big = model_status(&status, "good/big");
     assert!(big.to_string().contains("cool"), "{big}");
 }
 

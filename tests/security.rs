@@ -152,13 +152,7 @@ mod upstream_hygiene {
         }
         assert_eq!(*hits.lock().unwrap(), 1, "a cools down after its 429");
         let st = d.status().unwrap();
-        let a = st["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == "a/m1")
-            .unwrap()
-            .clone();
+        let a = model_status(&st, "a/m1");
         let until = humantime::parse_rfc3339(a["cooldown_until"].as_str().unwrap()).unwrap();
         let left = until.duration_since(std::time::SystemTime::now()).unwrap();
         assert!(

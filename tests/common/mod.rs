@@ -15,6 +15,15 @@ pub mod python_sdk;
 pub mod sse;
 pub mod translate;
 
+/// The entry for model `r` (`provider/model`) in a status document.
+pub fn model_status(status: &Value, r: &str) -> Value {
+    status["models"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["ref"] == r))
+        .unwrap_or_else(|| panic!("no model {r} in the status: {status}"))
+        .clone()
+}
+
 /// Proptest's settings for this suite: 64 cases in CI, `PROPTEST_CASES=N` for a longer local
 /// round; no failure files written into the tree.
 pub fn proptest_config() -> proptest::test_runner::Config {
