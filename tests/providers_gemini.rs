@@ -8,7 +8,8 @@ mod common;
 mod cloud_doubles;
 
 use cloud_doubles::{
-    chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble,
+    chat, cloud_double_provider, gateway_to_double, ollama_provider, write_models_config,
+    CloudDouble,
 };
 use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
@@ -19,22 +20,7 @@ const KEY: &str = "gemini-test-key";
 /// One gateway with a Gemini provider answering `google/gemini-2.5-flash` (a daemon that does
 /// not manage Ollama).
 fn gateway_with_gemini(double: &CloudDouble) -> (TestEnv, Daemon) {
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write_models_config(
-        &env,
-        &[cloud_double_provider(
-            "google",
-            double,
-            KEY,
-            &[("gemini-2.5-flash", 1048576)],
-        )],
-        "google/gemini-2.5-flash",
-        &[],
-    );
-    let d = env.start();
-    d.wait_available("google/gemini-2.5-flash");
-    (env, d)
+    gateway_to_double(double, KEY, "google", "gemini-2.5-flash", 1048576)
 }
 
 #[test]
@@ -114,21 +100,7 @@ fn a_tool_round_trip_through_gemini() {
     let gemini = CloudDouble::gemini(KEY);
     gemini.control(&json!({"tool_call": true}));
     // Gemini 3 wants each replayed call's thoughtSignature, which chat history cannot carry.
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write_models_config(
-        &env,
-        &[cloud_double_provider(
-            "google",
-            &gemini,
-            KEY,
-            &[("gemini-3-flash-preview", 1048576)],
-        )],
-        "google/gemini-3-flash-preview",
-        &[],
-    );
-    let d = env.start();
-    d.wait_available("google/gemini-3-flash-preview");
+    let (_env, d) = gateway_to_double(&gemini, KEY, "google", "gemini-3-flash-preview", 1048576);
     // Claude Code style schemas: Gemini refuses `$schema` and `additionalProperties`.
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
         "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",

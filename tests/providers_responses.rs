@@ -9,7 +9,8 @@ mod common;
 mod cloud_doubles;
 
 use cloud_doubles::{
-    chat, cloud_double_provider, ollama_provider, write_models_config, CloudDouble,
+    chat, cloud_double_provider, gateway_to_double, ollama_provider, write_models_config,
+    CloudDouble,
 };
 use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
@@ -20,22 +21,7 @@ const KEY: &str = "sk-responses-test-key";
 /// One gateway with a Responses provider answering `openai/gpt-5` (a daemon that does not
 /// manage Ollama).
 fn gateway_with_responses(double: &CloudDouble) -> (TestEnv, Daemon) {
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write_models_config(
-        &env,
-        &[cloud_double_provider(
-            "openai",
-            double,
-            KEY,
-            &[("gpt-5", 400000)],
-        )],
-        "openai/gpt-5",
-        &[],
-    );
-    let d = env.start();
-    d.wait_available("openai/gpt-5");
-    (env, d)
+    gateway_to_double(double, KEY, "openai", "gpt-5", 400000)
 }
 
 #[test]

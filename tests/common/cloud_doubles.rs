@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::common::TestEnv;
+use crate::common::{Daemon, TestEnv};
 
 pub struct CloudDouble {
     child: Child,
@@ -150,4 +150,33 @@ pub fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "stream_options": {"include_usage": true},
         "max_tokens": 100, "temperature": 0.3,
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]})
+}
+
+/// A gateway (a daemon that does not manage Ollama) whose only model, and default, is
+/// `provider/model` on `double` with `key` and context window `ctx`; returned once that model
+/// is available.
+pub fn gateway_to_double(
+    double: &CloudDouble,
+    key: &str,
+    provider: &str,
+    model: &str,
+    ctx: u64,
+) -> (TestEnv, Daemon) {
+    let env = TestEnv::new();
+    env.write_own_settings("{ ollama: { manage: false } }");
+    let model_ref = format!("{provider}/{model}");
+    write_models_config(
+        &env,
+        &[cloud_double_provider(
+            provider,
+            double,
+            key,
+            &[(model, ctx)],
+        )],
+        &model_ref,
+        &[],
+    );
+    let d = env.start();
+    d.wait_available(&model_ref);
+    (env, d)
 }
