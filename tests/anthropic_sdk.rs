@@ -4,53 +4,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
-
+use common::python_sdk::{
+    ollama_received_tool_result, python_with, run_client, start_gateway_to_llama,
+};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const GATEWAY_TOKEN: &str = "gw-anthropic-sdk-token";
-
-/// The venv's python, with `package` importable (installed from PyPI if it is not yet).
-fn python_with(package: &str, requirement: &str) -> PathBuf {
-    if let Ok(p) = std::env::var("OPENCLAWD_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peer-venv");
-    let py = venv.join("bin/python");
-    let importable = || {
-        Command::new(&py)
-            .args(["-c", &format!("import {package}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !importable() {
-        if !py.exists() {
-            let st = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap();
-            assert!(st.success(), "python3 -m venv failed");
-        }
-        let st = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                requirement,
-            ])
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "pip install {requirement} failed (PyPI reachable?)"
-        );
-    }
-    py
-}
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -116,32 +76,15 @@ fn the_anthropic_python_sdk_talks_to_ollama_through_the_gateway() {
     env.extra_env
         .push(("OPENCLAW_GATEWAY_TOKEN".into(), GATEWAY_TOKEN.into()));
     env.write_control(&json!({"tool_call": true}));
-    env.write_config(&format!(
-        "{{ models: {{ providers: {{ ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama',
-             models: [{{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072 }}] }} }} }},
-           agents: {{ defaults: {{ model: 'ollama/llama3.2:3b' }} }} }}",
-        env.ollama_port
-    ));
-    let d = env.start();
-    d.wait_until("model available", Duration::from_secs(30), |s| {
-        s["models"][0]["available"] == true
-    });
-    let script = env.home.path().join("anthropic_client.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let out = Command::new(py)
-        .arg(&script)
-        .arg(&d.base)
-        .arg(GATEWAY_TOKEN)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK client failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log_text()
+    let d = start_gateway_to_llama(&env);
+    let got = run_client(
+        py,
+        &env,
+        &d,
+        "anthropic_client.py",
+        SCRIPT,
+        &[&d.base, GATEWAY_TOKEN],
     );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!got["text"].as_str().unwrap().is_empty());
     assert_eq!(got["stop"], "end_turn");
     assert!(got["id"].as_str().unwrap().starts_with("msg_"));
@@ -164,14 +107,5 @@ fn the_anthropic_python_sdk_talks_to_ollama_through_the_gateway() {
         .contains("claude-9-opus"));
     assert!(got["bad_request"].as_str().unwrap().contains("max_tokens"));
     // The tool result reached the model as OpenAI-style tool turn, translated to Ollama's.
-    let chats: Vec<Value> = env
-        .ollama_requests()
-        .into_iter()
-        .filter(|r| r["path"] == "/api/chat")
-        .collect();
-    assert!(chats
-        .iter()
-        .any(|r| r["body"]["messages"].as_array().is_some_and(|ms| ms
-            .iter()
-            .any(|m| m["role"] == "tool" && m["content"] == "21C and sunny"))));
+    assert!(ollama_received_tool_result(&env, "21C and sunny"));
 }

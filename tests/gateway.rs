@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 use common::cloud::{Behaviour, FakeCloud};
+use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
 
@@ -43,35 +44,6 @@ fn write(env: &mut TestEnv, providers: &[String], primary: &str, fallbacks: &[&s
     ));
 }
 
-fn wait_available(d: &Daemon, r: &str) {
-    d.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
-        s["models"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
-    });
-}
-
-/// The `data:` payloads of an SSE body.
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(str::to_string)
-        .collect()
-}
-
-fn content_of(events: &[String]) -> String {
-    events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
 }
@@ -88,7 +60,7 @@ fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_
         "'ollama/gpt-oss:20b': { params: { num_ctx: 4096 } }",
     );
     let d = env.start();
-    wait_available(&d, "ollama/llama3.2:3b");
+    d.wait_available("ollama/llama3.2:3b");
 
     let resp = d.chat(&chat("ollama/llama3.2:3b", true), &[]);
     assert_eq!(resp.status(), 200);
@@ -98,7 +70,7 @@ fn streaming_chat_reaches_ollama_natively_with_num_ctx_and_comes_back_as_openai_
     assert!(resp.headers().get("x-openclawd-fallback").is_none());
     let events = sse_data(&resp.text().unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    assert!(!content_of(&events).is_empty());
+    assert!(!content_of(&chat_chunks(&events)).is_empty());
     let first: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(first["object"], "chat.completion.chunk");
 
@@ -134,7 +106,7 @@ fn chunks_reach_the_client_as_they_are_produced() {
     let p = ollama_provider(&env);
     write(&mut env, &[p], "ollama/llama3.2:3b", &[], "");
     let d = env.start();
-    wait_available(&d, "ollama/llama3.2:3b");
+    d.wait_available("ollama/llama3.2:3b");
     let resp = d.chat(&chat("default", true), &[]);
     let mut arrivals = Vec::new();
     let start = Instant::now();
@@ -170,7 +142,7 @@ fn local_ollama_down_falls_back_to_the_cloud_with_its_key() {
         "",
     );
     let d = env.start();
-    wait_available(&d, "cloud/m1");
+    d.wait_available("cloud/m1");
 
     for stream in [false, true] {
         let resp = d.chat(&chat("default", stream), &[]);
@@ -206,7 +178,7 @@ fn a_failed_model_cools_down_and_a_bad_request_does_not_fall_over() {
     ];
     write(&mut env, &providers, "a/m1", &["b/m1"], "");
     let d = env.start();
-    wait_available(&d, "a/m1");
+    d.wait_available("a/m1");
     a.set(Behaviour::Status(
         500,
         json!({"error":{"message":"boom","type":"api_error","param":null,"code":null}}).to_string(),
@@ -237,7 +209,7 @@ fn a_failed_model_cools_down_and_a_bad_request_does_not_fall_over() {
     write(&mut env2, &providers, "a/m1", &["b/m1"], "");
     a2.set(Behaviour::Status(400, json!({"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature","code":null}}).to_string()));
     let d2 = env2.start();
-    wait_available(&d2, "a/m1");
+    d2.wait_available("a/m1");
     let resp = d2.chat(&chat("a/m1", false), &[]);
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().unwrap();
@@ -259,19 +231,13 @@ fn every_failover_class_is_classified_on_a_fresh_gateway() {
         write(&mut env, &providers, "a/m1", &["b/m1"], "");
         a.set(Behaviour::Status(code, json!({"error":{"message":format!("failure {code}"),"type":"x","param":null,"code":null}}).to_string()));
         let d = env.start();
-        wait_available(&d, "a/m1");
+        d.wait_available("a/m1");
         let resp = d.chat(&chat("a/m1", true), &[]);
         assert_eq!(resp.status(), 200, "HTTP {code} should fall over");
         assert_eq!(resp.headers()["x-openclawd-model"], "b/m1", "HTTP {code}");
         assert_eq!(resp.headers()["x-openclawd-attempts"], "2");
         let st = d.status().unwrap();
-        let a_entry = st["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == "a/m1")
-            .unwrap()
-            .clone();
+        let a_entry = model_status(&st, "a/m1");
         assert!(
             a_entry["cooldown_until"].is_string(),
             "a/m1 should cool down after {code}"
@@ -294,7 +260,7 @@ fn a_context_overflow_falls_over_to_a_larger_window_only() {
     ];
     write(&mut env, &providers, "small/m1", &["same/m1", "big/m1"], "");
     let d = env.start();
-    wait_available(&d, "small/m1");
+    d.wait_available("small/m1");
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-openclawd-model"], "big/m1");
@@ -317,7 +283,7 @@ fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_event(
     ];
     write(&mut env, &providers, "a/m1", &["b/m1"], "");
     let d = env.start();
-    wait_available(&d, "a/m1");
+    d.wait_available("a/m1");
     let resp = d.chat(&chat("default", true), &[]);
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().unwrap());
@@ -336,7 +302,7 @@ fn after_the_first_byte_an_upstream_failure_ends_the_stream_with_an_error_event(
     let p = ollama_provider(&env);
     write(&mut env, &[p], "ollama/llama3.2:3b", &[], "");
     let d = env.start();
-    wait_available(&d, "ollama/llama3.2:3b");
+    d.wait_available("ollama/llama3.2:3b");
     let resp = d.chat(&chat("default", true), &[]);
     assert_eq!(resp.status(), 200);
     let events = sse_data(&resp.text().unwrap());
@@ -360,7 +326,11 @@ fn assert_cut_stream(events: &[String], content_before: &str) {
         assert_eq!(chunk["object"], "chat.completion.chunk", "{e}");
         assert!(chunk.get("error").is_none(), "two error events: {events:?}");
     }
-    assert_eq!(content_of(before), content_before, "{events:?}");
+    assert_eq!(
+        content_of(&chat_chunks(before)),
+        content_before,
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -376,7 +346,7 @@ fn anthropic_is_translated_both_ways_streaming_included() {
     )];
     write(&mut env, &providers, "anthropic/m1", &[], "");
     let d = env.start();
-    wait_available(&d, "anthropic/m1");
+    d.wait_available("anthropic/m1");
 
     let req = json!({"model": "anthropic/m1", "messages": [
         {"role": "system", "content": "Be brief."},
@@ -395,7 +365,7 @@ fn anthropic_is_translated_both_ways_streaming_included() {
     sreq["stream"] = json!(true);
     sreq["stream_options"] = json!({"include_usage": true});
     let events = sse_data(&d.chat(&sreq, &[]).text().unwrap());
-    assert_eq!(content_of(&events), "Hello from Claude");
+    assert_eq!(content_of(&chat_chunks(&events)), "Hello from Claude");
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let usage = events
         .iter()
@@ -425,7 +395,7 @@ fn the_real_openclaw_request_replays_to_every_provider_kind() {
     ];
     write(&mut env, &providers, "ollama/llama3.2:3b", &[], "");
     let d = env.start();
-    wait_available(&d, "ollama/llama3.2:3b");
+    d.wait_available("ollama/llama3.2:3b");
     let mut req: Value = serde_json::from_slice(
         &std::fs::read(fixture("openclaw/upstream-chat-request.json")).unwrap(),
     )

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sse::{chat_chunks, content_of};
 use common::*;
 use nix::sys::signal::Signal;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A live process of ours that is not openclawd. `as_openclawd`: its argv[0] says
 /// `openclawd` (what the old name-only check trusted).
@@ -257,16 +258,7 @@ fn an_eight_second_stream_survives_openclawd_restart() {
         "the stream was cut ({took:?}): {events:?}\nold log:\n{}",
         old.log_text()
     );
-    let text: String = events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(String::from)
-        })
-        .collect();
+    let text = content_of(&chat_chunks(&events));
     assert_eq!(text, tokens.concat(), "every token arrived");
     println!("FIGURE restart_stream_seconds: {:.2}", took.as_secs_f64());
     assert!(

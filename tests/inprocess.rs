@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::cloud::{Behaviour, FakeCloud};
+use common::model_status;
 use openclawd::config::{self, Overrides};
 use openclawd::daemon::{self, App};
 use openclawd::housekeeping::HousekeepingStatus;
@@ -177,13 +178,7 @@ fn a_failing_primary_falls_over_to_the_fallback_and_cools_down() {
     assert_eq!(headers["x-openclawd-model"], "b/m1");
     assert_eq!(a.received().len(), 1);
     let st = app.status();
-    let a_model = st["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == "a/m1")
-        .unwrap()
-        .clone();
+    let a_model = model_status(&st, "a/m1");
     assert_eq!(a_model["available"], false, "{a_model}");
 }
 

@@ -4,46 +4,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
-
+use common::python_sdk::{python_with, run_client, start_gateway_to_llama};
 use common::*;
-use serde_json::Value;
-
-fn python_with_openai() -> PathBuf {
-    if let Ok(p) = std::env::var("OPENCLAWD_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peer-venv");
-    let py = venv.join("bin/python");
-    let ok = |py: &PathBuf| {
-        Command::new(py)
-            .args(["-c", "import openai"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ok(&py) {
-        let st = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "openai>=1.40,<4",
-            ])
-            .status()
-            .unwrap();
-        assert!(st.success(), "pip install openai failed (PyPI reachable?)");
-    }
-    py
-}
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -71,33 +33,17 @@ print(json.dumps(out))
 
 #[test]
 fn the_openai_python_sdk_chats_through_the_gateway_streaming_and_not() {
-    let py = python_with_openai();
+    let py = python_with("openai", "openai>=1.40,<4");
     let env = TestEnv::new();
-    env.write_config(&format!(
-        "{{ models: {{ providers: {{ ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama',
-             models: [{{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072 }}] }} }} }},
-           agents: {{ defaults: {{ model: 'ollama/llama3.2:3b' }} }} }}",
-        env.ollama_port
-    ));
-    let d = env.start();
-    d.wait_until("model available", Duration::from_secs(30), |s| {
-        s["models"][0]["available"] == true
-    });
-    let script = env.home.path().join("client.py");
-    std::fs::write(&script, SCRIPT).unwrap();
-    let out = Command::new(py)
-        .arg(&script)
-        .arg(format!("{}/v1", d.base))
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "SDK client failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        d.log_text()
+    let d = start_gateway_to_llama(&env);
+    let got = run_client(
+        py,
+        &env,
+        &d,
+        "client.py",
+        SCRIPT,
+        &[&format!("{}/v1", d.base)],
     );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!got["text"].as_str().unwrap().is_empty());
     assert_eq!(got["finish"], "stop");
     assert!(!got["stream_text"].as_str().unwrap().is_empty());

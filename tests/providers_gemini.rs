@@ -7,101 +7,20 @@ mod common;
 #[path = "common/cloud_doubles.rs"]
 mod cloud_doubles;
 
-use std::time::Duration;
-
-use cloud_doubles::CloudDouble;
+use cloud_doubles::{
+    chat, cloud_double_provider, gateway_to_double, ollama_provider, write_models_config,
+    CloudDouble,
+};
+use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "gemini-test-key";
 
-fn gemini_provider(id: &str, double: &CloudDouble, key: &str, models: &[(&str, u64)]) -> String {
-    let models: Vec<String> = models
-        .iter()
-        .map(|(m, ctx)| {
-            format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}")
-        })
-        .collect();
-    format!(
-        "'{id}': {{ baseUrl: '{}/v1beta', apiKey: '{key}', api: 'google-generative-ai', models: [ {} ] }}",
-        double.base(),
-        models.join(", ")
-    )
-}
-
-fn ollama_provider(env: &TestEnv) -> String {
-    format!(
-        "ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
-            {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }} ] }}",
-        env.ollama_port
-    )
-}
-
-fn write(env: &TestEnv, providers: &[String], primary: &str, fallbacks: &[&str]) {
-    let fb: Vec<String> = fallbacks.iter().map(|f| format!("'{f}'")).collect();
-    env.write_config(&format!(
-        "{{ models: {{ providers: {{ {} }} }},
-           agents: {{ defaults: {{ model: {{ primary: '{primary}', fallbacks: [{}] }} }} }} }}",
-        providers.join(", "),
-        fb.join(", ")
-    ));
-}
-
-fn wait_available(d: &Daemon, r: &str) {
-    d.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
-        s["models"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
-    });
-}
-
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(str::to_string)
-        .collect()
-}
-
-fn chunks(events: &[String]) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
-        .collect()
-}
-
-fn content_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn chat(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "stream_options": {"include_usage": true},
-        "max_tokens": 100, "temperature": 0.3,
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]})
-}
-
 /// One gateway with a Gemini provider answering `google/gemini-2.5-flash` (a daemon that does
 /// not manage Ollama).
 fn gateway_with_gemini(double: &CloudDouble) -> (TestEnv, Daemon) {
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write(
-        &env,
-        &[gemini_provider(
-            "google",
-            double,
-            KEY,
-            &[("gemini-2.5-flash", 1048576)],
-        )],
-        "google/gemini-2.5-flash",
-        &[],
-    );
-    let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
-    (env, d)
+    gateway_to_double(double, KEY, "google", "gemini-2.5-flash", 1048576)
 }
 
 #[test]
@@ -133,7 +52,7 @@ fn chat_completions_reach_gemini_and_come_back_streaming_and_whole() {
         Some("[DONE]"),
         "{events:?}"
     );
-    let c = chunks(&events);
+    let c = chat_chunks(&events);
     assert_eq!(content_of(&c), "Hello from Gemini");
     assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
     let finish: Vec<&Value> = c
@@ -181,21 +100,7 @@ fn a_tool_round_trip_through_gemini() {
     let gemini = CloudDouble::gemini(KEY);
     gemini.control(&json!({"tool_call": true}));
     // Gemini 3 wants each replayed call's thoughtSignature, which chat history cannot carry.
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write(
-        &env,
-        &[gemini_provider(
-            "google",
-            &gemini,
-            KEY,
-            &[("gemini-3-flash-preview", 1048576)],
-        )],
-        "google/gemini-3-flash-preview",
-        &[],
-    );
-    let d = env.start();
-    wait_available(&d, "google/gemini-3-flash-preview");
+    let (_env, d) = gateway_to_double(&gemini, KEY, "google", "gemini-3-flash-preview", 1048576);
     // Claude Code style schemas: Gemini refuses `$schema` and `additionalProperties`.
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
         "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
@@ -206,7 +111,7 @@ fn a_tool_round_trip_through_gemini() {
         let resp = d.chat(&req, &[]);
         assert_eq!(resp.status(), 200);
         let (id, name, args, finish) = if stream {
-            let c = chunks(&sse_data(&resp.text().unwrap()));
+            let c = chat_chunks(&sse_data(&resp.text().unwrap()));
             let call = c
                 .iter()
                 .find_map(|v| v["choices"][0]["delta"]["tool_calls"].get(0).cloned())
@@ -310,17 +215,17 @@ fn local_ollama_down_falls_back_to_gemini() {
     let gemini = CloudDouble::gemini(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
             ollama_provider(&env),
-            gemini_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)]),
+            cloud_double_provider("google", &gemini, KEY, &[("gemini-2.5-flash", 1048576)]),
         ],
         "ollama/llama3.2:3b",
         &["google/gemini-2.5-flash"],
     );
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     for stream in [false, true] {
         let resp = d.chat(&chat("default", stream), &[]);
         assert_eq!(resp.status(), 200);
@@ -340,24 +245,24 @@ fn gemini_errors_drive_failover_as_their_bodies_say() {
     let good = CloudDouble::gemini(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
             // A wrong key: Gemini answers 400 INVALID_ARGUMENT (API_KEY_INVALID).
-            gemini_provider(
+            cloud_double_provider(
                 "wrongkey",
                 &bad,
                 "not-the-key",
                 &[("m1", 1048576), ("m2", 1048576)],
             ),
-            gemini_provider("small", &good, KEY, &[("small", 8192)]),
-            gemini_provider("big", &good, KEY, &[("big", 2000000)]),
+            cloud_double_provider("small", &good, KEY, &[("small", 8192)]),
+            cloud_double_provider("big", &good, KEY, &[("big", 2000000)]),
         ],
         "wrongkey/m1",
         &["wrongkey/m2", "small/small", "big/big"],
     );
     let d = env.start();
-    wait_available(&d, "big/big");
+    d.wait_available("big/big");
 
     // Auth: the whole provider cools down, so m2 is not even tried.
     let resp = d.chat(&chat("default", false), &[]);
@@ -414,7 +319,7 @@ fn a_gemini_stream_cut_after_the_first_byte_ends_with_an_error_event() {
     assert!(last["error"]["message"].is_string(), "{events:?}");
     assert!(!events.iter().any(|e| e == "[DONE]"));
     assert_eq!(
-        content_of(&chunks(&events[..events.len() - 1])),
+        content_of(&chat_chunks(&events[..events.len() - 1])),
         "Hello from"
     );
 
@@ -444,7 +349,7 @@ fn gemini_api_key_is_the_default_key_variable() {
         gemini.base()
     ));
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 200);
     assert_eq!(gemini.requests()[0]["headers"]["x-goog-api-key"], KEY);
@@ -456,27 +361,21 @@ fn gemini_api_key_is_the_default_key_variable() {
 mod translator {
     use openclawd::gateway::wire::gemini::GeminiStreamTranslator;
     use openclawd::gateway::wire::openai::ChunkWriter;
-    use openclawd::gateway::wire::sse::SseParser;
     use openclawd::gateway::wire::TranslateEvent;
     use proptest::prelude::*;
 
+    use crate::common::proptest_config;
+    use crate::common::translate::{
+        assert_same_output_at_every_split, assert_well_formed_chat_sse, translate,
+    };
+
     fn run(pieces: &[&[u8]]) -> Vec<String> {
-        let mut parser = SseParser::new();
-        let mut t = GeminiStreamTranslator::with_writer(
+        let translator = GeminiStreamTranslator::with_writer(
             ChunkWriter::with_id("chatcmpl-1".into(), 1, "google/gemini"),
             true,
         );
-        let mut out = Vec::new();
-        for piece in pieces {
-            for ev in parser.push(piece) {
-                out.extend(t.feed(&ev));
-            }
-        }
-        if let Some(ev) = parser.finish() {
-            out.extend(t.feed(&ev));
-        }
-        out.extend(t.finish());
-        out.iter()
+        translate(translator, pieces)
+            .iter()
             .map(|e| match e {
                 TranslateEvent::Sse(b) => normalize(&String::from_utf8_lossy(b)),
                 TranslateEvent::UpstreamError(m) => format!("ERROR {m}"),
@@ -510,21 +409,20 @@ mod translator {
 
     #[test]
     fn every_split_point_of_the_fixture_streams_gives_the_same_output() {
-        for input in [
-            fixture("stream.sse"),
-            fixture("stream-single-chunk.sse"),
-            function_call_stream(),
+        for (name, input) in [
+            ("stream.sse", fixture("stream.sse")),
+            (
+                "stream-single-chunk.sse",
+                fixture("stream-single-chunk.sse"),
+            ),
+            ("function-call-response.json", function_call_stream()),
         ] {
             let whole = run(&[&input]);
             assert!(
                 whole.last().is_some_and(|l| l == "data: [DONE]\n\n"),
-                "{whole:?}"
+                "{name}: {whole:?}"
             );
-            for at in 0..=input.len() {
-                assert_eq!(run(&[&input[..at], &input[at..]]), whole, "split at {at}");
-            }
-            let bytes: Vec<&[u8]> = input.chunks(1).collect();
-            assert_eq!(run(&bytes), whole, "one byte at a time");
+            assert_same_output_at_every_split(run, &input, &whole, name);
         }
     }
 
@@ -549,44 +447,8 @@ mod translator {
         );
     }
 
-    fn config() -> ProptestConfig {
-        ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
-
-    /// Every event is one `data:` line with a chunk or `[DONE]`; `[DONE]` once and last;
-    /// nothing after an error.
-    fn well_formed(out: &[String]) {
-        let mut ended = false;
-        for e in out {
-            assert!(!ended, "output after the end: {out:?}");
-            if e.starts_with("ERROR ") {
-                ended = true;
-                continue;
-            }
-            let payload = e
-                .strip_prefix("data: ")
-                .and_then(|p| p.strip_suffix("\n\n"))
-                .unwrap();
-            assert!(!payload.contains('\n'));
-            if payload == "[DONE]" {
-                ended = true;
-            } else {
-                let v: serde_json::Value = serde_json::from_str(payload).unwrap();
-                assert_eq!(v["object"], "chat.completion.chunk");
-            }
-        }
-        assert!(ended, "every run ends with [DONE] or an error: {out:?}");
-    }
-
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(proptest_config())]
 
         #[test]
         fn arbitrary_bytes_never_panic_and_do_not_depend_on_chunking(
@@ -594,7 +456,7 @@ mod translator {
             cut in 0usize..400,
         ) {
             let whole = run(&[&data]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let at = cut.min(data.len());
             prop_assert_eq!(run(&[&data[..at], &data[at..]]), whole);
         }
@@ -616,7 +478,7 @@ mod translator {
             }
             let bytes = input.as_bytes();
             let whole = run(&[bytes]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let text: String = whole.iter()
                 .filter_map(|e| e.strip_prefix("data: "))
                 .filter_map(|e| serde_json::from_str::<serde_json::Value>(e.trim_end()).ok())
@@ -669,7 +531,7 @@ fn a_redirecting_base_url_is_reported_and_the_key_goes_nowhere() {
            agents: {{ defaults: {{ model: 'google/gemini-2.5-flash' }} }} }}"
     ));
     let d = env.start();
-    wait_available(&d, "google/gemini-2.5-flash");
+    d.wait_available("google/gemini-2.5-flash");
     let resp = d.chat(&chat("default", false), &[]);
     assert_eq!(resp.status(), 502);
     let text = resp.text().unwrap();

@@ -8,101 +8,20 @@ mod common;
 #[path = "common/cloud_doubles.rs"]
 mod cloud_doubles;
 
-use std::time::Duration;
-
-use cloud_doubles::CloudDouble;
+use cloud_doubles::{
+    chat, cloud_double_provider, gateway_to_double, ollama_provider, write_models_config,
+    CloudDouble,
+};
+use common::sse::{chat_chunks, content_of, sse_data};
 use common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-responses-test-key";
 
-fn responses_provider(id: &str, double: &CloudDouble, key: &str, models: &[(&str, u64)]) -> String {
-    let models: Vec<String> = models
-        .iter()
-        .map(|(m, ctx)| {
-            format!("{{ id: '{m}', name: '{m}', contextWindow: {ctx}, maxTokens: 8192 }}")
-        })
-        .collect();
-    format!(
-        "'{id}': {{ baseUrl: '{}/v1', apiKey: '{key}', api: 'openai-responses', models: [ {} ] }}",
-        double.base(),
-        models.join(", ")
-    )
-}
-
-fn ollama_provider(env: &TestEnv) -> String {
-    format!(
-        "ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
-            {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }} ] }}",
-        env.ollama_port
-    )
-}
-
-fn write(env: &TestEnv, providers: &[String], primary: &str, fallbacks: &[&str]) {
-    let fb: Vec<String> = fallbacks.iter().map(|f| format!("'{f}'")).collect();
-    env.write_config(&format!(
-        "{{ models: {{ providers: {{ {} }} }},
-           agents: {{ defaults: {{ model: {{ primary: '{primary}', fallbacks: [{}] }} }} }} }}",
-        providers.join(", "),
-        fb.join(", ")
-    ));
-}
-
-fn wait_available(d: &Daemon, r: &str) {
-    d.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
-        s["models"]
-            .as_array()
-            .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
-    });
-}
-
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(str::to_string)
-        .collect()
-}
-
-fn chunks(events: &[String]) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| *e != "[DONE]")
-        .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
-        .collect()
-}
-
-fn content_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn chat(model: &str, stream: bool) -> Value {
-    json!({"model": model, "stream": stream, "stream_options": {"include_usage": true},
-        "max_tokens": 100, "temperature": 0.3,
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]})
-}
-
 /// One gateway with a Responses provider answering `openai/gpt-5` (a daemon that does not
 /// manage Ollama).
 fn gateway_with_responses(double: &CloudDouble) -> (TestEnv, Daemon) {
-    let env = TestEnv::new();
-    env.write_own_settings("{ ollama: { manage: false } }");
-    write(
-        &env,
-        &[responses_provider(
-            "openai",
-            double,
-            KEY,
-            &[("gpt-5", 400000)],
-        )],
-        "openai/gpt-5",
-        &[],
-    );
-    let d = env.start();
-    wait_available(&d, "openai/gpt-5");
-    (env, d)
+    gateway_to_double(double, KEY, "openai", "gpt-5", 400000)
 }
 
 #[test]
@@ -135,7 +54,7 @@ fn chat_completions_reach_the_responses_api_and_come_back_streaming_and_whole() 
         Some("[DONE]"),
         "{events:?}"
     );
-    let c = chunks(&events);
+    let c = chat_chunks(&events);
     assert_eq!(content_of(&c), "Hello from Responses");
     assert_eq!(c[0]["choices"][0]["delta"]["role"], "assistant");
     let finish: Vec<&Value> = c
@@ -176,7 +95,7 @@ fn chat_completions_reach_the_responses_api_and_come_back_streaming_and_whole() 
     api.control(&json!({"reply_tokens": vec!["a"; 40]}));
     let mut req = chat("openai/gpt-5", true);
     req["max_tokens"] = json!(20);
-    let c = chunks(&sse_data(&d.chat(&req, &[]).text().unwrap()));
+    let c = chat_chunks(&sse_data(&d.chat(&req, &[]).text().unwrap()));
     let reason = c
         .iter()
         .find_map(|v| v["choices"][0]["finish_reason"].as_str());
@@ -196,7 +115,7 @@ fn a_function_call_round_trip_through_the_responses_api() {
         let resp = d.chat(&req, &[]);
         assert_eq!(resp.status(), 200);
         let (id, name, args, finish) = if stream {
-            let c = chunks(&sse_data(&resp.text().unwrap()));
+            let c = chat_chunks(&sse_data(&resp.text().unwrap()));
             let deltas: Vec<Value> = c
                 .iter()
                 .filter_map(|v| v["choices"][0]["delta"]["tool_calls"].get(0).cloned())
@@ -277,7 +196,7 @@ fn the_real_openclaw_request_replays_through_the_responses_api() {
         Some("[DONE]"),
         "{events:?}"
     );
-    let usage = chunks(&events).last().unwrap()["usage"].clone();
+    let usage = chat_chunks(&events).last().unwrap()["usage"].clone();
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 10000, "{usage}");
     let sent = &api.requests()[0]["body"];
     assert_eq!(
@@ -293,17 +212,17 @@ fn local_ollama_down_falls_back_to_the_responses_api() {
     let api = CloudDouble::responses(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
             ollama_provider(&env),
-            responses_provider("openai", &api, KEY, &[("gpt-5", 400000)]),
+            cloud_double_provider("openai", &api, KEY, &[("gpt-5", 400000)]),
         ],
         "ollama/llama3.2:3b",
         &["openai/gpt-5"],
     );
     let d = env.start();
-    wait_available(&d, "openai/gpt-5");
+    d.wait_available("openai/gpt-5");
     for stream in [false, true] {
         let resp = d.chat(&chat("default", stream), &[]);
         assert_eq!(resp.status(), 200);
@@ -323,22 +242,22 @@ fn responses_errors_drive_failover() {
     let good = CloudDouble::responses(KEY);
     let env = TestEnv::new();
     env.write_own_settings("{ ollama: { manage: false } }");
-    write(
+    write_models_config(
         &env,
         &[
-            responses_provider(
+            cloud_double_provider(
                 "wrongkey",
                 &bad,
                 "sk-not-the-key",
                 &[("m1", 400000), ("m2", 400000)],
             ),
-            responses_provider("good", &good, KEY, &[("small", 8192), ("big", 1000000)]),
+            cloud_double_provider("good", &good, KEY, &[("small", 8192), ("big", 1000000)]),
         ],
         "wrongkey/m1",
         &["wrongkey/m2", "good/small", "good/big"],
     );
     let d = env.start();
-    wait_available(&d, "good/big");
+    d.wait_available("good/big");
 
     // 401 invalid_api_key: the whole provider cools down.
     let resp = d.chat(&chat("default", false), &[]);
@@ -373,13 +292,7 @@ fn responses_errors_drive_failover() {
     let text = resp.text().unwrap();
     assert!(text.contains("rate_limited"), "{text}");
     let status = d.status().unwrap();
-    let big = status["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["ref"] == "good/big")
-        .unwrap()
-        .clone();
+    let big = model_status(&status, "good/big");
     assert!(big.to_string().contains("cool"), "{big}");
 }
 
@@ -398,7 +311,7 @@ fn a_responses_stream_cut_after_the_first_byte_ends_with_an_error_event() {
     );
     assert!(!events.iter().any(|e| e == "[DONE]"));
     assert_eq!(
-        content_of(&chunks(&events[..events.len() - 1])),
+        content_of(&chat_chunks(&events[..events.len() - 1])),
         "Hello from"
     );
 }
@@ -409,27 +322,21 @@ fn a_responses_stream_cut_after_the_first_byte_ends_with_an_error_event() {
 mod translator {
     use openclawd::gateway::wire::openai::ChunkWriter;
     use openclawd::gateway::wire::responses_out::ResponsesStreamTranslator;
-    use openclawd::gateway::wire::sse::SseParser;
     use openclawd::gateway::wire::TranslateEvent;
     use proptest::prelude::*;
 
+    use crate::common::proptest_config;
+    use crate::common::translate::{
+        assert_same_output_at_every_split, assert_well_formed_chat_sse, translate,
+    };
+
     fn run(pieces: &[&[u8]]) -> Vec<String> {
-        let mut parser = SseParser::new();
-        let mut t = ResponsesStreamTranslator::with_writer(
+        let translator = ResponsesStreamTranslator::with_writer(
             ChunkWriter::with_id("chatcmpl-1".into(), 1, "openai/gpt-5"),
             true,
         );
-        let mut out = Vec::new();
-        for piece in pieces {
-            for ev in parser.push(piece) {
-                out.extend(t.feed(&ev));
-            }
-        }
-        if let Some(ev) = parser.finish() {
-            out.extend(t.feed(&ev));
-        }
-        out.extend(t.finish());
-        out.iter()
+        translate(translator, pieces)
+            .iter()
             .map(|e| match e {
                 TranslateEvent::Sse(b) => String::from_utf8_lossy(b).into_owned(),
                 TranslateEvent::UpstreamError(m) => format!("ERROR {m}"),
@@ -451,54 +358,12 @@ mod translator {
                 last == "data: [DONE]\n\n" || last.starts_with("ERROR "),
                 "{name}: {whole:?}"
             );
-            for at in 0..=input.len() {
-                assert_eq!(
-                    run(&[&input[..at], &input[at..]]),
-                    whole,
-                    "{name}: split at {at}"
-                );
-            }
-            let bytes: Vec<&[u8]> = input.chunks(1).collect();
-            assert_eq!(run(&bytes), whole, "{name}: one byte at a time");
+            assert_same_output_at_every_split(run, &input, &whole, name);
         }
-    }
-
-    fn config() -> ProptestConfig {
-        ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(64),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        }
-    }
-
-    fn well_formed(out: &[String]) {
-        let mut ended = false;
-        for e in out {
-            assert!(!ended, "output after the end: {out:?}");
-            if e.starts_with("ERROR ") {
-                ended = true;
-                continue;
-            }
-            let payload = e
-                .strip_prefix("data: ")
-                .and_then(|p| p.strip_suffix("\n\n"))
-                .unwrap();
-            assert!(!payload.contains('\n'));
-            if payload == "[DONE]" {
-                ended = true;
-            } else {
-                let v: serde_json::Value = serde_json::from_str(payload).unwrap();
-                assert_eq!(v["object"], "chat.completion.chunk");
-            }
-        }
-        assert!(ended, "every run ends with [DONE] or an error: {out:?}");
     }
 
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(proptest_config())]
 
         #[test]
         fn arbitrary_bytes_never_panic_and_do_not_depend_on_chunking(
@@ -506,7 +371,7 @@ mod translator {
             cut in 0usize..400,
         ) {
             let whole = run(&[&data]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let at = cut.min(data.len());
             prop_assert_eq!(run(&[&data[..at], &data[at..]]), whole);
         }
@@ -537,7 +402,7 @@ mod translator {
             }
             let bytes = input.as_bytes();
             let whole = run(&[bytes]);
-            well_formed(&whole);
+            assert_well_formed_chat_sse(&whole);
             let payloads: Vec<serde_json::Value> = whole.iter()
                 .filter_map(|e| e.strip_prefix("data: "))
                 .filter_map(|e| serde_json::from_str(e.trim_end()).ok())

@@ -73,20 +73,7 @@ mod upstream_hygiene {
 
     /// Serves `router` on a loopback port from its own thread.
     fn serve(router: Router) -> u16 {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let _ = axum::serve(listener, router).await;
-            });
-        });
-        port
+        crate::common::cloud::serve_on_loopback(router).0
     }
 
     fn config(
@@ -152,13 +139,7 @@ mod upstream_hygiene {
         }
         assert_eq!(*hits.lock().unwrap(), 1, "a cools down after its 429");
         let st = d.status().unwrap();
-        let a = st["models"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["ref"] == "a/m1")
-            .unwrap()
-            .clone();
+        let a = model_status(&st, "a/m1");
         let until = humantime::parse_rfc3339(a["cooldown_until"].as_str().unwrap()).unwrap();
         let left = until.duration_since(std::time::SystemTime::now()).unwrap();
         assert!(

@@ -1,4 +1,5 @@
 //! Checks shared by the stream targets: what a translator writes to a client.
+#![allow(dead_code)]
 
 use openclawd::gateway::wire::TranslateEvent;
 
@@ -85,4 +86,20 @@ pub fn check(events: &[TranslateEvent]) {
             }
         }
     }
+}
+
+/// The stream targets' property: a run over `data` whole and a run over `data` in chunks both
+/// write only well-formed SSE, and the same SSE. `run` translates the given pieces, with or
+/// without a usage chunk (chosen by the input's first byte).
+pub fn check_chunking_invariance(data: &[u8], run: impl Fn(&[&[u8]], bool) -> Vec<TranslateEvent>) {
+    let include_usage = data.first().is_some_and(|b| b & 1 == 1);
+    let whole = run(&[data], include_usage);
+    check(&whole);
+    let split = run(&chunks(data), include_usage);
+    check(&split);
+    assert_eq!(
+        render(&whole),
+        render(&split),
+        "chunking changed the output"
+    );
 }

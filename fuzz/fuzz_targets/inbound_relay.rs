@@ -6,40 +6,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use openclawd::gateway::wire::anthropic_in::MessagesStreamWriter;
-use openclawd::gateway::wire::relay::{EventWriter, Relay};
-use openclawd::gateway::wire::responses_in::{Echo, ResponsesStreamWriter};
+use openclawd::gateway::wire::responses_in::ResponsesStreamWriter;
 use openclawd::gateway::wire::sse::SseParser;
 
 #[path = "common.rs"]
-#[allow(dead_code)]
 mod common;
-
-fn run<W: EventWriter>(writer: W, pieces: &[&[u8]]) -> Vec<u8> {
-    let mut relay = Relay::new(writer);
-    let mut out = Vec::new();
-    for piece in pieces {
-        out.extend(relay.push(piece));
-    }
-    out.extend(relay.finish());
-    out
-}
+#[path = "../../tests/common/translate.rs"]
+mod translate;
 
 fn anthropic() -> MessagesStreamWriter {
     MessagesStreamWriter::new("msg_fuzz".into(), "ollama/m".into())
 }
 
 fn responses() -> ResponsesStreamWriter {
-    ResponsesStreamWriter::new(Echo {
-        id: "resp_fuzz".into(),
-        created_at: 1,
-        model: "ollama/m".into(),
-        instructions: None,
-        max_output_tokens: None,
-        temperature: None,
-        top_p: None,
-        tools: Vec::new(),
-        effort: None,
-    })
+    translate::responses_writer("resp_fuzz")
 }
 
 /// Every event has an `event:` line equal to its JSON data's `type`; the stream has exactly one
@@ -54,20 +34,33 @@ fn check(bytes: &[u8], ends: &[&str]) {
         let name = e.event.expect("an event: line");
         let data: serde_json::Value = serde_json::from_str(&e.data).expect("JSON data");
         assert_eq!(data["type"], name.as_str());
-        ended = ends.contains(&name.as_str()) || name == "error" && !ends.contains(&"response.failed");
+        ended =
+            ends.contains(&name.as_str()) || name == "error" && !ends.contains(&"response.failed");
     }
     assert!(ended || bytes.is_empty(), "the stream has no end");
 }
 
 fuzz_target!(|data: &[u8]| {
     let pieces = common::chunks(data);
-    let whole = run(anthropic(), &[data]);
+    let whole = translate::relay(anthropic(), &[data]);
     check(&whole, &["message_stop"]);
-    assert_eq!(whole, run(anthropic(), &pieces), "chunking changed the output");
-    let whole = run(responses(), &[data]);
+    assert_eq!(
+        whole,
+        translate::relay(anthropic(), &pieces),
+        "chunking changed the output"
+    );
+    let whole = translate::relay(responses(), &[data]);
     check(
         &whole,
-        &["response.completed", "response.incomplete", "response.failed"],
+        &[
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ],
     );
-    assert_eq!(whole, run(responses(), &pieces), "chunking changed the output");
+    assert_eq!(
+        whole,
+        translate::relay(responses(), &pieces),
+        "chunking changed the output"
+    );
 });

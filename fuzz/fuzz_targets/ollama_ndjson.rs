@@ -4,42 +4,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use openclawd::gateway::wire::ndjson::NdjsonSplitter;
 use openclawd::gateway::wire::ollama::OllamaStreamTranslator;
 use openclawd::gateway::wire::openai::ChunkWriter;
-use openclawd::gateway::wire::TranslateEvent;
 
 #[path = "common.rs"]
 mod common;
-
-fn run(pieces: &[&[u8]], include_usage: bool) -> Vec<TranslateEvent> {
-    let mut lines = NdjsonSplitter::new();
-    let mut t = OllamaStreamTranslator::with_writer(
-        ChunkWriter::with_id("chatcmpl-fuzz".into(), 1, "ollama/m"),
-        include_usage,
-    );
-    let mut out = Vec::new();
-    for piece in pieces {
-        for line in lines.push(piece) {
-            out.extend(t.feed(&line));
-        }
-    }
-    if let Some(line) = lines.finish() {
-        out.extend(t.feed(&line));
-    }
-    out.extend(t.finish());
-    out
-}
+#[path = "../../tests/common/translate.rs"]
+mod translate;
 
 fuzz_target!(|data: &[u8]| {
-    let include_usage = data.first().is_some_and(|b| b & 1 == 1);
-    let whole = run(&[data], include_usage);
-    common::check(&whole);
-    let split = run(&common::chunks(data), include_usage);
-    common::check(&split);
-    assert_eq!(
-        common::render(&whole),
-        common::render(&split),
-        "chunking changed the output"
-    );
+    common::check_chunking_invariance(data, |pieces, include_usage| {
+        let translator = OllamaStreamTranslator::with_writer(
+            ChunkWriter::with_id("chatcmpl-fuzz".into(), 1, "ollama/m"),
+            include_usage,
+        );
+        translate::translate(translator, pieces)
+    });
 });

@@ -69,20 +69,7 @@ impl FakeCloud {
             behaviour: behaviour.clone(),
             received: received.clone(),
         };
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let port = std_listener.local_addr().unwrap().port();
-        let app = router.with_state(shared);
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let _ = axum::serve(listener, app).await;
-            });
-        });
+        let (port, thread) = serve_on_loopback(router.with_state(shared));
         FakeCloud {
             port,
             behaviour,
@@ -238,4 +225,23 @@ async fn anthropic_messages(State(s): State<Shared>, headers: HeaderMap, body: S
         .to_string(),
     )
         .into_response()
+}
+
+/// Serves `router` on a free loopback port from its own thread (with its own runtime); returns
+/// the port and the thread.
+pub fn serve_on_loopback(router: axum::Router) -> (u16, std::thread::JoinHandle<()>) {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let _ = axum::serve(listener, router).await;
+        });
+    });
+    (port, thread)
 }

@@ -11,6 +11,31 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cloud;
+pub mod python_sdk;
+pub mod sse;
+pub mod translate;
+
+/// The entry for model `r` (`provider/model`) in a status document.
+pub fn model_status(status: &Value, r: &str) -> Value {
+    status["models"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["ref"] == r))
+        .unwrap_or_else(|| panic!("no model {r} in the status: {status}"))
+        .clone()
+}
+
+/// Proptest's settings for this suite: 64 cases in CI, `PROPTEST_CASES=N` for a longer local
+/// round; no failure files written into the tree.
+pub fn proptest_config() -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
 
 /// A free loopback port for a server a test starts by number (the daemon, the double).
 ///
@@ -354,6 +379,15 @@ impl Daemon {
                 .unwrap_or_default(),
             self.log_text()
         );
+    }
+
+    /// Waits until the status lists model `r` (`provider/model`) as available.
+    pub fn wait_available(&self, r: &str) {
+        self.wait_until(&format!("{r} available"), Duration::from_secs(30), |s| {
+            s["models"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|m| m["ref"] == r && m["available"] == true))
+        });
     }
 
     pub fn log_text(&self) -> String {

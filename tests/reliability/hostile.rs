@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::sse::sse_data;
 use crate::common::{Daemon, TestEnv};
 use crate::support::*;
 

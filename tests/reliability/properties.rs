@@ -12,28 +12,17 @@ use openclawd::config::{self, Overrides};
 use openclawd::gateway::wire::anthropic::AnthropicStreamTranslator;
 use openclawd::gateway::wire::anthropic_in::{self, MessagesStreamWriter};
 use openclawd::gateway::wire::chat_in;
-use openclawd::gateway::wire::ndjson::NdjsonSplitter;
 use openclawd::gateway::wire::ollama::OllamaStreamTranslator;
 use openclawd::gateway::wire::openai::ChunkWriter;
 use openclawd::gateway::wire::openai::{Delta, FunctionDelta, ToolCallDelta};
-use openclawd::gateway::wire::relay::{EventWriter, Relay};
-use openclawd::gateway::wire::responses_in::{self, Echo, ResponsesStreamWriter};
+use openclawd::gateway::wire::responses_in::{self, ResponsesStreamWriter};
 use openclawd::gateway::wire::sse::SseParser;
 use openclawd::gateway::wire::{TranslateEvent, Usage, WireError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-/// 64 cases in CI; `PROPTEST_CASES=N` for a longer local round.
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+use crate::common::proptest_config;
+use crate::common::translate::{self, relay, translate};
 
 /// Splits `data` at the given cut points (taken modulo its length).
 fn split<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
@@ -97,22 +86,11 @@ fn finish_reason(payloads: &[Value]) -> Option<String> {
 // ---- Ollama NDJSON → SSE ------------------------------------------------------------------
 
 fn ollama_run(pieces: &[&[u8]]) -> Vec<TranslateEvent> {
-    let mut lines = NdjsonSplitter::new();
-    let mut t = OllamaStreamTranslator::with_writer(
+    let translator = OllamaStreamTranslator::with_writer(
         ChunkWriter::with_id("chatcmpl-prop".into(), 1, "ollama/m"),
         true,
     );
-    let mut out = Vec::new();
-    for piece in pieces {
-        for line in lines.push(piece) {
-            out.extend(t.feed(&line));
-        }
-    }
-    if let Some(line) = lines.finish() {
-        out.extend(t.feed(&line));
-    }
-    out.extend(t.finish());
-    out
+    translate(translator, pieces)
 }
 
 fn ollama_stream(tokens: &[String], thinking: &[String], done: Option<bool>) -> Vec<u8> {
@@ -140,7 +118,7 @@ fn ollama_stream(tokens: &[String], thinking: &[String], done: Option<bool>) -> 
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn ollama_ndjson_translation_is_chunking_independent_and_keeps_every_token(
@@ -182,22 +160,11 @@ proptest! {
 // ---- Anthropic SSE → OpenAI SSE -----------------------------------------------------------
 
 fn anthropic_run(pieces: &[&[u8]]) -> Vec<TranslateEvent> {
-    let mut parser = SseParser::new();
-    let mut t = AnthropicStreamTranslator::with_writer(
+    let translator = AnthropicStreamTranslator::with_writer(
         ChunkWriter::with_id("chatcmpl-prop".into(), 1, "anthropic/m"),
         false,
     );
-    let mut out = Vec::new();
-    for piece in pieces {
-        for event in parser.push(piece) {
-            out.extend(t.feed(&event));
-        }
-    }
-    if let Some(event) = parser.finish() {
-        out.extend(t.feed(&event));
-    }
-    out.extend(t.finish());
-    out
+    translate(translator, pieces)
 }
 
 fn anthropic_stream(texts: &[String], stop: &str, complete: bool, eol: &str) -> Vec<u8> {
@@ -234,7 +201,7 @@ fn anthropic_stream(texts: &[String], stop: &str, complete: bool, eol: &str) -> 
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn anthropic_sse_translation_is_chunking_independent_and_keeps_every_token(
@@ -271,32 +238,12 @@ proptest! {
 
 // ---- inbound relays: OpenAI stream → Anthropic Messages / Responses events ------------------
 
-fn relay_run<W: EventWriter>(writer: W, pieces: &[&[u8]]) -> Vec<u8> {
-    let mut relay = Relay::new(writer);
-    let mut out = Vec::new();
-    for piece in pieces {
-        out.extend(relay.push(piece));
-    }
-    out.extend(relay.finish());
-    out
-}
-
 fn anthropic_writer() -> MessagesStreamWriter {
     MessagesStreamWriter::new("msg_prop".into(), "ollama/m".into())
 }
 
 fn responses_writer() -> ResponsesStreamWriter {
-    ResponsesStreamWriter::new(Echo {
-        id: "resp_prop".into(),
-        created_at: 1,
-        model: "ollama/m".into(),
-        instructions: None,
-        max_output_tokens: None,
-        temperature: None,
-        top_p: None,
-        tools: Vec::new(),
-        effort: None,
-    })
+    translate::responses_writer("resp_prop")
 }
 
 /// The events a client parses: each has an `event:` line equal to its data's `type`.
@@ -440,7 +387,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn inbound_relays_are_chunking_independent_and_keep_every_token(
@@ -452,14 +399,14 @@ proptest! {
     ) {
         let bytes = openai_stream(&tokens, &args, finish, usage);
         let pieces = split(&bytes, &cuts);
-        let whole = relay_run(anthropic_writer(), &[&bytes]);
-        prop_assert_eq!(&whole, &relay_run(anthropic_writer(), &pieces));
+        let whole = relay(anthropic_writer(), &[&bytes]);
+        prop_assert_eq!(&whole, &relay(anthropic_writer(), &pieces));
         let (text, ok) = check_anthropic(&whole);
         prop_assert_eq!(&text, &tokens.concat());
         prop_assert_eq!(ok, finish.is_some(), "a stream cut short ends in an error event");
 
-        let whole = relay_run(responses_writer(), &[&bytes]);
-        prop_assert_eq!(&whole, &relay_run(responses_writer(), &pieces));
+        let whole = relay(responses_writer(), &[&bytes]);
+        prop_assert_eq!(&whole, &relay(responses_writer(), &pieces));
         let (text, terminal) = check_responses(&whole);
         prop_assert_eq!(&text, &tokens.concat());
         let want = match finish {
@@ -476,12 +423,12 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
     ) {
         let pieces = split(&bytes, &cuts);
-        let whole = relay_run(anthropic_writer(), &[&bytes]);
+        let whole = relay(anthropic_writer(), &[&bytes]);
         check_anthropic(&whole);
-        prop_assert_eq!(whole, relay_run(anthropic_writer(), &pieces));
-        let whole = relay_run(responses_writer(), &[&bytes]);
+        prop_assert_eq!(whole, relay(anthropic_writer(), &pieces));
+        let whole = relay(responses_writer(), &[&bytes]);
         check_responses(&whole);
-        prop_assert_eq!(whole, relay_run(responses_writer(), &pieces));
+        prop_assert_eq!(whole, relay(responses_writer(), &pieces));
     }
 
     #[test]
@@ -563,7 +510,7 @@ enum Piece {
 const VARS: [(&str, &str); 3] = [("KEY_A", "alpha"), ("B2", "${KEY_A}"), ("_C", "$$x}")];
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config())]
 
     #[test]
     fn the_config_loader_never_panics_on_any_text(text in any::<String>()) {

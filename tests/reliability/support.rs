@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::sse::sse_data;
 use crate::common::TestEnv;
 
 pub const CLOUD_KEY: &str = "sk-reliability-cloud-key-7f3a";
@@ -73,14 +74,6 @@ pub fn write_config(
 
 pub fn chat(model: &str, stream: bool) -> Value {
     json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Why is the sky blue?"}]})
-}
-
-/// The `data:` payloads of an SSE body.
-pub fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
-        .map(str::to_string)
-        .collect()
 }
 
 /// How an SSE body ended: `[DONE]`, an error event, or neither (silent truncation).
