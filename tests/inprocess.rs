@@ -191,7 +191,7 @@ fn a_config_edit_reroutes_without_a_restart() {
         two_clouds(&a, &b).replace("primary: 'a/m1', fallbacks: ['b/m1']", "primary: 'b/m1'");
     // The watcher starts with the task tree, a moment after `App::build` returns: an edit made
     // before it watches is not an edit it can see, so edit until the reload shows.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while app.status()["config"]["generation"] != 2 {
         assert!(
             Instant::now() < deadline,
