@@ -68,6 +68,9 @@ enum Cmd {
         /// Skip the `wrk` windows.
         #[arg(long)]
         no_wrk: bool,
+        /// Concurrency levels.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64])]
+        levels: Vec<usize>,
     },
     /// Serve the mock upstream until killed; prints `listening on ADDR` first.
     Mock {
@@ -131,7 +134,10 @@ fn main() -> anyhow::Result<()> {
             rounds,
             secs,
             no_wrk,
-        } => rt.block_on(interruptible(run_cpu(variants, rounds, secs, no_wrk))),
+            levels,
+        } => rt.block_on(interruptible(run_cpu(
+            variants, rounds, secs, no_wrk, levels,
+        ))),
     }
 }
 
@@ -198,6 +204,7 @@ async fn run_cpu(
         rounds: rounds.max(1),
         duration: Duration::from_secs_f64(secs.max(0.1)),
         wrk: !no_wrk,
+        levels,
         ..reference::RefPlan::full()
     };
     // Warm every path (connections, pools, caches) before the first window.

@@ -116,6 +116,24 @@ pub fn usage(pid: i32) -> Usage {
     u
 }
 
+/// The machine's (busy, steal, total) jiffies from `/proc/stat`: steal is time the hypervisor
+/// ran something else while a vCPU wanted to run (it inflates every CPU figure of a VM).
+pub fn machine_jiffies() -> (u64, u64, u64) {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0);
+    let total: u64 = f.iter().take(8).sum();
+    let idle = get(3) + get(4);
+    (total.saturating_sub(idle), get(7), total)
+}
+
 /// Resident set (`VmRSS`) in bytes of one process.
 pub fn rss_bytes(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -252,6 +252,9 @@ pub struct RefFigures {
     pub added_p99_c1: Option<f64>,
     pub wake_idle_us: Option<f64>,
     pub wake_hot_us: Option<f64>,
+    /// Share of the machine's CPU time that was busy / stolen by the hypervisor during §7.
+    pub busy_share: Option<f64>,
+    pub steal_share: Option<f64>,
 }
 
 /// Runs `wrk -t1 -c<c>` for `d`; (requests answered 2xx, errors).
@@ -380,6 +383,7 @@ pub async fn s7_reference(rig: &RefRig<'_>, plan: &RefPlan, figs: &mut RefFigure
     let systems = rig.systems();
     let top = plan.levels.iter().copied().max().unwrap_or(1);
     let mut acc: BTreeMap<(usize, Client, Sys), Acc> = BTreeMap::new();
+    let jiffies0 = procfs::machine_jiffies();
     for r in 0..plan.rounds {
         for &c in &plan.levels {
             let mut order: Vec<(Client, Sys)> =
@@ -464,6 +468,12 @@ pub async fn s7_reference(rig: &RefRig<'_>, plan: &RefPlan, figs: &mut RefFigure
                 }
             }
         }
+    }
+    let jiffies1 = procfs::machine_jiffies();
+    let total = jiffies1.2.saturating_sub(jiffies0.2) as f64;
+    if total > 0.0 {
+        figs.busy_share = Some(jiffies1.0.saturating_sub(jiffies0.0) as f64 / total);
+        figs.steal_share = Some(jiffies1.1.saturating_sub(jiffies0.1) as f64 / total);
     }
     let per = |a: &Acc, v: f64| (a.ok > 0).then(|| v / a.ok as f64);
     let mut clients = vec![Client::Hyper];
@@ -559,6 +569,16 @@ pub async fn s7_reference(rig: &RefRig<'_>, plan: &RefPlan, figs: &mut RefFigure
             }
             sec.tables.push(t);
         }
+    }
+    if let (Some(b), Some(st)) = (figs.busy_share, figs.steal_share) {
+        sec.notes.push(format!(
+            "During these rounds the machine's 2 vCPUs were {:.0} % busy (everything on it, \
+             other agents included) and {:.1} % of their time was stolen by the hypervisor \
+             (`/proc/stat`). Absolute µs per request move with that; the ratios to nginx measured \
+             in the same rounds are what carries over.",
+            b * 100.0,
+            st * 100.0
+        ));
     }
     if let Some((idle, hot)) = tokio::task::spawn_blocking({
         let n = plan.wake_samples;
