@@ -171,6 +171,7 @@ async fn run_cpu(
     rounds: usize,
     secs: f64,
     no_wrk: bool,
+    levels: Vec<usize>,
 ) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("openclawd-bench-")
