@@ -12,7 +12,7 @@ PATH="$here/target/tools/bin:$HOME/.cargo/bin:$PATH"
 command -v inferno-flamegraph >/dev/null || { echo "inferno missing: cargo install inferno --root target/tools" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$bin/bench" cpu --variant "openclawd=$bin/openclawd" --levels 64 --rounds 6 --secs 2 --no-wrk >"$tmp/bench.md" 2>"$tmp/bench.err" &
+"$bin/bench" cpu --variant "openclawd=$bin/openclawd" --levels 64 --rounds 4 --secs 2 --no-wrk >"$tmp/bench.md" 2>"$tmp/bench.err" &
 bench=$!
 pid=""
 for _ in $(seq 1 100); do
@@ -22,7 +22,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$pid" ] || { echo "openclawd did not start; bench said:" >&2; cat "$tmp/bench.err" >&2; exit 1; }
 sleep 2   # past start-up and the warm-up
-perf record -F 997 -g -p "$pid" -o "$tmp/perf.data" -- sleep 15 2>"$tmp/perf.err"
+# DWARF unwinding: release builds have no frame pointers.
+perf record -F 499 --call-graph dwarf,8192 -p "$pid" -o "$tmp/perf.data" -- sleep 6 2>"$tmp/perf.err"
 wait "$bench"
 perf script -i "$tmp/perf.data" 2>/dev/null | inferno-collapse-perf >"$tmp/folded"
 inferno-flamegraph --title "openclawd at concurrency 64 (→ nginx and → mock), $(date -u '+%Y-%m-%d %H:%M') UTC" <"$tmp/folded" >"$out"
