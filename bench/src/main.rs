@@ -549,7 +549,7 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
             reference::RefPlan::smoke()
         } else {
             reference::RefPlan {
-                rounds: plan.rounds,
+                rounds: plan.rounds.min(3),
                 ..reference::RefPlan::full()
             }
         };
