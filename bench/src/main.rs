@@ -188,11 +188,18 @@ async fn run_cpu(
     let mut procs = Vec::new();
     let mut vs = Vec::new();
     for v in &variants {
-        let (name, bin, env) = reference::parse_variant(v)?;
-        let (oc, _) =
-            systems::spawn_openclawd(&bin, mock_addr, Some(nginx.addr), dead_port, 2, &env).await?;
+        let spec = reference::parse_variant(v)?;
+        let (oc, _) = systems::spawn_openclawd(
+            &spec.bin,
+            mock_addr,
+            Some(nginx.addr),
+            dead_port,
+            2,
+            &spec.env,
+        )
+        .await?;
         vs.push(reference::Variant {
-            name,
+            name: spec.name,
             addr: oc.addr,
             pid: oc.proc.pid(),
         });
@@ -213,10 +220,10 @@ async fn run_cpu(
         ..reference::RefPlan::full()
     };
     // Warm every path (connections, pools, caches) before the first window.
-    for s in 0..vs.len() {
+    for v in &vs {
         for model in ["nginx/fast", "mock/fast"] {
             let t = load::Target::chat(
-                vs[s].addr,
+                v.addr,
                 "/v1/chat/completions",
                 model,
                 false,
@@ -515,11 +522,18 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
             pid: rig.openclawd_pid,
         }];
         for v in &common.variants {
-            let (name, bin, env) = reference::parse_variant(v)?;
-            let (oc, _) =
-                systems::spawn_openclawd(&bin, rig.mock, Some(n.addr), dead_port, 2, &env).await?;
+            let spec = reference::parse_variant(v)?;
+            let (oc, _) = systems::spawn_openclawd(
+                &spec.bin,
+                rig.mock,
+                Some(n.addr),
+                dead_port,
+                2,
+                &spec.env,
+            )
+            .await?;
             vs.push(reference::Variant {
-                name,
+                name: spec.name,
                 addr: oc.addr,
                 pid: oc.proc.pid(),
             });

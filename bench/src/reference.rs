@@ -641,8 +641,15 @@ pub async fn s7_reference(rig: &RefRig<'_>, plan: &RefPlan, figs: &mut RefFigure
     sec
 }
 
-/// `name=path[,KEY=VALUE…]` → (name, binary, environment).
-pub fn parse_variant(s: &str) -> anyhow::Result<(String, PathBuf, Vec<(String, String)>)> {
+/// An openclawd to start: its row name, binary and extra environment.
+pub struct VariantSpec {
+    pub name: String,
+    pub bin: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// `name=path[,KEY=VALUE…]` → the variant to start.
+pub fn parse_variant(s: &str) -> anyhow::Result<VariantSpec> {
     let (name, rest) = s
         .split_once('=')
         .context("a variant is NAME=BINARY[,KEY=VALUE…]")?;
@@ -655,7 +662,11 @@ pub fn parse_variant(s: &str) -> anyhow::Result<(String, PathBuf, Vec<(String, S
             .with_context(|| format!("{kv:?} is not KEY=VALUE"))?;
         env.push((k.to_string(), v.to_string()));
     }
-    Ok((name.to_string(), bin, env))
+    Ok(VariantSpec {
+        name: name.to_string(),
+        bin,
+        env,
+    })
 }
 
 #[cfg(test)]
@@ -664,11 +675,10 @@ mod tests {
 
     #[test]
     fn a_variant_names_a_binary_and_its_environment() {
-        let (n, b, e) =
-            parse_variant("w1=target/release/openclawd,TOKIO_WORKER_THREADS=1").unwrap();
-        assert_eq!(n, "w1");
-        assert_eq!(b, PathBuf::from("target/release/openclawd"));
-        assert_eq!(e, vec![("TOKIO_WORKER_THREADS".into(), "1".into())]);
+        let v = parse_variant("w1=target/release/openclawd,TOKIO_WORKER_THREADS=1").unwrap();
+        assert_eq!(v.name, "w1");
+        assert_eq!(v.bin, PathBuf::from("target/release/openclawd"));
+        assert_eq!(v.env, vec![("TOKIO_WORKER_THREADS".into(), "1".into())]);
         assert!(parse_variant("nobinary").is_err());
     }
 
