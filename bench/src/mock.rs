@@ -207,6 +207,11 @@ const TOKEN: &str = "tok ";
 const CREATED: u64 = 1_700_000_000;
 const CREATED_AT: &str = "2026-01-01T00:00:00.000000000Z";
 
+/// The answer to a non-streaming OpenAI request for `fast`: what nginx serves as the reference.
+pub fn fast_completion() -> String {
+    openai_json("\"fast\"", Shape::default().chunks)
+}
+
 fn openai_json(model: &str, chunks: u32) -> String {
     let content = TOKEN.repeat(chunks as usize);
     format!(

@@ -58,6 +58,82 @@ pub fn cpu_secs(pid: i32) -> f64 {
     ticks as f64 / clock_ticks()
 }
 
+/// Exact CPU time and context switches of a process tree, summed over every thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Time on CPU in ns: the scheduler's `sum_exec_runtime` (`/proc/<pid>/task/<tid>/schedstat`,
+    /// the same counter `perf stat -e task-clock` reads), not 100 Hz ticks.
+    pub cpu_ns: u64,
+    /// Voluntary + involuntary context switches (`/proc/<pid>/task/<tid>/status`).
+    pub switches: u64,
+}
+
+impl std::ops::Sub for Usage {
+    type Output = Usage;
+    fn sub(self, o: Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_sub(o.cpu_ns),
+            switches: self.switches.saturating_sub(o.switches),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, o: Usage) {
+        self.cpu_ns += o.cpu_ns;
+        self.switches += o.switches;
+    }
+}
+
+fn task_usage(pid: i32, tid: &str) -> Option<Usage> {
+    let sched = fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    let cpu_ns = sched.split_whitespace().next()?.parse().ok()?;
+    let status = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    let switches = status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    Some(Usage { cpu_ns, switches })
+}
+
+/// Exact usage so far of `pid` and its live descendants, every thread of each. (A thread that
+/// ended takes its share with it; the processes measured keep their threads.)
+pub fn usage(pid: i32) -> Usage {
+    let mut u = Usage::default();
+    for p in tree(pid) {
+        if let Ok(dir) = fs::read_dir(format!("/proc/{p}/task")) {
+            for t in dir.flatten() {
+                if let Some(tu) = t.file_name().to_str().and_then(|tid| task_usage(p, tid)) {
+                    u += tu;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// The machine's (busy, steal, total) jiffies from `/proc/stat`: steal is time the hypervisor
+/// ran something else while a vCPU wanted to run (it inflates every CPU figure of a VM).
+pub fn machine_jiffies() -> (u64, u64, u64) {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let get = |i: usize| f.get(i).copied().unwrap_or(0);
+    let total: u64 = f.iter().take(8).sum();
+    let idle = get(3) + get(4);
+    (total.saturating_sub(idle), get(7), total)
+}
+
 /// Resident set (`VmRSS`) in bytes of one process.
 pub fn rss_bytes(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -108,5 +184,7 @@ mod tests {
         assert!(cpu_secs(me) >= 0.0);
         assert!(rss_bytes(me).unwrap() > 1024 * 1024);
         assert!(tree(me).contains(&me));
+        let u = usage(me);
+        assert!(u.cpu_ns > 0 && u.switches > 0, "{u:?}");
     }
 }

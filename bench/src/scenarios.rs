@@ -233,6 +233,7 @@ pub struct Figures {
     pub added_ttft_p99_c1_us: Option<f64>,
     pub added_ttft_p99_c64_us: Option<f64>,
     pub added_gap_p99_512_us: Option<f64>,
+    pub added_ttft_p50_512_us: Option<f64>,
     pub max_streams_openclawd: Option<usize>,
     pub cpu_per_request_us: Option<f64>,
     pub cpu_per_request_ollama_us: Option<f64>,
@@ -464,15 +465,32 @@ pub async fn s1_latency(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section {
                 },
             ]);
         }
+        // Measured now, not quoted: the cost of one wake-up from idle on this machine.
+        let samples = plan.s1_idle_requests.clamp(5, 100);
+        let wake = tokio::task::spawn_blocking(move || crate::reference::wake_cost(samples))
+            .await
+            .ok()
+            .flatten();
+        let wake_text = match wake {
+            Some((idle, hot)) => format!(
+                "on this machine, in this run, a thread woken from idle answers a 1-byte ping in \
+                 {} (p50), {} when hot",
+                us(idle),
+                us(hot)
+            ),
+            None => "the wake-up cost could not be measured in this run".into(),
+        };
         sec.text.push_str(&format!(
             "\n\nThe second table sends {} requests per system per round on a warm connection, \
              each after {} ms of idle time, as a chat client does between messages (LiteLLM: \
              at most 20). Every process then starts cold: its thread wakes from `epoll_wait`, \
              its caches were used by others. A gateway adds one hop each way, so two more \
-             wake-ups than direct access; on this VM a wake-up from idle costs ~100–200 µs \
-             (direct access itself goes from ~20 µs back to back to ~200 µs after idle).",
+             wake-ups than direct access; {wake_text} (direct access itself goes from {} back \
+             to back to {} after idle).",
             plan.s1_idle_requests,
-            plan.s1_think.as_millis()
+            plan.s1_think.as_millis(),
+            opt_us(p50.median(Sys::Direct)),
+            opt_us(idle50.median(Sys::Direct)),
         ));
         sec.tables.push(t);
         figs.added_p50_idle_us = idle50.added(Sys::Openclawd);
@@ -809,6 +827,9 @@ pub async fn s3_streaming(rig: &Rig, plan: &Plan, figs: &mut Figures) -> Section
     figs.added_gap_p99_512_us = per_level
         .get(&512)
         .and_then(|l| l.gap_p99.added(Sys::Openclawd));
+    figs.added_ttft_p50_512_us = per_level
+        .get(&512)
+        .and_then(|l| l.ttft_p50.added(Sys::Openclawd));
     figs.rss_512 = per_level.get(&512).and_then(|l| {
         [Sys::Openclawd, Sys::OpenclawdOllama]
             .iter()

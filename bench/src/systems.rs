@@ -177,7 +177,12 @@ pub struct Openclawd {
     pub _home: tempfile::TempDir,
 }
 
-pub fn openclaw_json(mock: SocketAddr, dead_port: u16, dead_models: usize) -> String {
+pub fn openclaw_json(
+    mock: SocketAddr,
+    nginx: Option<SocketAddr>,
+    dead_port: u16,
+    dead_models: usize,
+) -> String {
     let models = |ids: &mut dyn Iterator<Item = String>| -> String {
         ids.map(|id| {
             format!("{{ id: '{id}', name: '{id}', contextWindow: 32768, maxTokens: 4096 }}")
@@ -187,13 +192,22 @@ pub fn openclaw_json(mock: SocketAddr, dead_port: u16, dead_models: usize) -> St
     };
     let ours = models(&mut MODELS.iter().map(|m| m.to_string()));
     let dead = models(&mut (0..dead_models.max(1)).map(|i| format!("d{i}")));
+    // The reference upstream (issue 18): nginx serving one fixed completion.
+    let nginx = nginx
+        .map(|n| {
+            format!(
+                "    nginx: {{ baseUrl: 'http://{n}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {} ] }},\n",
+                models(&mut std::iter::once(FAST.to_string()))
+            )
+        })
+        .unwrap_or_default();
     format!(
         "{{
   models: {{ providers: {{
     mock: {{ baseUrl: 'http://{mock}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {ours} ] }},
     ollama: {{ baseUrl: 'http://{mock}', api: 'ollama', models: [ {ours} ] }},
     dead: {{ baseUrl: 'http://127.0.0.1:{dead_port}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {dead} ] }},
-  }} }},
+{nginx}  }} }},
   agents: {{ defaults: {{ model: {{ primary: 'mock/{FAST}', fallbacks: ['mock/{FAST}'] }} }} }},
 }}
 "
@@ -203,8 +217,10 @@ pub fn openclaw_json(mock: SocketAddr, dead_port: u16, dead_models: usize) -> St
 pub async fn spawn_openclawd(
     bin: &Path,
     mock: SocketAddr,
+    nginx: Option<SocketAddr>,
     dead_port: u16,
     dead_models: usize,
+    extra_env: &[(String, String)],
 ) -> anyhow::Result<(Openclawd, Duration)> {
     let home = tempfile::Builder::new()
         .prefix("openclawd-bench-")
@@ -213,7 +229,7 @@ pub async fn spawn_openclawd(
     std::fs::create_dir_all(state.join("openclawd"))?;
     std::fs::write(
         state.join("openclaw.json"),
-        openclaw_json(mock, dead_port, dead_models),
+        openclaw_json(mock, nginx, dead_port, dead_models),
     )?;
     std::fs::write(
         state.join("openclawd").join("openclawd.json"),
@@ -229,6 +245,8 @@ pub async fn spawn_openclawd(
         .env("OPENCLAW_GATEWAY_PORT", port.to_string())
         // The supervisor (manage: false) adopts the mock, which answers /api/version.
         .env("OLLAMA_HOST", mock.to_string())
+        // Runtime knobs measured as variants (`bench cpu --variant name=bin,TOKIO_WORKER_THREADS=1`).
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null());
     let mut proc = Proc::spawn("openclawd", cmd, &home.path().join("openclawd.log"))?;
     let addr = loopback(port);

@@ -61,6 +61,13 @@ fn the_benchmark_runs_every_scenario_and_writes_the_report() {
     ] {
         assert!(report.contains(heading), "no {heading:?} in:\n{report}");
     }
+    // Scenario 7 needs nginx (scripts/bench-nginx-install.sh); where it is installed it must run.
+    if std::path::Path::new("/usr/sbin/nginx").exists() {
+        assert!(
+            report.contains("## 7. CPU per request"),
+            "nginx is installed but no scenario 7 in:\n{report}"
+        );
+    }
     assert!(
         report.contains("| **openclawd** → mock (`openai-completions`) |"),
         "{report}"

@@ -56,12 +56,22 @@ fn init_tracing(format: LogFormat) {
 
 pub fn run(opts: RunOptions) -> anyhow::Result<ExitCode> {
     init_tracing(opts.log_format);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("openclawd")
-        .build()
-        .context("starting the async runtime")?;
+    let rt = runtime().context("starting the async runtime")?;
     rt.block_on(run_daemon(opts))
+}
+
+/// The runtime shape (issue 18, BENCHMARKS.md §7): one worker thread. With two, a request
+/// and its upstream connection often live on different workers, so each hop is a cross-thread
+/// wake-up (2.7 context switches per request at concurrency 1 instead of the 2.0 floor) and
+/// CPU per request at concurrency 64 is ~15 % higher. The gateway's work per request is tens
+/// of µs; the model's is seconds, so one core is not the limit. `TOKIO_WORKER_THREADS`
+/// still overrides it.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        b.worker_threads(1);
+    }
+    b.enable_all().thread_name("openclawd").build()
 }
 
 pub(crate) fn process_env() -> BTreeMap<String, String> {
