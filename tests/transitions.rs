@@ -111,9 +111,15 @@ fn requests_during_a_crash_and_restart_are_answered_by_the_local_model() {
     );
     let outcomes = outcomes.lock().unwrap();
     assert!(outcomes.len() >= 8, "{outcomes:?}");
+    let log = d.log_text();
+    let why: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("attempt failed") || l.contains("fallback") || l.contains("Ollama"))
+        .take(20)
+        .collect();
     for (status, model, _) in outcomes.iter() {
-        assert_eq!(*status, 200, "{outcomes:?}");
-        assert_eq!(model, "ollama/llama3.2:3b", "{outcomes:?}");
+        assert_eq!(*status, 200, "{}", why.join("\n"));
+        assert_eq!(model, "ollama/llama3.2:3b", "{}", why.join("\n"));
     }
     assert!(
         cloud.received().is_empty(),

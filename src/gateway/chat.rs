@@ -322,6 +322,10 @@ pub(super) async fn walk(
                             state.cooldowns.fail(&m.model_ref, e.retry_after);
                         }
                     }
+                    // Our own Ollama refusing connections is the supervisor's to fix, and
+                    // the next request holds for its restart: a cooldown would instead send
+                    // every request to the fallback until it expired.
+                    FailureClass::Connect if in_flight.is_some() => {}
                     _ => {
                         state.cooldowns.fail(model_ref, e.retry_after);
                     }

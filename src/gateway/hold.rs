@@ -115,13 +115,21 @@ pub async fn wait_after_refusal(
     budget: &mut HoldBudget,
     metrics: &Metrics,
 ) -> OllamaReadiness {
-    let epoch = {
+    let (serving, state, epoch) = {
         let status = ollama.borrow();
-        if !serves(&status, base_url) || status.state != OllamaState::Running {
-            return OllamaReadiness::Down(down(status.state));
-        }
-        status.healthy_epoch
+        (
+            serves(&status, base_url),
+            status.state,
+            status.healthy_epoch,
+        )
     };
+    if !serving {
+        return OllamaReadiness::Down(down(state));
+    }
+    if state != OllamaState::Running {
+        // The supervisor noticed first: hold for the restart it is doing.
+        return wait_for_ollama(ollama, base_url, budget, metrics).await;
+    }
     let limit = NOTICE_WITHIN.min(budget.left);
     let started = Instant::now();
     let mut rx = ollama.clone();
@@ -153,6 +161,24 @@ pub async fn wait_after_refusal(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_the_supervisor_noticed_holds_for_the_restart() {
+        let (tx, rx) = watch::channel(status(OllamaState::Restarting));
+        let metrics = Metrics::default();
+        let mut budget = HoldBudget::new(Duration::from_secs(30));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            tx.send_modify(|s| {
+                s.state = OllamaState::Running;
+                s.healthy_epoch += 1;
+            });
+            std::future::pending::<()>().await
+        });
+        let readiness =
+            wait_after_refusal(&rx, "http://127.0.0.1:11434", &mut budget, &metrics).await;
+        assert_eq!(readiness, OllamaReadiness::Ready);
+    }
+
     use super::*;
 
     fn status(state: OllamaState) -> OllamaStatus {
