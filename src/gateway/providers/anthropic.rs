@@ -4,39 +4,27 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::translate::{drive, StreamTranslate};
+use super::translate::{drive, SseEventTranslator, SseTranslated};
 use super::{read_json, send, Answer, AttemptError, ErrorDialect, Target, Upstreams};
 use crate::gateway::wire::anthropic::{self as wire, AnthropicStreamTranslator};
 use crate::gateway::wire::ir::SameApiExtras;
 use crate::gateway::wire::openai::{self as oai};
-use crate::gateway::wire::sse::SseParser;
+use crate::gateway::wire::sse::SseEvent;
 use crate::gateway::wire::TranslateEvent;
 
 const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Used when neither the request nor the model config says how long an answer may be.
 const FALLBACK_MAX_TOKENS: u64 = 4096;
 
-struct AnthropicStream {
-    events: SseParser,
-    translator: AnthropicStreamTranslator,
-}
+impl SseEventTranslator for AnthropicStreamTranslator {
+    const UPSTREAM: &'static str = "Anthropic";
 
-impl StreamTranslate for AnthropicStream {
-    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        for ev in self.events.push(chunk) {
-            out.extend(self.translator.feed(&ev));
-        }
-        out
+    fn feed(&mut self, event: &SseEvent) -> Vec<TranslateEvent> {
+        AnthropicStreamTranslator::feed(self, event)
     }
 
     fn finish(&mut self) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        if let Some(ev) = self.events.finish() {
-            out.extend(self.translator.feed(&ev));
-        }
-        out.extend(self.translator.finish());
-        out
+        AnthropicStreamTranslator::finish(self)
     }
 }
 
@@ -96,13 +84,10 @@ pub async fn call(
             content_type: HeaderValue::from_static("application/json"),
         });
     }
-    let translator = AnthropicStream {
-        events: SseParser::new(),
-        translator: AnthropicStreamTranslator::new(
-            &target.model.model_ref,
-            oai::include_usage(req),
-        ),
-    };
+    let translator = SseTranslated::new(AnthropicStreamTranslator::new(
+        &target.model.model_ref,
+        oai::include_usage(req),
+    ));
     let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
 }

@@ -5,42 +5,22 @@ use axum::http::{HeaderValue, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::translate::{drive, StreamTranslate};
+use super::translate::{drive, SseEventTranslator, SseTranslated};
 use super::{read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, Target, Upstreams};
 use crate::gateway::wire::gemini::{self as wire, GeminiStreamTranslator, GenerateResponse};
 use crate::gateway::wire::openai as oai;
-use crate::gateway::wire::sse::SseParser;
+use crate::gateway::wire::sse::SseEvent;
 use crate::gateway::wire::{is_context_overflow, TranslateEvent};
 
-struct GeminiStream {
-    events: SseParser,
-    translator: GeminiStreamTranslator,
-}
+impl SseEventTranslator for GeminiStreamTranslator {
+    const UPSTREAM: &'static str = "Gemini";
 
-impl StreamTranslate for GeminiStream {
-    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        for ev in self.events.push(chunk) {
-            out.extend(self.translator.feed(&ev));
-        }
-        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
-            // An event that never ends (a wrong server streaming a download) is not buffered
-            // without bound.
-            out.push(TranslateEvent::UpstreamError(format!(
-                "Gemini sent more than {} MiB without ending an event; is the provider's baseUrl right?",
-                super::MAX_UNFRAMED_BYTES >> 20
-            )));
-        }
-        out
+    fn feed(&mut self, event: &SseEvent) -> Vec<TranslateEvent> {
+        GeminiStreamTranslator::feed(self, event)
     }
 
     fn finish(&mut self) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        if let Some(ev) = self.events.finish() {
-            out.extend(self.translator.feed(&ev));
-        }
-        out.extend(self.translator.finish());
-        out
+        GeminiStreamTranslator::finish(self)
     }
 }
 
@@ -98,10 +78,10 @@ pub async fn call(
             content_type: HeaderValue::from_static("application/json"),
         });
     }
-    let translator = GeminiStream {
-        events: SseParser::new(),
-        translator: GeminiStreamTranslator::new(&target.model.model_ref, oai::include_usage(req)),
-    };
+    let translator = SseTranslated::new(GeminiStreamTranslator::new(
+        &target.model.model_ref,
+        oai::include_usage(req),
+    ));
     let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
 }
@@ -153,6 +133,7 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: Byte
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::providers::translate::StreamTranslate;
 
     fn class_of(status: u16, body: &str) -> (FailureClass, Option<std::time::Duration>) {
         let e = classify(
@@ -202,10 +183,7 @@ mod tests {
 
     #[test]
     fn an_event_that_never_ends_is_capped() {
-        let mut stream = GeminiStream {
-            events: SseParser::new(),
-            translator: GeminiStreamTranslator::new("google/m", false),
-        };
+        let mut stream = SseTranslated::new(GeminiStreamTranslator::new("google/m", false));
         assert!(stream.push(b"data: {\"candidates\": [").is_empty());
         let block = vec![b'x'; 1 << 20];
         let mut out = Vec::new();

@@ -5,45 +5,25 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::translate::{drive, StreamTranslate};
+use super::translate::{drive, SseEventTranslator, SseTranslated};
 use super::{read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, Target, Upstreams};
 use crate::gateway::wire::ir::SameApiExtras;
 use crate::gateway::wire::openai as oai;
 use crate::gateway::wire::responses_out::{
     self as wire, ResponseObject, ResponsesStreamTranslator,
 };
-use crate::gateway::wire::sse::SseParser;
+use crate::gateway::wire::sse::SseEvent;
 use crate::gateway::wire::{is_context_overflow, TranslateEvent};
 
-struct ResponsesStream {
-    events: SseParser,
-    translator: ResponsesStreamTranslator,
-}
+impl SseEventTranslator for ResponsesStreamTranslator {
+    const UPSTREAM: &'static str = "the Responses API";
 
-impl StreamTranslate for ResponsesStream {
-    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        for ev in self.events.push(chunk) {
-            out.extend(self.translator.feed(&ev));
-        }
-        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
-            // An event that never ends (a wrong server streaming a download) is not buffered
-            // without bound.
-            out.push(TranslateEvent::UpstreamError(format!(
-                "the Responses API sent more than {} MiB without ending an event; is the provider's baseUrl right?",
-                super::MAX_UNFRAMED_BYTES >> 20
-            )));
-        }
-        out
+    fn feed(&mut self, event: &SseEvent) -> Vec<TranslateEvent> {
+        ResponsesStreamTranslator::feed(self, event)
     }
 
     fn finish(&mut self) -> Vec<TranslateEvent> {
-        let mut out = Vec::new();
-        if let Some(ev) = self.events.finish() {
-            out.extend(self.translator.feed(&ev));
-        }
-        out.extend(self.translator.finish());
-        out
+        ResponsesStreamTranslator::finish(self)
     }
 }
 
@@ -109,13 +89,10 @@ pub async fn call(
             content_type: HeaderValue::from_static("application/json"),
         });
     }
-    let translator = ResponsesStream {
-        events: SseParser::new(),
-        translator: ResponsesStreamTranslator::new(
-            &target.model.model_ref,
-            oai::include_usage(req),
-        ),
-    };
+    let translator = SseTranslated::new(ResponsesStreamTranslator::new(
+        &target.model.model_ref,
+        oai::include_usage(req),
+    ));
     let s = drive(resp.bytes_stream(), translator, budget).await?;
     Ok(Answer::Stream(s))
 }

@@ -10,6 +10,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{AttemptError, FailureClass, SseStream};
 use crate::gateway::wire::openai::sse_error_event;
+use crate::gateway::wire::sse::{SseEvent, SseParser};
 use crate::gateway::wire::{is_context_overflow, TranslateEvent};
 
 /// A framer plus translator for one upstream dialect.
@@ -19,6 +20,58 @@ pub trait StreamTranslate: Send + 'static {
     fn finish(&mut self) -> Vec<TranslateEvent>;
     /// Called once when the answer ended well, e.g. to record tokens/s.
     fn completed(&mut self) {}
+}
+
+/// The translator of one SSE dialect's events (Anthropic Messages, Gemini, OpenAI Responses).
+pub trait SseEventTranslator: Send + 'static {
+    /// Who sends these events, for error messages ("Gemini", "the Responses API").
+    const UPSTREAM: &'static str;
+    fn feed(&mut self, event: &SseEvent) -> Vec<TranslateEvent>;
+    /// The upstream closed; anything still owed (or the error of a premature end).
+    fn finish(&mut self) -> Vec<TranslateEvent>;
+}
+
+/// SSE framing in front of an event translator: the one [`StreamTranslate`] of every SSE
+/// dialect. An event that never ends (a wrong server streaming a download) is not buffered
+/// without bound.
+pub struct SseTranslated<T> {
+    events: SseParser,
+    translator: T,
+}
+
+impl<T> SseTranslated<T> {
+    pub fn new(translator: T) -> SseTranslated<T> {
+        SseTranslated {
+            events: SseParser::new(),
+            translator,
+        }
+    }
+}
+
+impl<T: SseEventTranslator> StreamTranslate for SseTranslated<T> {
+    fn push(&mut self, chunk: &[u8]) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        for ev in self.events.push(chunk) {
+            out.extend(self.translator.feed(&ev));
+        }
+        if self.events.pending_len() > super::MAX_UNFRAMED_BYTES {
+            out.push(TranslateEvent::UpstreamError(format!(
+                "{} sent more than {} MiB without ending an event; is the provider's baseUrl right?",
+                T::UPSTREAM,
+                super::MAX_UNFRAMED_BYTES >> 20
+            )));
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<TranslateEvent> {
+        let mut out = Vec::new();
+        if let Some(ev) = self.events.finish() {
+            out.extend(self.translator.feed(&ev));
+        }
+        out.extend(self.translator.finish());
+        out
+    }
 }
 
 type Upstream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
