@@ -104,7 +104,7 @@ fn run_client(
 }
 
 /// Prints what crossed the relay and what tried to leave the machine (`--nocapture` shows it).
-fn print_traffic(client: &str, exchanges: &[Exchange], trap: &ProxyTrap) {
+fn print_traffic(client: &str, exchanges: &[Exchange], trap: &ProxyTrap, env: &TestEnv) {
     eprintln!(
         "== {client}: {} request(s) through the gateway",
         exchanges.len()
@@ -141,6 +141,27 @@ fn print_traffic(client: &str, exchanges: &[Exchange], trap: &ProxyTrap) {
         );
     }
     eprintln!("  attempts to leave the machine: {:?}", trap.attempts());
+    // OPENCLAWD_NPM_CLIENTS_DUMP=<dir> keeps every body, for looking at what a client sends.
+    if let Some(dir) = std::env::var_os("OPENCLAWD_NPM_CLIENTS_DUMP").map(PathBuf::from) {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, x) in exchanges.iter().enumerate() {
+            std::fs::write(dir.join(format!("{client}-{i}-request")), &x.request.body).unwrap();
+            if let Some(r) = &x.response {
+                std::fs::write(dir.join(format!("{client}-{i}-response")), &r.body).unwrap();
+            }
+        }
+        let upstream: Vec<Value> = env.ollama_requests();
+        std::fs::write(
+            dir.join(format!("{client}-ollama-requests.json")),
+            serde_json::to_vec_pretty(&upstream).unwrap(),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        trap.attempts(),
+        Vec::<String>::new(),
+        "{client} tried to leave the machine: switch that off in its settings here"
+    );
 }
 
 /// The double's `/api/chat` requests whose user turns contain `text`.
@@ -199,7 +220,7 @@ fn claude_code_answers_one_prompt_through_the_gateway() {
         ],
     );
     let exchanges = relay.exchanges();
-    print_traffic("claude", &exchanges, &trap);
+    print_traffic("claude", &exchanges, &trap, &env);
     assert!(
         out.status.success(),
         "claude -p failed\n{}",
@@ -271,6 +292,15 @@ fn codex_answers_one_prompt_through_the_gateway() {
         format!(
             r#"model = "ollama/llama3.2:3b"
 model_provider = "openclawd"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
 
 [model_providers.openclawd]
 name = "openclawd"
@@ -297,7 +327,7 @@ stream_max_retries = 0
         ],
     );
     let exchanges = relay.exchanges();
-    print_traffic("codex", &exchanges, &trap);
+    print_traffic("codex", &exchanges, &trap, &env);
     assert!(
         out.status.success(),
         "codex exec failed\n{}",
