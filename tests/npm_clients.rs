@@ -179,6 +179,52 @@ fn chats_asking(env: &TestEnv, text: &str) -> usize {
         .count()
 }
 
+/// The monitoring page's request ring (the `requests` event `/events` opens with).
+fn request_ring(d: &Daemon) -> Vec<Value> {
+    let mut feed = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{}/events", d.base))
+        .bearer_auth(GATEWAY_TOKEN)
+        .send()
+        .expect("GET /events");
+    let mut text = String::new();
+    let mut buf = [0u8; 65536];
+    while !(text.contains("event: requests\ndata: ") && text.ends_with("\n\n")) {
+        let n = std::io::Read::read(&mut feed, &mut buf).unwrap();
+        assert!(n > 0, "the feed ended before its requests event");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let data = text
+        .split("event: requests\ndata: ")
+        .nth(1)
+        .and_then(|t| t.split("\n\n").next())
+        .unwrap();
+    let snapshot: Value = serde_json::from_str(data).unwrap();
+    snapshot["requests"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the ring holds a complete streamed answer to `model` by `model` (a request is
+/// recorded when its stream ends, which may be just after the client has read the last byte).
+fn ring_shows_streamed_answer(d: &Daemon, model: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ring = request_ring(d);
+        if let Some(r) = ring.iter().find(|r| {
+            r["asked"] == model
+                && r["answered"] == model
+                && r["status"] == 200
+                && r["stream"] == true
+                && r["outcome"].is_null()
+        }) {
+            return r.clone();
+        }
+        assert!(Instant::now() < deadline, "the request ring: {ring:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn explain(out: &Output, d: &Daemon) -> String {
     format!(
         "exit: {:?}\nstdout:\n{}\nstderr:\n{}\nopenclawd log:\n{}",
@@ -271,6 +317,9 @@ fn claude_code_answers_one_prompt_through_the_gateway() {
         "{:#?}",
         env.ollama_requests()
     );
+    // The monitoring page's ring saw the answer.
+    let record = ring_shows_streamed_answer(&d, "ollama/llama3.2:3b");
+    assert_eq!(record["fallback"], false, "{record}");
 }
 
 #[test]
@@ -376,4 +425,7 @@ stream_max_retries = 0
         "{:#?}",
         env.ollama_requests()
     );
+    // The monitoring page's ring saw the answer.
+    let record = ring_shows_streamed_answer(&d, "ollama/llama3.2:3b");
+    assert_eq!(record["fallback"], false, "{record}");
 }
