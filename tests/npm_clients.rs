@@ -18,7 +18,7 @@ mod common;
 #[path = "common/http_recorder.rs"]
 mod http_recorder;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -225,6 +225,91 @@ fn ring_shows_streamed_answer(d: &Daemon, model: &str) -> Value {
     }
 }
 
+/// `claude -p <prompt> --model <model> --output-format json` against the gateway (through
+/// `relay`), with the gateway token as its API key and everything non-essential off.
+fn run_claude(
+    claude: &Path,
+    env: &TestEnv,
+    relay: &HttpRecorder,
+    trap: &ProxyTrap,
+    model: &str,
+    prompt: &str,
+) -> Output {
+    let mut cmd = Command::new(claude);
+    cmd.args(["-p", prompt, "--output-format", "json", "--max-turns", "1"])
+        .args(["--model", model]);
+    run_client(
+        cmd,
+        env,
+        trap,
+        &[
+            ("ANTHROPIC_BASE_URL", relay.base()),
+            ("ANTHROPIC_API_KEY", GATEWAY_TOKEN.into()),
+            // Background work (titles and the like) asks for the "small fast" model.
+            ("ANTHROPIC_DEFAULT_HAIKU_MODEL", model.into()),
+            ("ANTHROPIC_SMALL_FAST_MODEL", model.into()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+            ("DISABLE_TELEMETRY", "1".into()),
+            ("DISABLE_AUTOUPDATER", "1".into()),
+            ("DISABLE_ERROR_REPORTING", "1".into()),
+        ],
+    )
+}
+
+/// `codex exec --json <prompt>` with a `$CODEX_HOME/config.toml` whose provider is the gateway
+/// (through `relay`) on the Responses API, with `model`; no retries, and analytics, plugins and
+/// apps (which reach github.com and chatgpt.com at startup) off.
+fn run_codex(
+    codex: &Path,
+    env: &TestEnv,
+    relay: &HttpRecorder,
+    trap: &ProxyTrap,
+    model: &str,
+    prompt: &str,
+) -> Output {
+    // Codex reads model providers only from $CODEX_HOME/config.toml.
+    let codex_home = env.home.path().join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            r#"model = "{model}"
+model_provider = "openclawd"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+remote_plugin = false
+apps = false
+
+[model_providers.openclawd]
+name = "openclawd"
+base_url = "{}/v1"
+env_key = "OPENCLAWD_GATEWAY_TOKEN"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+"#,
+            relay.base()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(codex);
+    cmd.args(["exec", "--skip-git-repo-check", "--json", prompt]);
+    run_client(
+        cmd,
+        env,
+        trap,
+        &[
+            ("CODEX_HOME", codex_home.display().to_string()),
+            ("OPENCLAWD_GATEWAY_TOKEN", GATEWAY_TOKEN.into()),
+        ],
+    )
+}
+
 fn explain(out: &Output, d: &Daemon) -> String {
     format!(
         "exit: {:?}\nstdout:\n{}\nstderr:\n{}\nopenclawd log:\n{}",
@@ -246,25 +331,7 @@ fn claude_code_answers_one_prompt_through_the_gateway() {
     let trap = ProxyTrap::start();
     let prompt = "Say hi to the npm-clients test.";
 
-    let mut cmd = Command::new(&claude);
-    cmd.args(["-p", prompt, "--output-format", "json", "--max-turns", "1"])
-        .args(["--model", "ollama/llama3.2:3b"]);
-    let out = run_client(
-        cmd,
-        &env,
-        &trap,
-        &[
-            ("ANTHROPIC_BASE_URL", relay.base()),
-            ("ANTHROPIC_API_KEY", GATEWAY_TOKEN.into()),
-            // Background work (titles and the like) asks for the "small fast" model.
-            ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ollama/llama3.2:3b".into()),
-            ("ANTHROPIC_SMALL_FAST_MODEL", "ollama/llama3.2:3b".into()),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-            ("DISABLE_TELEMETRY", "1".into()),
-            ("DISABLE_AUTOUPDATER", "1".into()),
-            ("DISABLE_ERROR_REPORTING", "1".into()),
-        ],
-    );
+    let out = run_claude(&claude, &env, &relay, &trap, "ollama/llama3.2:3b", prompt);
     let exchanges = relay.exchanges();
     print_traffic("claude", &exchanges, &trap, &env);
     assert!(
@@ -333,48 +400,7 @@ fn codex_answers_one_prompt_through_the_gateway() {
     let trap = ProxyTrap::start();
     let prompt = "Say hi to the npm-clients test.";
 
-    // Codex reads model providers only from $CODEX_HOME/config.toml.
-    let codex_home = env.home.path().join(".codex");
-    std::fs::create_dir_all(&codex_home).unwrap();
-    std::fs::write(
-        codex_home.join("config.toml"),
-        format!(
-            r#"model = "ollama/llama3.2:3b"
-model_provider = "openclawd"
-check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[features]
-plugins = false
-remote_plugin = false
-apps = false
-
-[model_providers.openclawd]
-name = "openclawd"
-base_url = "{}/v1"
-env_key = "OPENCLAWD_GATEWAY_TOKEN"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-"#,
-            relay.base()
-        ),
-    )
-    .unwrap();
-
-    let mut cmd = Command::new(&codex);
-    cmd.args(["exec", "--skip-git-repo-check", "--json", prompt]);
-    let out = run_client(
-        cmd,
-        &env,
-        &trap,
-        &[
-            ("CODEX_HOME", codex_home.display().to_string()),
-            ("OPENCLAWD_GATEWAY_TOKEN", GATEWAY_TOKEN.into()),
-        ],
-    );
+    let out = run_codex(&codex, &env, &relay, &trap, "ollama/llama3.2:3b", prompt);
     let exchanges = relay.exchanges();
     print_traffic("codex", &exchanges, &trap, &env);
     assert!(
@@ -428,4 +454,74 @@ stream_max_retries = 0
     // The monitoring page's ring saw the answer.
     let record = ring_shows_streamed_answer(&d, "ollama/llama3.2:3b");
     assert_eq!(record["fallback"], false, "{record}");
+}
+
+/// A model the gateway does not know: what each client shows the user must be the gateway's
+/// own 404, in that API's shape, naming the model.
+const UNKNOWN_MODEL: &str = "claude-9-nonexistent";
+
+#[test]
+#[ignore = "needs @anthropic-ai/claude-code from npm: scripts/install-npm-clients.sh"]
+fn claude_code_shows_the_gateways_404_for_an_unknown_model() {
+    let Some(claude) = npm_client("claude", "@anthropic-ai/claude-code") else {
+        return;
+    };
+    let (env, d) = gateway();
+    let relay = HttpRecorder::start(env.gateway_port);
+    let trap = ProxyTrap::start();
+    let out = run_claude(&claude, &env, &relay, &trap, UNKNOWN_MODEL, "hi");
+    let exchanges = relay.exchanges();
+    print_traffic("claude-404", &exchanges, &trap, &env);
+    let x = exchanges
+        .iter()
+        .find(|x| x.request.target() == "/v1/messages?beta=true")
+        .expect("claude asked /v1/messages");
+    let resp = x.response.as_ref().expect("an answer");
+    assert!(resp.start.contains(" 404 "), "{resp:?}");
+    let body = resp.json().expect("a JSON error body");
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
+    // Claude Code reports the failure as the API's 404 for that model (in its own words).
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("claude's --output-format json: {e}\n{}", explain(&out, &d)));
+    eprintln!("claude said: {result}");
+    assert_eq!(result["is_error"], true, "{result}");
+    assert_eq!(result["api_error_status"], 404, "{result}");
+    assert!(
+        result["result"]
+            .as_str()
+            .is_some_and(|r| r.contains(UNKNOWN_MODEL)),
+        "{result}"
+    );
+    assert_eq!(chats_asking(&env, "hi"), 0, "nothing reached the model");
+}
+
+#[test]
+#[ignore = "needs @openai/codex from npm: scripts/install-npm-clients.sh"]
+fn codex_shows_the_gateways_404_for_an_unknown_model() {
+    let Some(codex) = npm_client("codex", "@openai/codex") else {
+        return;
+    };
+    let (env, d) = gateway();
+    let relay = HttpRecorder::start(env.gateway_port);
+    let trap = ProxyTrap::start();
+    let out = run_codex(&codex, &env, &relay, &trap, UNKNOWN_MODEL, "hi");
+    let exchanges = relay.exchanges();
+    print_traffic("codex-404", &exchanges, &trap, &env);
+    let x = exchanges
+        .iter()
+        .find(|x| x.request.target() == "/v1/responses")
+        .expect("codex asked /v1/responses");
+    let resp = x.response.as_ref().expect("an answer");
+    assert!(resp.start.contains(" 404 "), "{resp:?}");
+    let body = resp.json().expect("a JSON error body");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("codex said: {said}");
+    assert!(!out.status.success(), "{}", explain(&out, &d));
+    assert!(said.contains(UNKNOWN_MODEL), "{}", explain(&out, &d));
 }
