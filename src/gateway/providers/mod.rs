@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::metrics::Metrics;
+use super::wire::chat_body::ChatBody;
 use super::wire::ir::SameApiExtras;
 use crate::config::{Api, ProviderConfig};
 use crate::discovery::CatalogModel;
@@ -104,7 +105,7 @@ pub struct Target<'a> {
     pub provider: &'a ProviderConfig,
     pub api_key: Option<String>,
     /// `agents.defaults.models[ref].params`.
-    pub params: serde_json::Map<String, Value>,
+    pub params: &'a serde_json::Map<String, Value>,
     pub first_byte_timeout: Duration,
     /// The upstream is on this machine (no proxy; `Host` rewritten for Ollama).
     pub local: bool,
@@ -115,6 +116,46 @@ pub struct Upstreams {
     pub direct: reqwest::Client,
     pub proxied: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    endpoints: Endpoints,
+}
+
+/// Parsed endpoint URLs by provider base URL. Parsing one (`url`, with IDNA for the host) cost
+/// more per request than everything else reqwest does (issue 18's profile); a clone is a copy.
+#[derive(Default)]
+struct Endpoints {
+    by_base: std::sync::Mutex<std::collections::HashMap<String, Vec<(&'static str, reqwest::Url)>>>,
+}
+
+/// Base URLs remembered at most; a config that churns through more starts the cache afresh.
+const MAX_CACHED_BASES: usize = 256;
+
+impl Endpoints {
+    fn get(&self, base: &str, path: &'static str) -> Result<reqwest::Url, AttemptError> {
+        let mut by_base = self.by_base.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(url) = by_base
+            .get(base)
+            .and_then(|paths| paths.iter().find(|(p, _)| *p == path))
+        {
+            return Ok(url.1.clone());
+        }
+        let url = reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| {
+            // As reqwest would have: this model cannot be reached, the next one may be.
+            AttemptError::new(
+                FailureClass::Connect,
+                format!(
+                    "the provider's baseUrl {base:?} is not a URL ({e}); fix it in openclaw.json"
+                ),
+            )
+        })?;
+        if by_base.len() >= MAX_CACHED_BASES && !by_base.contains_key(base) {
+            by_base.clear();
+        }
+        by_base
+            .entry(base.to_owned())
+            .or_default()
+            .push((path, url.clone()));
+        Ok(url)
+    }
 }
 
 impl Upstreams {
@@ -133,7 +174,17 @@ impl Upstreams {
             direct: base().no_proxy().build()?,
             proxied: base().build()?,
             metrics,
+            endpoints: Endpoints::default(),
         })
+    }
+
+    /// `{baseUrl}{path}`, parsed once per provider.
+    fn endpoint(
+        &self,
+        target: &Target<'_>,
+        path: &'static str,
+    ) -> Result<reqwest::Url, AttemptError> {
+        self.endpoints.get(&target.provider.base_url, path)
     }
 
     fn client(&self, target: &Target<'_>) -> &reqwest::Client {
@@ -149,16 +200,21 @@ impl Upstreams {
     pub async fn call(
         &self,
         target: &Target<'_>,
-        req: &Value,
+        req: &ChatBody,
         extras: &SameApiExtras,
         stream: bool,
     ) -> Result<Answer, AttemptError> {
         match target.provider.api {
-            Api::Ollama => ollama::call(self, target, req, stream).await,
+            // The pass-through forwards the client's bytes; the others translate the parsed body.
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
-            Api::AnthropicMessages => anthropic::call(self, target, req, extras, stream).await,
-            Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,
-            Api::OpenAiResponses => responses::call(self, target, req, extras, stream).await,
+            Api::Ollama => ollama::call(self, target, req.value(), stream).await,
+            Api::AnthropicMessages => {
+                anthropic::call(self, target, req.value(), extras, stream).await
+            }
+            Api::GoogleGenerativeAi => gemini::call(self, target, req.value(), stream).await,
+            Api::OpenAiResponses => {
+                responses::call(self, target, req.value(), extras, stream).await
+            }
             Api::Other(ref api) => Err(AttemptError::new(
                 FailureClass::ClientError,
                 format!("api {api} is not supported"),

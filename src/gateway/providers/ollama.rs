@@ -59,12 +59,12 @@ pub async fn call(
     req: &Value,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), &target.params)
+    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), target.params)
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
     }
-    let url = format!("{}/api/chat", target.provider.base_url);
+    let url = up.endpoint(target, "/api/chat")?;
     let rb = up.client(target).post(url).json(&body);
     let budget = target.first_byte_timeout;
     let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;

@@ -10,20 +10,21 @@ use super::{
     excerpt, read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, SseStream, Target,
     Upstreams,
 };
+use crate::gateway::wire::chat_body::ChatBody;
 use crate::gateway::wire::openai::sse_error_event;
 
 pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
-    req: &Value,
+    req: &ChatBody,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let body = WithModel {
-        req,
-        model: &target.model.id,
-    };
-    let url = format!("{}/chat/completions", target.provider.base_url);
-    let mut rb = up.client(target).post(url).json(&body);
+    let url = up.endpoint(target, "/chat/completions")?;
+    let mut rb = up
+        .client(target)
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(req.with_model(&target.model.id));
     if let Some(key) = &target.api_key {
         rb = rb.bearer_auth(key);
     }
@@ -59,29 +60,6 @@ pub async fn call(
         Ok(Some(Ok(b))) => b,
     };
     Ok(Answer::Stream(passthrough(first, upstream, budget)))
-}
-
-/// The client's request as the upstream must see it: its own model id in `model`, every other
-/// field as sent. Serialised straight from the borrowed request (no copy of a 60 KB body per
-/// attempt).
-struct WithModel<'a> {
-    req: &'a Value,
-    model: &'a str,
-}
-
-impl serde::Serialize for WithModel<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let Some(obj) = self.req.as_object() else {
-            return self.req.serialize(s);
-        };
-        let mut map = s.serialize_map(Some(obj.len() + 1))?;
-        map.serialize_entry("model", self.model)?;
-        for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "model") {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
 }
 
 /// Forwards upstream chunks, whole events only; an upstream failure, a silence longer than
