@@ -130,6 +130,8 @@ struct Endpoints {
 const MAX_CACHED_BASES: usize = 256;
 
 impl Endpoints {
+    // The error every attempt fails with; built only when a baseUrl is not a URL.
+    #[allow(clippy::result_large_err)]
     fn get(&self, base: &str, path: &'static str) -> Result<reqwest::Url, AttemptError> {
         let mut by_base = self.by_base.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(url) = by_base
@@ -179,6 +181,7 @@ impl Upstreams {
     }
 
     /// `{baseUrl}{path}`, parsed once per provider.
+    #[allow(clippy::result_large_err)]
     fn endpoint(
         &self,
         target: &Target<'_>,
