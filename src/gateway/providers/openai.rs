@@ -1,7 +1,7 @@
 //! `openai-completions`: pass-through. The request's `model` is rewritten to the upstream id;
 //! the answer's bytes are forwarded untouched.
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -19,23 +19,32 @@ pub async fn call(
     req: &ChatBody,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let url = up.endpoint(target, "/chat/completions")?;
-    let mut rb = up
-        .client(target)
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(req.with_model(&target.model.id));
+    let mut headers = HeaderMap::new();
     if let Some(key) = &target.api_key {
-        rb = rb.bearer_auth(key);
+        if let Ok(v) = HeaderValue::try_from(format!("Bearer {key}")) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
     }
     for (k, v) in &target.provider.headers {
-        rb = rb.header(k, v);
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) else {
+            return Err(AttemptError::new(
+                FailureClass::Connect,
+                format!(
+                    "the header {k:?} of provider {} is not a valid HTTP header; fix its \
+                     `headers` in openclaw.json",
+                    target.provider.id
+                ),
+            ));
+        };
+        headers.append(name, value);
     }
+    let body = req.with_model(&target.model.id);
+    let out = up.post_json(target, "/chat/completions", headers, body)?;
     let budget = target.first_byte_timeout;
-    let resp = send(rb, budget, ErrorDialect::OpenAi).await?;
+    let resp = send(out, budget, ErrorDialect::OpenAi).await?;
     let content_type = resp
         .headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
         .unwrap_or(HeaderValue::from_static("application/json"));
     if !stream {
@@ -56,7 +65,7 @@ pub async fn call(
                 "stream ended before its first byte",
             ))
         }
-        Ok(Some(Err(e))) => return Err(AttemptError::from_reqwest(&e, "stream failed")),
+        Ok(Some(Err(e))) => return Err(AttemptError::from_upstream(&e, "stream failed")),
         Ok(Some(Ok(b))) => b,
     };
     Ok(Answer::Stream(passthrough(first, upstream, budget)))
@@ -70,7 +79,7 @@ pub async fn call(
 /// ends on an event boundary (the usual case) is forwarded as is, without a copy.
 fn passthrough(
     first: Bytes,
-    upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    upstream: impl futures_util::Stream<Item = Result<Bytes, super::UpstreamError>> + Send + 'static,
     idle: std::time::Duration,
 ) -> SseStream {
     let relay = Relay {
@@ -95,7 +104,7 @@ struct Relay<S> {
     ended: bool,
 }
 
-impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>>> Relay<S> {
+impl<S: futures_util::Stream<Item = Result<Bytes, super::UpstreamError>>> Relay<S> {
     async fn next(&mut self, idle: std::time::Duration) -> Option<Bytes> {
         loop {
             if self.ended {
@@ -109,12 +118,7 @@ impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>>> Relay<S> {
                     };
                     match next {
                         Some(Ok(b)) => b,
-                        Some(Err(e)) => {
-                            return self.fail(&format!(
-                                "upstream stream failed: {}",
-                                crate::discovery::describe_reqwest(&e)
-                            ))
-                        }
+                        Some(Err(e)) => return self.fail(&format!("upstream stream failed: {e}")),
                         None if self.framer.saw_done() => {
                             self.ended = true;
                             // A last event without its blank line is still whole enough.
