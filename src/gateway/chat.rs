@@ -22,7 +22,7 @@ use super::state::GatewayState;
 use super::wire;
 use super::wire::chat_body::ChatBody;
 use super::wire::ir::SameApiExtras;
-use crate::config::{Api, ProviderConfig, Snapshot};
+use crate::config::{Api, ProviderConfig};
 
 /// First-byte budgets (SPEC §5): local Ollama may be cold-loading a 20 GB model.
 const LOCAL_OLLAMA_FIRST_BYTE: Duration = Duration::from_secs(300);
@@ -217,7 +217,7 @@ pub(super) async fn walk(
         let target = Target {
             model,
             provider,
-            api_key: resolve_api_key(&snapshot, provider),
+            api_key: catalog.api_keys.get(&provider.id).cloned(),
             params: snapshot
                 .model_entries
                 .get(model_ref)
@@ -391,28 +391,6 @@ pub(super) fn event_stream(s: wire::SseStream, content_type: HeaderValue) -> Res
     // Tells nginx-style proxies in front of us not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     r
-}
-
-/// API keys in OpenClaw's order: auth profile, provider env var, `apiKey` in config.
-pub fn resolve_api_key(snapshot: &Snapshot, provider: &ProviderConfig) -> Option<String> {
-    let id = &provider.id;
-    let default_profile = format!("{id}:default");
-    let profile = snapshot
-        .auth_profiles
-        .get(&default_profile)
-        .or_else(|| snapshot.auth_profiles.values().find(|p| &p.provider == id));
-    if let Some(p) = profile {
-        return Some(p.credential.secret().to_string());
-    }
-    let var = format!("{}_API_KEY", id.to_ascii_uppercase().replace('-', "_"));
-    // Google's key has its own name in OpenClaw (and Google's SDKs): GEMINI_API_KEY.
-    let google = (provider.api == Api::GoogleGenerativeAi).then_some("GEMINI_API_KEY");
-    for var in std::iter::once(var.as_str()).chain(google) {
-        if let Some(v) = snapshot.env.get(var).filter(|v| !v.is_empty()) {
-            return Some(v.clone());
-        }
-    }
-    provider.api_key.clone().filter(|k| !k.is_empty())
 }
 
 fn first_byte_timeout(provider: &ProviderConfig, local: bool) -> Duration {
