@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -28,13 +28,19 @@ use crate::config::{Api, ProviderConfig};
 const LOCAL_OLLAMA_FIRST_BYTE: Duration = Duration::from_secs(300);
 const CLOUD_FIRST_BYTE: Duration = Duration::from_secs(60);
 
+// Header names as constants: a `&str` name is parsed on every insert.
+const X_OPENCLAWD_MODEL: HeaderName = HeaderName::from_static("x-openclawd-model");
+const X_OPENCLAWD_ATTEMPTS: HeaderName = HeaderName::from_static("x-openclawd-attempts");
+const X_OPENCLAWD_FALLBACK: HeaderName = HeaderName::from_static("x-openclawd-fallback");
+const X_OPENCLAWD_NO_FALLBACK: HeaderName = HeaderName::from_static("x-openclawd-no-fallback");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 static NO_PARAMS: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
     std::sync::LazyLock::new(serde_json::Map::new);
 
 pub async fn chat_completions(
     State(state): State<Arc<GatewayState>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Inbound { headers, body }: Inbound,
 ) -> Response {
     let started = Instant::now();
     let mut trace = RequestTrace::begin(started);
@@ -65,6 +71,31 @@ pub async fn chat_completions(
     };
     finish_trace(&state, trace, &resp);
     resp
+}
+
+/// A request's headers and body, moved out of it (axum's `HeaderMap` extractor copies them).
+pub(super) struct Inbound {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Inbound {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        // `server::admit` has read the body within the limit already: this takes it as is.
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(body) => Ok(Inbound {
+                headers: parts.headers,
+                body,
+            }),
+            Err(e) => Err(GatewayError::bad_request(format!(
+                "could not read the request body: {e}"
+            ))
+            .into_response()),
+        }
+    }
 }
 
 /// Logs a request in the ring (`/events`, the page) — unless its answer is a stream, which is
@@ -108,11 +139,11 @@ impl Route {
     pub fn add_headers(&self, mut resp: Response) -> Response {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&self.model_ref) {
-            h.insert("x-openclawd-model", v);
+            h.insert(X_OPENCLAWD_MODEL, v);
         }
-        h.insert("x-openclawd-attempts", HeaderValue::from(self.tried));
+        h.insert(X_OPENCLAWD_ATTEMPTS, HeaderValue::from(self.tried));
         if self.fell_back {
-            h.insert("x-openclawd-fallback", HeaderValue::from_static("true"));
+            h.insert(X_OPENCLAWD_FALLBACK, HeaderValue::from_static("true"));
         }
         resp
     }
@@ -134,7 +165,7 @@ pub(super) async fn walk(
 ) -> Result<Routed, GatewayError> {
     trace.set_asked(requested);
     let pinned = headers
-        .get("x-openclawd-no-fallback")
+        .get(X_OPENCLAWD_NO_FALLBACK)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
 
@@ -389,7 +420,7 @@ pub(super) fn event_stream(s: wire::SseStream, content_type: HeaderValue) -> Res
         HeaderValue::from_static("no-cache"),
     );
     // Tells nginx-style proxies in front of us not to buffer the stream.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     r
 }
 
