@@ -18,8 +18,12 @@ if [ ! -x "$v/openclawd-$before" ]; then
     cp target/release/openclawd "$v/openclawd-$before"
     git worktree remove --force "$src"
 fi
+# The same source with mimalloc instead of jemalloc (rebuilt every run: it must match HEAD).
+cargo build --release -p openclawd --bin openclawd --no-default-features --features mimalloc
+cp target/release/openclawd "$v/openclawd-mimalloc"
 # `bench all` rebuilds target/release/openclawd with the default features first.
 exec cargo run --release -p bench -- all \
     --variant "before this round ($before), 1 worker=$v/openclawd-$before,TOKIO_WORKER_THREADS=1" \
     --variant "2 workers=target/release/openclawd,TOKIO_WORKER_THREADS=2" \
+    --variant "mimalloc, 1 worker=$v/openclawd-mimalloc,TOKIO_WORKER_THREADS=1" \
     "$@"
