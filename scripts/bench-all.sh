@@ -22,8 +22,26 @@ fi
 cargo build --release -p openclawd --bin openclawd --no-default-features --features mimalloc
 cp target/release/openclawd "$v/openclawd-mimalloc"
 # `bench all` rebuilds target/release/openclawd with the default features first.
-exec cargo run --release -p bench -- all \
+cargo run --release -p bench -- all \
     --variant "before this round ($before), 1 worker=$v/openclawd-$before,TOKIO_WORKER_THREADS=1" \
     --variant "2 workers=target/release/openclawd,TOKIO_WORKER_THREADS=2" \
     --variant "mimalloc, 1 worker=$v/openclawd-mimalloc,TOKIO_WORKER_THREADS=1" \
     "$@"
+# Section 9, same run: instructions per request under callgrind (needs valgrind), placed
+# before the Reproduce section.
+if command -v valgrind >/dev/null; then
+    section=$(mktemp)
+    scripts/bench-instructions.py --api chat --api ollama --api messages --markdown \
+        "before this round ($before)=$v/openclawd-$before" "openclawd=target/release/openclawd" >"$section"
+    python3 - "$section" <<'PY'
+import sys
+section = open(sys.argv[1]).read()
+doc = open("BENCHMARKS.md").read()
+at = doc.find("## Reproduce")
+doc = doc[:at] + section + doc[at:] if at >= 0 else doc + "\n" + section
+open("BENCHMARKS.md", "w").write(doc)
+PY
+    rm -f "$section"
+else
+    echo "valgrind missing: section 9 (instructions per request) skipped" >&2
+fi
