@@ -1,6 +1,7 @@
 //! Real CLI clients from npm, each driving one non-interactive prompt through openclawd to the
 //! `ollama` double: Claude Code (`claude -p`, Anthropic Messages on `/v1/messages?beta=true`)
-//! and Codex CLI (`codex exec`, OpenAI Responses on `/v1/responses`).
+//! and Codex CLI (`codex exec`, OpenAI Responses on `/v1/responses`); and a model the gateway
+//! does not know comes back to each as the gateway's 404 in its API's shape.
 //!
 //! They are `#[ignore]`d: each is a 100+ MB native binary that takes seconds to start, installed
 //! from npm by `scripts/install-npm-clients.sh` into `target/npm-clients` (or named by
@@ -10,8 +11,9 @@
 //!
 //! Each client runs with a temporary HOME, the gateway token as its API key, telemetry and
 //! updates off, and `HTTPS_PROXY` pointing at a trap that forwards nothing: whatever it tries
-//! beyond loopback fails and is printed. A recording relay between the client and the gateway
-//! shows what the client really sent and got.
+//! beyond loopback is refused, and fails the test naming the host. A recording relay between
+//! the client and the gateway shows what the client really sent and got (`--nocapture` prints
+//! it; `OPENCLAWD_NPM_CLIENTS_DUMP=<dir>` keeps the bodies).
 
 mod common;
 
