@@ -45,6 +45,9 @@ pub enum FailureClass {
     ContextLength,
     /// A client error no other model would answer differently: relayed, no fallback.
     ClientError,
+    /// This provider cannot do what the request needs (a server tool of another API): the
+    /// next model is tried, and this one is not cooled down — nothing is wrong with it.
+    Unsupported,
 }
 
 impl FailureClass {
@@ -62,6 +65,7 @@ impl FailureClass {
             FailureClass::Auth => "auth",
             FailureClass::ContextLength => "context_length",
             FailureClass::ClientError => "client_error",
+            FailureClass::Unsupported => "unsupported",
         }
     }
 }
@@ -153,6 +157,28 @@ impl Upstreams {
         extras: &SameApiExtras,
         stream: bool,
     ) -> Result<Answer, AttemptError> {
+        // A server tool runs only where the client's own API is spoken: another provider
+        // would answer as if the tool had been offered when it was not.
+        if let Some(tool) = extras.first_server_tool() {
+            let speaks_it = match extras {
+                SameApiExtras::AnthropicMessages { .. } => {
+                    target.provider.api == Api::AnthropicMessages
+                }
+                SameApiExtras::OpenAiResponses { .. } => {
+                    target.provider.api == Api::OpenAiResponses
+                }
+                SameApiExtras::None => true,
+            };
+            if !speaks_it {
+                return Err(AttemptError::new(
+                    FailureClass::Unsupported,
+                    format!(
+                        "cannot run the server tool {tool}: only function tools are routed to a {} provider",
+                        target.provider.api.as_str()
+                    ),
+                ));
+            }
+        }
         match target.provider.api {
             Api::Ollama => ollama::call(self, target, req, stream).await,
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
