@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 
 const CLOUD_KEY: &str = "sk-cloud-test-key";
 
-/// One daemon with `ollama/llama3.2:3b` (primary, falling back to `an/m1`), `an/m1`
+/// One daemon with `ollama/llama3.2:3b` (primary, falling back to `an/m1`; no thinking),
+/// `ollama/gpt-oss:20b` (a thinking model), and the reasoning models `an/m1`
 /// (anthropic-messages), `gm/gemini-3-flash` (google-generative-ai) and `rs/gpt-5`
 /// (openai-responses).
 struct Setup {
@@ -40,13 +41,14 @@ fn setup() -> Setup {
     let responses = CloudDouble::responses(CLOUD_KEY);
     let model = |id: &str| {
         format!(
-            "models: [ {{ id: '{id}', name: '{id}', contextWindow: 100000, maxTokens: 1000 }} ]"
+            "models: [ {{ id: '{id}', name: '{id}', reasoning: true, contextWindow: 100000, maxTokens: 1000 }} ]"
         )
     };
     env.write_config(&format!(
         "{{ models: {{ providers: {{
             ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
-                {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }} ] }},
+                {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }},
+                {{ id: 'gpt-oss:20b', name: 'gpt-oss', reasoning: true, contextWindow: 131072, maxTokens: 8192 }} ] }},
             an: {{ baseUrl: '{}', apiKey: '{CLOUD_KEY}', api: 'anthropic-messages', {} }},
             gm: {{ baseUrl: '{}/v1beta', apiKey: '{CLOUD_KEY}', api: 'google-generative-ai', {} }},
             rs: {{ baseUrl: '{}/v1', apiKey: '{CLOUD_KEY}', api: 'openai-responses', {} }} }} }},
@@ -64,6 +66,7 @@ fn setup() -> Setup {
         s["models"].as_array().is_some_and(|ms| {
             [
                 "ollama/llama3.2:3b",
+                "ollama/gpt-oss:20b",
                 "an/m1",
                 "gm/gemini-3-flash",
                 "rs/gpt-5",
@@ -145,7 +148,16 @@ fn reasoning_settings_reach_each_provider_in_its_own_words() {
             json!({"thinkingBudget": 1024, "includeThoughts": true})
         );
 
-        // Ollama: `think` at that effort.
+        // Ollama: `think` at that effort, for a thinking model; a model without thinking
+        // (which Ollama would refuse `think`) answers without.
+        let (status, _, body) = post(
+            d,
+            "/v1/messages",
+            &messages("ollama/gpt-oss:20b", stream),
+            PINNED,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(last_ollama_body(&s)["think"], "low");
         let (status, _, body) = post(
             d,
             "/v1/messages",
@@ -153,7 +165,7 @@ fn reasoning_settings_reach_each_provider_in_its_own_words() {
             PINNED,
         );
         assert_eq!(status, 200, "{body}");
-        assert_eq!(last_ollama_body(&s)["think"], "low");
+        assert!(last_ollama_body(&s).get("think").is_none());
     }
 
     // Responses' effort and chat completions' reasoning_effort become an Anthropic budget.
@@ -188,7 +200,7 @@ fn reasoning_settings_reach_each_provider_in_its_own_words() {
     let (status, _, body) = post(
         d,
         "/v1/messages",
-        &json!({"model": "ollama/llama3.2:3b", "max_tokens": 100, "thinking": {"type": "disabled"},
+        &json!({"model": "ollama/gpt-oss:20b", "max_tokens": 100, "thinking": {"type": "disabled"},
             "messages": [{"role": "user", "content": "hi"}]}),
         PINNED,
     );

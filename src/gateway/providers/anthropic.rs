@@ -53,6 +53,7 @@ pub async fn call(
         &target.model.id,
         default_max,
         extras.anthropic_signed_thinking(),
+        target.model.config.reasoning,
     )
     .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {

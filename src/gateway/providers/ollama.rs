@@ -63,6 +63,13 @@ pub async fn call(
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
+        // Ollama refuses `think` for a model without the thinking capability ("does not
+        // support thinking"): one derived from a reasoning effort (Claude Code's `thinking`,
+        // Codex's `reasoning`) goes only to a model configured or discovered as reasoning;
+        // a `think` the client wrote itself goes as sent.
+        if !target.model.config.reasoning && req.get("think").is_none() {
+            obj.remove("think");
+        }
     }
     let url = format!("{}/api/chat", target.provider.base_url);
     let rb = up.client(target).post(url).json(&body);

@@ -19,13 +19,15 @@ use super::{TranslateEvent, Usage, WireError};
 /// alternation); `max_tokens` (required by Anthropic) is the request's
 /// `max_completion_tokens`/`max_tokens`, else `default_max_tokens`. `signed_thinking[k]` are
 /// the signed `thinking` / `redacted_thinking` blocks of the k-th assistant message, which open
-/// that turn unchanged (Anthropic checks them when tools are used with thinking); a reasoning
-/// effort becomes a thinking budget ([`thinking_for_effort`]).
+/// that turn unchanged (Anthropic checks them when tools are used with thinking); for a
+/// `reasoning` model, a reasoning effort becomes a thinking budget ([`thinking_for_effort`]) —
+/// a model not configured as one would refuse `thinking`, so it answers without.
 pub fn messages_request(
     req: &Value,
     model_id: &str,
     default_max_tokens: u64,
     signed_thinking: &[Vec<Value>],
+    reasoning_model: bool,
 ) -> Result<Value, WireError> {
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return Err(WireError::bad_request(
@@ -157,6 +159,7 @@ pub fn messages_request(
         .and_then(Value::as_str)
         .is_some_and(|t| t == "any" || t == "tool");
     let thinking = reasoning_effort(req)
+        .filter(|_| reasoning_model)
         .and_then(|effort| thinking_for_effort(effort, max_tokens, forced_tool));
     let thinking_on = thinking.as_ref().is_some_and(|t| t["type"] == "enabled");
     if let Some(thinking) = thinking {
@@ -824,7 +827,7 @@ mod tests {
             "max_tokens": 300,
             "stream": true
         });
-        let body = messages_request(&req, "claude-x", 4096, &[]).unwrap();
+        let body = messages_request(&req, "claude-x", 4096, &[], true).unwrap();
         assert_eq!(
             body,
             json!({
@@ -862,7 +865,7 @@ mod tests {
         let with = |choice: Value| {
             let req = json!({"messages": [{"role": "user", "content": "hi"}],
                 "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": choice});
-            messages_request(&req, "m", 10, &[]).unwrap()["tool_choice"].clone()
+            messages_request(&req, "m", 10, &[], true).unwrap()["tool_choice"].clone()
         };
         assert_eq!(with(json!("auto")), json!({"type": "auto"}));
         assert_eq!(with(json!("none")), json!({"type": "none"}));
@@ -877,6 +880,7 @@ mod tests {
             "m",
             10,
             &[],
+            true,
         )
         .unwrap();
         assert!(body.get("tool_choice").is_none() && body.get("stream").is_none());
@@ -891,6 +895,7 @@ mod tests {
             "m",
             10,
             &[],
+            true,
         )
         .unwrap_err();
         assert_eq!(err.status(), 400);
@@ -952,7 +957,7 @@ mod tests {
             for (k, v) in extra.as_object().unwrap() {
                 r[k] = v.clone();
             }
-            messages_request(&r, "claude-x", 4096, &[]).unwrap()
+            messages_request(&r, "claude-x", 4096, &[], true).unwrap()
         };
         let body = req(json!({"reasoning_effort": "medium"}));
         assert_eq!(
@@ -976,6 +981,12 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "f"}}]}));
         assert!(body.get("thinking").is_none());
         assert!(req(json!({})).get("thinking").is_none());
+        // A model not configured as a reasoning model is not asked to think.
+        let r = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20000,
+            "reasoning_effort": "high", "temperature": 0.2});
+        let body = messages_request(&r, "claude-x", 4096, &[], false).unwrap();
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["temperature"], 0.2);
     }
 
     #[test]
@@ -991,7 +1002,8 @@ mod tests {
             json!({"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="}),
             json!({"type": "redacted_thinking", "data": "EmwKAhgB"}),
         ];
-        let body = messages_request(&req, "claude-x", 4096, &[first.clone(), vec![]]).unwrap();
+        let body =
+            messages_request(&req, "claude-x", 4096, &[first.clone(), vec![]], true).unwrap();
         let content = body["messages"][1]["content"].as_array().unwrap();
         assert_eq!(content[..2], first[..]);
         assert_eq!(content[2]["type"], "tool_use");

@@ -129,13 +129,18 @@ impl SameApiExtras {
     }
 
     /// Adds the client's extras to an `openai-responses` body, if the client spoke Responses:
-    /// its fields (never replacing openclawd's) and its built-in tools after the function tools.
+    /// its fields (never replacing openclawd's), its built-in tools after the function tools,
+    /// and its own `reasoning`, which replaces the one openclawd wrote from its effort (the
+    /// same setting, with `summary`).
     pub fn add_to_openai_responses(&self, body: &mut Map<String, Value>) {
         if let SameApiExtras::OpenAiResponses {
             fields,
             server_tools,
         } = self
         {
+            if let Some(reasoning) = fields.get("reasoning") {
+                body.insert("reasoning".into(), reasoning.clone());
+            }
             add_missing(fields, body);
             add_tools(server_tools, body);
         }

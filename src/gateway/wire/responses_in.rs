@@ -264,6 +264,18 @@ impl ResponsesRequest {
         if let Some(parallel) = self.parallel_tool_calls {
             extras.insert("parallel_tool_calls".into(), parallel.into());
         }
+        // The whole setting (with `summary`, which the IR does not model) for a Responses
+        // provider; others get the effort.
+        if let Some(reasoning) = &self.reasoning {
+            let mut r = Map::new();
+            if let Some(effort) = &reasoning.effort {
+                r.insert("effort".into(), effort.as_str().into());
+            }
+            if let Some(summary) = &reasoning.summary {
+                r.insert("summary".into(), summary.as_str().into());
+            }
+            extras.insert("reasoning".into(), Value::Object(r));
+        }
         extras
     }
 
@@ -1167,7 +1179,8 @@ mod tests {
     #[test]
     fn built_in_tools_are_not_ir_tools_but_go_to_a_responses_provider_as_sent() {
         let req = parse(
-            br#"{"model":"m","input":"news?","tools":[{"type":"function","name":"f"},
+            br#"{"model":"m","input":"news?","reasoning":{"effort":"low","summary":"auto"},
+                "tools":[{"type":"function","name":"f"},
                 {"type":"web_search","search_context_size":"low"},{"type":"file_search","vector_store_ids":["vs_1"]}]}"#,
         )
         .unwrap();
@@ -1175,7 +1188,12 @@ mod tests {
         assert_eq!(ir.tools.len(), 1);
         assert_eq!(ir.extras.first_server_tool(), Some("web_search"));
         let mut body = Map::new();
+        body.insert("reasoning".into(), json!({"effort": "low"}));
         ir.extras.add_to_openai_responses(&mut body);
+        assert_eq!(
+            body["reasoning"],
+            json!({"effort": "low", "summary": "auto"})
+        );
         assert_eq!(
             body["tools"],
             json!([{"type": "web_search", "search_context_size": "low"},
