@@ -506,7 +506,7 @@ fn openclaw_request_becomes_an_ollama_native_chat() {
 #[test]
 fn openclaw_request_becomes_an_anthropic_messages_call() {
     let req = openclaw_request();
-    let body = anthropic::messages_request(&req, "claude-sonnet-4-5", 8192, &[]).unwrap();
+    let body = anthropic::messages_request(&req, "claude-sonnet-4-5", 8192, &[], true).unwrap();
 
     assert_eq!(body["model"], json!("claude-sonnet-4-5"));
     assert_eq!(body["max_tokens"], json!(1024));

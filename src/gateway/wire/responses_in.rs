@@ -443,9 +443,12 @@ fn random_suffix() -> String {
         .to_owned()
 }
 
+/// The value of a field the request left out.
+type DefaultValue = fn() -> Value;
+
 /// Request fields the response object repeats that openclawd does not model, with the value
 /// OpenAI reports when the request leaves them out (`response.json` fixture).
-const ECHOED_WITH_DEFAULTS: &[(&str, fn() -> Value)] = &[
+const ECHOED_WITH_DEFAULTS: &[(&str, DefaultValue)] = &[
     ("background", || Value::Bool(false)),
     ("max_tool_calls", || Value::Null),
     ("prompt_cache_key", || Value::Null),
