@@ -29,6 +29,7 @@ const CLOUD_KEY: &str = "sk-cloud-test-key";
 struct Setup {
     env: TestEnv,
     daemon: Daemon,
+    openai: FakeCloud,
     anthropic: FakeCloud,
     gemini: CloudDouble,
     responses: CloudDouble,
@@ -36,6 +37,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let env = TestEnv::new();
+    let openai = FakeCloud::openai(CLOUD_KEY);
     let anthropic = FakeCloud::anthropic(CLOUD_KEY);
     let gemini = CloudDouble::gemini(CLOUD_KEY);
     let responses = CloudDouble::responses(CLOUD_KEY);
@@ -49,11 +51,15 @@ fn setup() -> Setup {
             ollama: {{ baseUrl: 'http://127.0.0.1:{}', api: 'ollama', models: [
                 {{ id: 'llama3.2:3b', name: 'Llama', contextWindow: 131072, maxTokens: 8192 }},
                 {{ id: 'gpt-oss:20b', name: 'gpt-oss', reasoning: true, contextWindow: 131072, maxTokens: 8192 }} ] }},
+            oa: {{ baseUrl: '{}/v1', apiKey: '{CLOUD_KEY}', api: 'openai-completions', models: [
+                {{ id: 'gpt-4o', name: 'gpt-4o', contextWindow: 100000, maxTokens: 1000 }},
+                {{ id: 'o3', name: 'o3', reasoning: true, contextWindow: 100000, maxTokens: 1000 }} ] }},
             an: {{ baseUrl: '{}', apiKey: '{CLOUD_KEY}', api: 'anthropic-messages', {} }},
             gm: {{ baseUrl: '{}/v1beta', apiKey: '{CLOUD_KEY}', api: 'google-generative-ai', {} }},
             rs: {{ baseUrl: '{}/v1', apiKey: '{CLOUD_KEY}', api: 'openai-responses', {} }} }} }},
            agents: {{ defaults: {{ model: {{ primary: 'ollama/llama3.2:3b', fallbacks: ['an/m1'] }} }} }} }}",
         env.ollama_port,
+        openai.base(),
         anthropic.base(),
         model("m1"),
         gemini.base(),
@@ -67,6 +73,8 @@ fn setup() -> Setup {
             [
                 "ollama/llama3.2:3b",
                 "ollama/gpt-oss:20b",
+                "oa/gpt-4o",
+                "oa/o3",
                 "an/m1",
                 "gm/gemini-3-flash",
                 "rs/gpt-5",
@@ -78,6 +86,7 @@ fn setup() -> Setup {
     Setup {
         env,
         daemon,
+        openai,
         anthropic,
         gemini,
         responses,
@@ -196,6 +205,21 @@ fn reasoning_settings_reach_each_provider_in_its_own_words() {
         s.anthropic.received().pop().unwrap().body["thinking"],
         json!({"type": "enabled", "budget_tokens": 8192})
     );
+    // An OpenAI-compatible model gets `reasoning_effort` only when it is a reasoning model
+    // (OpenAI refuses it otherwise).
+    for (model, effort) in [("oa/o3", json!("medium")), ("oa/gpt-4o", Value::Null)] {
+        let (status, _, body) = post(
+            d,
+            "/v1/messages",
+            &json!({"model": model, "max_tokens": 8000,
+                "thinking": {"type": "enabled", "budget_tokens": 5000},
+                "messages": [{"role": "user", "content": "hi"}]}),
+            PINNED,
+        );
+        assert_eq!(status, 200, "{body}");
+        let sent = s.openai.received().pop().unwrap().body;
+        assert_eq!(sent["reasoning_effort"], effort, "{model}: {sent}");
+    }
     // `disabled` is an effort of none everywhere.
     let (status, _, body) = post(
         d,

@@ -181,6 +181,21 @@ impl Upstreams {
         }
         match target.provider.api {
             Api::Ollama => ollama::call(self, target, req, stream).await,
+            // A body translated from another inbound API carries the client's reasoning as
+            // `reasoning_effort`, which OpenAI refuses for a model that does not reason: it goes
+            // only to a model configured as reasoning. (A chat completions client's own body is
+            // forwarded as sent, untouched and uncopied.)
+            Api::OpenAiCompletions
+                if !matches!(extras, SameApiExtras::None)
+                    && !target.model.config.reasoning
+                    && req.get("reasoning_effort").is_some() =>
+            {
+                let mut req = req.clone();
+                if let Some(obj) = req.as_object_mut() {
+                    obj.remove("reasoning_effort");
+                }
+                openai::call(self, target, &req, stream).await
+            }
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
             Api::AnthropicMessages => anthropic::call(self, target, req, extras, stream).await,
             Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,

@@ -11,9 +11,15 @@
 //!   wires that want an object (Anthropic, Gemini, Ollama) parse it there;
 //! * tool results live in the `user` turn that answers the call (as Anthropic and Gemini put
 //!   them); OpenAI's separate `tool` messages are split out by [`ChatRequest::to_openai`];
-//! * a stream is `Start`, then any number of deltas (`Text`, `Reasoning`, `ToolCallStart`
-//!   followed by its `ToolCallArgs`), then `Usage` (if known) and `Stop`; or `Error` at any
-//!   point, after which nothing follows.
+//! * a stream is `Start`, then any number of deltas (`Text`, `Reasoning` and its
+//!   `ReasoningSignature`, `ToolCallStart` followed by its `ToolCallArgs`), then `Usage` (if
+//!   known) and `Stop`; or `Error` at any point, after which nothing follows;
+//! * earlier reasoning is never sent to a provider in the chat body: signed Anthropic thinking
+//!   reaches an Anthropic provider through [`SameApiExtras`], and is dropped for the others;
+//! * signatures cross chat completions where others carry them there: Anthropic's as
+//!   `thinking_blocks`, Gemini's on the tool call as `extra_content.google.thought_signature`
+//!   (Google's own OpenAI-compatible place); Anthropic and Responses clients get Gemini's inside
+//!   the tool call id ([`signed_call_id`]), which they always send back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
