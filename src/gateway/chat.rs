@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::GatewayError;
@@ -21,12 +20,16 @@ use super::requests::RequestTrace;
 use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire;
+use super::wire::chat_body::ChatBody;
 use super::wire::ir::SameApiExtras;
 use crate::config::{Api, ProviderConfig, Snapshot};
 
 /// First-byte budgets (SPEC §5): local Ollama may be cold-loading a 20 GB model.
 const LOCAL_OLLAMA_FIRST_BYTE: Duration = Duration::from_secs(300);
 const CLOUD_FIRST_BYTE: Duration = Duration::from_secs(60);
+
+static NO_PARAMS: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
+    std::sync::LazyLock::new(serde_json::Map::new);
 
 pub async fn chat_completions(
     State(state): State<Arc<GatewayState>>,
@@ -35,19 +38,23 @@ pub async fn chat_completions(
 ) -> Response {
     let started = Instant::now();
     let mut trace = RequestTrace::begin(started);
-    let routed = match parse_request(&body) {
-        Ok(req) => {
-            // Validated: `stream` is a bool or absent, `model` a string or absent.
-            let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-            let requested = wire::openai::model(&req);
+    let routed = match ChatBody::from_client(body) {
+        Ok((req, head)) => {
             // Sent as is to every provider, so nothing is set aside for a same-API one.
             let extras = SameApiExtras::None;
             walk(
-                &state, &headers, &req, &extras, requested, stream, started, &mut trace,
+                &state,
+                &headers,
+                &req,
+                &extras,
+                head.model.as_deref(),
+                head.stream,
+                started,
+                &mut trace,
             )
             .await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     let resp = match routed {
         Ok(Routed { answer, route }) => route.add_headers(respond(answer)),
@@ -118,7 +125,7 @@ impl Route {
 pub(super) async fn walk(
     state: &GatewayState,
     headers: &HeaderMap,
-    req: &Value,
+    req: &ChatBody,
     extras: &SameApiExtras,
     requested: Option<&str>,
     stream: bool,
@@ -214,8 +221,7 @@ pub(super) async fn walk(
             params: snapshot
                 .model_entries
                 .get(model_ref)
-                .map(|e| e.params.clone())
-                .unwrap_or_default(),
+                .map_or(&NO_PARAMS, |e| &e.params),
             first_byte_timeout: first_byte_timeout(provider, local),
             local,
         };
@@ -357,21 +363,6 @@ pub(super) async fn walk(
         });
     }
     Err(GatewayError::AllAttemptsFailed(message))
-}
-
-fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {
-    if body.is_empty() {
-        return Err(GatewayError::bad_request(
-            "The request body is empty; send a JSON object with `model` and `messages`.",
-        ));
-    }
-    let req: Value = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::bad_request(format!(
-            "We could not parse the JSON body of your request: {e}."
-        ))
-    })?;
-    wire::chat_in::validate(&req)?;
-    Ok(req)
 }
 
 fn respond(answer: Answer) -> Response {

@@ -1,6 +1,6 @@
 //! `ollama`: Ollama's native `/api/chat` (NDJSON), so `num_ctx` can be sent (SPEC §4).
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -53,28 +53,33 @@ impl StreamTranslate for OllamaStream {
     }
 }
 
+/// One attempt at an Ollama model; `translated`: `req` was built from another inbound API.
 pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
     req: &Value,
+    translated: bool,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), &target.params)
+    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), target.params)
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
         // Ollama refuses `think` for a model without the thinking capability ("does not
-        // support thinking"): one derived from a reasoning effort (Claude Code's `thinking`,
-        // Codex's `reasoning`) goes only to a model configured or discovered as reasoning;
-        // a `think` the client wrote itself goes as sent.
-        if !target.model.config.reasoning && req.get("think").is_none() {
+        // support thinking"). One translated from another API's reasoning setting (Claude
+        // Code's `thinking`, Codex's `reasoning`, sent on every request) goes only to a model
+        // configured or discovered as reasoning; a chat completions client's own
+        // `think` / `reasoning_effort` goes as sent, as Ollama's OpenAI layer would take it.
+        if translated && !target.model.config.reasoning {
             obj.remove("think");
         }
     }
-    let url = format!("{}/api/chat", target.provider.base_url);
-    let rb = up.client(target).post(url).json(&body);
+    let body = serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    let out = up.post_json(target, "/api/chat", HeaderMap::new(), body)?;
     let budget = target.first_byte_timeout;
-    let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;
+    let resp = send(out, budget, ErrorDialect::Translated(wire::error_message)).await?;
     if !stream {
         let value = read_json(resp, budget).await?;
         let mut out = wire::chat_response(&value, &target.model.model_ref);

@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use super::WireError;
 
+/// An optional string borrowed from the input where it can be. (serde's own `Option<Cow<str>>`
+/// always copies: only a bare `Cow<str>` field borrows.)
+pub fn borrowed_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowing<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    Ok(Option::<Borrowing<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// Deserializes `T` from a parsed body; the error names the offending field.
 pub fn from_value<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, WireError> {
     serde_path_to_error::deserialize(value).map_err(|e| to_wire_error(e.path(), e.inner()))
