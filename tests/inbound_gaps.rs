@@ -254,6 +254,21 @@ fn signed_thinking_in_history_goes_back_to_anthropic_unchanged_and_to_no_one_els
     assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
     assert_eq!(sent["messages"][1]["content"][1]["type"], "tool_use");
 
+    // A chat completions client returns the `thinking_blocks` it was given the same way.
+    let r = s.daemon.chat(
+        &json!({"model": "an/m1", "max_tokens": 8000, "reasoning_effort": "low",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "thinking_blocks": [thinking.clone()],
+                    "tool_calls": [{"id": "toolu_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "21C"}]}),
+        PINNED,
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    let sent = s.anthropic.received().pop().unwrap().body;
+    assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
+
     for model in ["ollama/llama3.2:3b", "gm/gemini-3-flash", "rs/gpt-5"] {
         let (status, _, body) = post(&s.daemon, "/v1/messages", &request(model), PINNED);
         assert_eq!(status, 200, "{model}: {body}");

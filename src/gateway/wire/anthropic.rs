@@ -62,10 +62,12 @@ pub fn messages_request(
                 push_turn(&mut turns, "user", blocks);
             }
             "assistant" => {
-                let mut blocks: Vec<Value> = signed_thinking
-                    .get(assistant_messages)
-                    .cloned()
-                    .unwrap_or_default();
+                // From a Messages client (`signed_thinking`), or a chat completions client
+                // returning the `thinking_blocks` it was given.
+                let mut blocks: Vec<Value> = match signed_thinking.get(assistant_messages) {
+                    Some(blocks) if !blocks.is_empty() => blocks.clone(),
+                    _ => signed_blocks(message.get("thinking_blocks")),
+                };
                 assistant_messages += 1;
                 blocks.extend(content_blocks(message.get("content"), &content_param)?);
                 if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
@@ -194,6 +196,29 @@ pub fn messages_request(
         body.insert("stream".into(), true.into());
     }
     Ok(Value::Object(body))
+}
+
+/// The signed `thinking` and `redacted_thinking` blocks of a chat completions assistant
+/// message's `thinking_blocks` (unsigned ones are not Anthropic's to check: left out).
+fn signed_blocks(blocks: Option<&Value>) -> Vec<Value> {
+    let field = |b: &Value, key: &str| b.get(key).and_then(Value::as_str).map(str::to_owned);
+    blocks
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| match field(b, "type").as_deref() {
+            Some("thinking") => {
+                let signature = field(b, "signature").filter(|s| !s.is_empty())?;
+                let thinking = field(b, "thinking").unwrap_or_default();
+                Some(json!({"type": "thinking", "thinking": thinking, "signature": signature}))
+            }
+            Some("redacted_thinking") => {
+                let data = field(b, "data").filter(|d| !d.is_empty())?;
+                Some(json!({"type": "redacted_thinking", "data": data}))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// `reasoning_effort`, or `reasoning.effort` (both spellings are in use).
@@ -1011,6 +1036,16 @@ mod tests {
             body["messages"][3]["content"],
             json!([{"type": "text", "text": "It is 21C."}])
         );
+
+        // A chat completions client returning the `thinking_blocks` it was given.
+        let mut chat = req.clone();
+        chat["messages"][1]["thinking_blocks"] = json!([
+            {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="},
+            {"type": "thinking", "thinking": "unsigned", "signature": ""}]);
+        let body = messages_request(&chat, "claude-x", 4096, &[], true).unwrap();
+        let content = body["messages"][1]["content"].as_array().unwrap();
+        assert_eq!(content[0], first[0]);
+        assert_eq!(content[1]["type"], "tool_use");
     }
 
     #[test]
