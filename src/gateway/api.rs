@@ -79,7 +79,8 @@ async fn route(
 }
 
 /// A server tool (Anthropic's `web_search_20250305`, Responses' `web_search`, …) runs only on
-/// the side of the client's own API. With a model of that API in the chain the tool goes to it
+/// the side of the client's own API; a vendor-defined tool (`bash_20250124`, `local_shell`, …)
+/// has no schema another model could read. With a model of that API in the chain the tool goes to it
 /// and the walk passes over the others (`FailureClass::Unsupported`); with none, the request is
 /// refused here, in the client's error shape: answering without the tool would let the user
 /// believe it had been offered, and a model that cannot search would answer as if it had.
@@ -116,9 +117,9 @@ fn check_server_tools(
     }
     Err(GatewayError::BadRequest {
         message: format!(
-            "The tool of type {tool} is a server tool that only {vendor} runs, and no model in this request's chain ({}) speaks the {} API: openclawd routes only function tools to other providers. Remove the tool from the request, or add an {} model to the chain.",
-            chain.refs.join(", "),
+            "The tool of type {tool} is one of {vendor}'s own tools (run by {vendor}, or defined by {vendor} without a schema), which only an {} provider can offer, and no model in this request's chain ({}) is served by one: openclawd routes only function tools to other providers. Remove the tool from the request, or add an {} model to the chain.",
             api.as_str(),
+            chain.refs.join(", "),
             api.as_str()
         ),
         param: Some("tools".into()),

@@ -265,7 +265,7 @@ impl Upstreams {
                 return Err(AttemptError::new(
                     FailureClass::Unsupported,
                     format!(
-                        "cannot run the server tool {tool}: only function tools are routed to a {} provider",
+                        "cannot offer the {tool} tool (the client's API's own): only function tools are routed to a {} provider",
                         target.provider.api.as_str()
                     ),
                 ));
