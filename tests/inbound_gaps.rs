@@ -230,6 +230,28 @@ fn reasoning_settings_reach_each_provider_in_its_own_words() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(last_ollama_body(&s)["think"], false);
+    // Elsewhere off is said only where every model takes it: Anthropic gets `disabled`; Gemini
+    // (Pro models refuse a zero budget) and OpenAI (the o-series refuse `none`) keep their
+    // model's default.
+    for model in ["an/m1", "gm/gemini-3-flash", "oa/o3", "rs/gpt-5"] {
+        let (status, _, body) = post(
+            d,
+            "/v1/messages",
+            &json!({"model": model, "max_tokens": 100, "thinking": {"type": "disabled"},
+                "messages": [{"role": "user", "content": "hi"}]}),
+            PINNED,
+        );
+        assert_eq!(status, 200, "{model}: {body}");
+    }
+    assert_eq!(
+        s.anthropic.received().pop().unwrap().body["thinking"],
+        json!({"type": "disabled"})
+    );
+    assert!(last_gemini_body(&s)
+        .pointer("/generationConfig/thinkingConfig")
+        .is_none());
+    assert!(s.openai.received().pop().unwrap().body["reasoning_effort"].is_null());
+    assert!(s.responses.requests().pop().unwrap()["body"]["reasoning"].is_null());
 }
 
 #[test]

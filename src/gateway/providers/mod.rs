@@ -277,10 +277,15 @@ impl Upstreams {
             // `reasoning_effort`, which OpenAI refuses for a model that does not reason: it goes
             // only to a model configured as reasoning. (A chat completions client's own body is
             // forwarded as sent, untouched and uncopied.)
+            // Anthropic's `thinking: disabled` arrives as effort `none`, which only some OpenAI
+            // models take (the o-series refuse it): off is left to the model's default.
             Api::OpenAiCompletions
                 if !matches!(extras, SameApiExtras::None)
-                    && !target.model.config.reasoning
-                    && req.value().get("reasoning_effort").is_some() =>
+                    && req.value().get("reasoning_effort").is_some_and(|effort| {
+                        !target.model.config.reasoning
+                            || (effort == "none"
+                                && matches!(extras, SameApiExtras::AnthropicMessages { .. }))
+                    }) =>
             {
                 let mut value = req.value().clone();
                 if let Some(obj) = value.as_object_mut() {

@@ -148,7 +148,7 @@ pub struct ThinkingConfig {
 }
 
 /// An OpenAI reasoning effort as a Gemini thinking budget: Google's own OpenAI-compatible
-/// mapping (none → 0 = off, low → 1024, medium → 8192, high → 24576). `thinkingBudget` rather
+/// mapping (low → 1024, medium → 8192, high → 24576; `none` see below). `thinkingBudget` rather
 /// than Gemini 3's `thinkingLevel`, because 2.5 models refuse the level and 3 models still
 /// take the budget. Unknown efforts send nothing (the model's default).
 fn thinking_config(req: &Value) -> Option<ThinkingConfig> {
@@ -157,7 +157,10 @@ fn thinking_config(req: &Value) -> Option<ThinkingConfig> {
         .or_else(|| req.pointer("/reasoning/effort"))
         .and_then(Value::as_str)?;
     let budget = match effort {
-        "none" => 0,
+        // Off has no safe word here: a zero budget turns thinking off on Flash models, but
+        // 2.5 Pro and 3 Pro refuse it ("Budget 0 is invalid. This model only works in
+        // thinking mode."), so the model's default stands.
+        "none" => return None,
         "minimal" => 512,
         "low" => 1024,
         "medium" => 8192,
@@ -1194,10 +1197,7 @@ mod tests {
             body("medium")["thinkingConfig"],
             json!({"thinkingBudget": 8192, "includeThoughts": true})
         );
-        assert_eq!(
-            body("none")["thinkingConfig"],
-            json!({"thinkingBudget": 0, "includeThoughts": false})
-        );
+        assert_eq!(body("none"), Value::Null, "off: the model's default");
         assert_eq!(body("high")["thinkingConfig"]["thinkingBudget"], 24576);
         assert_eq!(body("weird"), Value::Null, "unknown effort: nothing sent");
         let req = json!({"messages": [{"role": "user", "content": "hi"}], "reasoning": {"effort": "low"}});
