@@ -86,7 +86,9 @@ pub async fn call(
         // `openclawd.load_duration_ms` & co.: what `openclawd bench` reports as load time.
         wire::add_native_timings(&mut out, &wire::OllamaMetrics::from_response(&value));
         return Ok(Answer::Json {
-            body: serde_json::to_vec(&out).map(Bytes::from).unwrap_or_default(),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }
