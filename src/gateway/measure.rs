@@ -138,33 +138,35 @@ impl DeltaView<'_> {
 /// Sound on valid JSON: a key `"content"` cannot occur inside a string (its quotes would be
 /// escaped), so a match is a key, and its value's first byte tells empty from not.
 fn scan_delta(data: &str) -> Option<bool> {
-    use memchr::memmem;
+    // (key, whether its value is a list rather than a string); `None`: parse the event.
+    const KEYS: [(&[u8], Option<bool>); 6] = [
+        (b"\"content\"", Some(false)),
+        (b"\"reasoning\"", Some(false)),
+        (b"\"reasoning_content\"", Some(false)),
+        (b"\"tool_calls\"", Some(true)),
+        (b"\"usage\"", None),
+        (b"\"error\"", None),
+    ];
     let bytes = data.as_bytes();
-    if memmem::find(bytes, b"\"usage\"").is_some() || memmem::find(bytes, b"\"error\"").is_some() {
-        return None;
-    }
     let mut tokens = false;
-    // (key, whether its value is a list rather than a string)
-    for (key, list) in [
-        (&b"\"content\""[..], false),
-        (b"\"reasoning\"", false),
-        (b"\"reasoning_content\"", false),
-        (b"\"tool_calls\"", true),
-    ] {
-        let mut from = 0;
-        while let Some(at) = memmem::find(&bytes[from..], key) {
-            let after = from + at + key.len();
-            let rest = bytes[after..].trim_ascii_start().strip_prefix(b":")?;
-            let value = rest.trim_ascii_start();
-            match (value.first()?, list) {
-                (b'n', _) if value.starts_with(b"null") => {}
-                (b'"', false) if value.get(1) == Some(&b'"') => {}
-                (b'"', false) => tokens = true,
-                (b'[', true) if value[1..].trim_ascii_start().first() == Some(&b']') => {}
-                (b'[', true) => tokens = true,
-                _ => return None,
-            }
-            from = after;
+    // One pass over the quotes (memchr): each is checked against the few keys that matter.
+    for q in memchr::memchr_iter(b'"', bytes) {
+        let at = &bytes[q..];
+        let Some((key, list)) = KEYS.iter().find(|(k, _)| at.starts_with(k)) else {
+            continue;
+        };
+        let Some(rest) = at[key.len()..].trim_ascii_start().strip_prefix(b":") else {
+            continue; // a value that happens to read like a key: not one
+        };
+        let list = (*list)?;
+        let value = rest.trim_ascii_start();
+        match (value.first()?, list) {
+            (b'n', _) if value.starts_with(b"null") => {}
+            (b'"', false) if value.get(1) == Some(&b'"') => {}
+            (b'"', false) => tokens = true,
+            (b'[', true) if value[1..].trim_ascii_start().first() == Some(&b']') => {}
+            (b'[', true) => tokens = true,
+            _ => return None,
         }
     }
     Some(tokens)
