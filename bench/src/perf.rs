@@ -138,8 +138,8 @@ pub fn perf_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// `perf record` of every thread of `pid` for `secs` (plus its start-up), call graphs by
-/// `mode`. Returns the data file.
+/// Starts `perf record` of every thread of `pid` for `secs`, call graphs by `mode` (`dwarf` or
+/// `fp`), writing `perf-<mode>.data` in `dir`; [`finish`] waits for it.
 pub async fn record(
     perf: &Path,
     pid: i32,
@@ -197,7 +197,8 @@ pub async fn analyse(perf: &Path, mode: &'static str, dir: &Path) -> Result<Prof
     let out = tokio::time::timeout(
         Duration::from_secs(300),
         tokio::process::Command::new(perf)
-            .args(["script", "-F", "period,ip,sym,dso", "-i"])
+            // `--no-inline`: resolving inlined frames runs `addr2line` per address (minutes).
+            .args(["script", "--no-inline", "-F", "period,ip,sym,dso", "-i"])
             .arg(&data)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
