@@ -306,7 +306,12 @@ pub fn classify(stack: &[Frame]) -> Item {
 }
 
 fn kernel_item(stack: &[Frame]) -> Item {
+    // `sock_def_readable` / `sock_def_write_space` wake the socket's waiters (their spinlock
+    // release is where cpu-clock samples taken with interrupts off land).
     const SCHED: &[&str] = &[
+        "sock_def_readable",
+        "sock_def_write_space",
+        "ep_poll_callback",
         "schedule",
         "finish_task_switch",
         "try_to_wake_up",

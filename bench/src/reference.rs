@@ -773,7 +773,11 @@ async fn cost_breakdown(
          from the leaf, that names an item: kernel samples by what the kernel was doing \
          (a wake-up done inside a TCP send counts as scheduling), user samples by the crate of \
          their first non-generic frame (a `memcpy` or a `Vec` grow counts for the code that \
-         asked for it; the allocator's own frames count as allocator). µs per request = share × \
+         asked for it; the allocator's own frames count as allocator). `cpu-clock` samples \
+         cannot fire while interrupts are off, so work done under a wake-up's spinlock shows \
+         where the lock is released (`_raw_spin_unlock_irqrestore` called by \
+         `sock_def_readable`: waking the peer's thread) and counts as scheduling. µs per \
+         request = share × \
          the CPU per request of the rounds above ({}); in the perf window itself openclawd used \
          {} per request over {} requests (perf's own sampling is charged to it).",
         d.as_secs_f64(),
