@@ -540,6 +540,13 @@ mod tests {
             k("tcp_sendmsg"),
         ];
         assert_eq!(classify(&wake_in_send), Item::KernelScheduling);
+        // cpu-clock charges the wake-up done with interrupts off to the lock's release.
+        let wake_peer = [
+            k("_raw_spin_unlock_irqrestore"),
+            k("sock_def_readable"),
+            k("tcp_rcv_established"),
+        ];
+        assert_eq!(classify(&wake_peer), Item::KernelScheduling);
         assert_eq!(
             classify(&[k("ep_poll"), k("do_epoll_wait")]),
             Item::KernelEpoll
