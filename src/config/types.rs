@@ -412,3 +412,27 @@ impl ResolvedPaths {
         files
     }
 }
+
+impl Snapshot {
+    /// API keys in OpenClaw's order: auth profile, provider env var, `apiKey` in config.
+    pub fn api_key(&self, provider: &ProviderConfig) -> Option<String> {
+        let id = &provider.id;
+        let default_profile = format!("{id}:default");
+        let profile = self
+            .auth_profiles
+            .get(&default_profile)
+            .or_else(|| self.auth_profiles.values().find(|p| &p.provider == id));
+        if let Some(p) = profile {
+            return Some(p.credential.secret().to_string());
+        }
+        let var = format!("{}_API_KEY", id.to_ascii_uppercase().replace('-', "_"));
+        // Google's key has its own name in OpenClaw (and Google's SDKs): GEMINI_API_KEY.
+        let google = (provider.api == Api::GoogleGenerativeAi).then_some("GEMINI_API_KEY");
+        for var in std::iter::once(var.as_str()).chain(google) {
+            if let Some(v) = self.env.get(var).filter(|v| !v.is_empty()) {
+                return Some(v.clone());
+            }
+        }
+        provider.api_key.clone().filter(|k| !k.is_empty())
+    }
+}

@@ -54,6 +54,9 @@ pub struct Catalog {
     /// Providers on this machine or a private network (never through a proxy), worked out
     /// once per catalogue rather than per request.
     pub local_providers: std::collections::BTreeSet<String>,
+    /// Each provider's API key, resolved once per catalogue in OpenClaw's order (an auth
+    /// profile, the provider's env var, `apiKey`), from the snapshot its providers came from.
+    pub api_keys: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -183,8 +186,13 @@ pub fn build_catalog(
         .filter(|(_, p)| is_local(&p.base_url))
         .map(|(id, _)| id.clone())
         .collect();
+    let api_keys = providers
+        .values()
+        .filter_map(|p| Some((p.id.clone(), snapshot.api_key(p)?)))
+        .collect();
     Catalog {
         local_providers,
+        api_keys,
         providers,
         models,
         skipped,

@@ -20,6 +20,7 @@ use super::error::{Dialect, GatewayError};
 use super::providers::Answer;
 use super::requests::RequestTrace;
 use super::state::GatewayState;
+use super::wire::chat_body::ChatBody;
 use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder, SameApiExtras};
 use super::wire::relay::{EventWriter, Relay};
 use super::wire::sse::SseParser;
@@ -61,7 +62,7 @@ async fn route(
     ir: &ChatRequest,
     trace: &mut RequestTrace,
 ) -> Result<Routed, GatewayError> {
-    let req = ir.to_openai();
+    let req = ChatBody::from_value(ir.to_openai());
     chat::walk(
         state,
         headers,

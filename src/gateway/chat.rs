@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::GatewayError;
@@ -21,33 +20,47 @@ use super::requests::RequestTrace;
 use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire;
+use super::wire::chat_body::ChatBody;
 use super::wire::ir::SameApiExtras;
-use crate::config::{Api, ProviderConfig, Snapshot};
+use crate::config::{Api, ProviderConfig};
 
 /// First-byte budgets (SPEC §5): local Ollama may be cold-loading a 20 GB model.
 const LOCAL_OLLAMA_FIRST_BYTE: Duration = Duration::from_secs(300);
 const CLOUD_FIRST_BYTE: Duration = Duration::from_secs(60);
 
+// Header names as constants: a `&str` name is parsed on every insert.
+const X_OPENCLAWD_MODEL: HeaderName = HeaderName::from_static("x-openclawd-model");
+const X_OPENCLAWD_ATTEMPTS: HeaderName = HeaderName::from_static("x-openclawd-attempts");
+const X_OPENCLAWD_FALLBACK: HeaderName = HeaderName::from_static("x-openclawd-fallback");
+const X_OPENCLAWD_NO_FALLBACK: HeaderName = HeaderName::from_static("x-openclawd-no-fallback");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+static NO_PARAMS: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
+    std::sync::LazyLock::new(serde_json::Map::new);
+
 pub async fn chat_completions(
     State(state): State<Arc<GatewayState>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Inbound { headers, body }: Inbound,
 ) -> Response {
     let started = Instant::now();
     let mut trace = RequestTrace::begin(started);
-    let routed = match parse_request(&body) {
-        Ok(req) => {
-            // Validated: `stream` is a bool or absent, `model` a string or absent.
-            let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-            let requested = wire::openai::model(&req);
+    let routed = match ChatBody::from_client(body) {
+        Ok((req, head)) => {
             // Sent as is to every provider, so nothing is set aside for a same-API one.
             let extras = SameApiExtras::None;
             walk(
-                &state, &headers, &req, &extras, requested, stream, started, &mut trace,
+                &state,
+                &headers,
+                &req,
+                &extras,
+                head.model.as_deref(),
+                head.stream,
+                started,
+                &mut trace,
             )
             .await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     let resp = match routed {
         Ok(Routed { answer, route }) => route.add_headers(respond(answer)),
@@ -58,6 +71,31 @@ pub async fn chat_completions(
     };
     finish_trace(&state, trace, &resp);
     resp
+}
+
+/// A request's headers and body, moved out of it (axum's `HeaderMap` extractor copies them).
+pub(super) struct Inbound {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Inbound {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        // `server::admit` has read the body within the limit already: this takes it as is.
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(body) => Ok(Inbound {
+                headers: parts.headers,
+                body,
+            }),
+            Err(e) => Err(GatewayError::bad_request(format!(
+                "could not read the request body: {e}"
+            ))
+            .into_response()),
+        }
+    }
 }
 
 /// Logs a request in the ring (`/events`, the page) — unless its answer is a stream, which is
@@ -101,11 +139,11 @@ impl Route {
     pub fn add_headers(&self, mut resp: Response) -> Response {
         let h = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&self.model_ref) {
-            h.insert("x-openclawd-model", v);
+            h.insert(X_OPENCLAWD_MODEL, v);
         }
-        h.insert("x-openclawd-attempts", HeaderValue::from(self.tried));
+        h.insert(X_OPENCLAWD_ATTEMPTS, HeaderValue::from(self.tried));
         if self.fell_back {
-            h.insert("x-openclawd-fallback", HeaderValue::from_static("true"));
+            h.insert(X_OPENCLAWD_FALLBACK, HeaderValue::from_static("true"));
         }
         resp
     }
@@ -118,7 +156,7 @@ impl Route {
 pub(super) async fn walk(
     state: &GatewayState,
     headers: &HeaderMap,
-    req: &Value,
+    req: &ChatBody,
     extras: &SameApiExtras,
     requested: Option<&str>,
     stream: bool,
@@ -127,7 +165,7 @@ pub(super) async fn walk(
 ) -> Result<Routed, GatewayError> {
     trace.set_asked(requested);
     let pinned = headers
-        .get("x-openclawd-no-fallback")
+        .get(X_OPENCLAWD_NO_FALLBACK)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
 
@@ -210,12 +248,11 @@ pub(super) async fn walk(
         let target = Target {
             model,
             provider,
-            api_key: resolve_api_key(&snapshot, provider),
+            api_key: catalog.api_keys.get(&provider.id).cloned(),
             params: snapshot
                 .model_entries
                 .get(model_ref)
-                .map(|e| e.params.clone())
-                .unwrap_or_default(),
+                .map_or(&NO_PARAMS, |e| &e.params),
             first_byte_timeout: first_byte_timeout(provider, local),
             local,
         };
@@ -357,21 +394,6 @@ pub(super) async fn walk(
     Err(GatewayError::AllAttemptsFailed(message))
 }
 
-fn parse_request(body: &Bytes) -> Result<Value, GatewayError> {
-    if body.is_empty() {
-        return Err(GatewayError::bad_request(
-            "The request body is empty; send a JSON object with `model` and `messages`.",
-        ));
-    }
-    let req: Value = serde_json::from_slice(body).map_err(|e| {
-        GatewayError::bad_request(format!(
-            "We could not parse the JSON body of your request: {e}."
-        ))
-    })?;
-    wire::chat_in::validate(&req)?;
-    Ok(req)
-}
-
 fn respond(answer: Answer) -> Response {
     match answer {
         Answer::Json { body, content_type } => {
@@ -398,30 +420,8 @@ pub(super) fn event_stream(s: wire::SseStream, content_type: HeaderValue) -> Res
         HeaderValue::from_static("no-cache"),
     );
     // Tells nginx-style proxies in front of us not to buffer the stream.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     r
-}
-
-/// API keys in OpenClaw's order: auth profile, provider env var, `apiKey` in config.
-pub fn resolve_api_key(snapshot: &Snapshot, provider: &ProviderConfig) -> Option<String> {
-    let id = &provider.id;
-    let default_profile = format!("{id}:default");
-    let profile = snapshot
-        .auth_profiles
-        .get(&default_profile)
-        .or_else(|| snapshot.auth_profiles.values().find(|p| &p.provider == id));
-    if let Some(p) = profile {
-        return Some(p.credential.secret().to_string());
-    }
-    let var = format!("{}_API_KEY", id.to_ascii_uppercase().replace('-', "_"));
-    // Google's key has its own name in OpenClaw (and Google's SDKs): GEMINI_API_KEY.
-    let google = (provider.api == Api::GoogleGenerativeAi).then_some("GEMINI_API_KEY");
-    for var in std::iter::once(var.as_str()).chain(google) {
-        if let Some(v) = snapshot.env.get(var).filter(|v| !v.is_empty()) {
-            return Some(v.clone());
-        }
-    }
-    provider.api_key.clone().filter(|k| !k.is_empty())
 }
 
 fn first_byte_timeout(provider: &ProviderConfig, local: bool) -> Duration {

@@ -242,7 +242,13 @@ fn add_to_series(
             series.remove(&m);
         }
     }
-    let buckets = series.entry(model.to_string()).or_default();
+    // The model is usually there already: no key copied for it.
+    if !series.contains_key(model) {
+        series.insert(model.to_owned(), VecDeque::new());
+    }
+    let Some(buckets) = series.get_mut(model) else {
+        return;
+    };
     if buckets.back().map_or(true, |b| b.minute < minute) {
         buckets.push_back(MinuteBucket {
             minute,

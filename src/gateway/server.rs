@@ -51,9 +51,9 @@ pub fn router(state: Arc<GatewayState>) -> Router {
         .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        // `body_limit` enforces the live gateway.maxBodyBytes with an OpenAI-shaped 413.
+        // One layer (each costs a boxed future per request): the token, then the body limit.
+        .layer(middleware::from_fn_with_state(state.clone(), admit))
+        // `admit` enforces the live gateway.maxBodyBytes with the API's own 413.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
@@ -158,19 +158,28 @@ async fn method_not_allowed(req: Request) -> Response {
     .render(Dialect::for_path(req.uri().path()))
 }
 
-/// With a token configured, every route but `/health` needs `Authorization: Bearer <token>`
-/// (or, as Anthropic clients send it, `x-api-key: <token>`).
-async fn require_token(
-    State(state): State<Arc<GatewayState>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let expected = state.config.load().gateway.token.clone();
-    let Some(expected) = expected else {
-        return next.run(req).await;
+/// Every request passes here: the token check, then the body limit.
+async fn admit(State(state): State<Arc<GatewayState>>, req: Request, next: Next) -> Response {
+    let (limit, refused) = {
+        let config = state.config.load();
+        let refused = config
+            .gateway
+            .token
+            .as_deref()
+            .and_then(|expected| refuse_without_token(expected, &req));
+        (config.own.gateway.max_body_bytes, refused)
     };
+    match refused {
+        Some(answer) => answer,
+        None => with_body_limit(limit, req, next).await,
+    }
+}
+
+/// With a token configured, every route but `/health` needs `Authorization: Bearer <token>`
+/// (or, as Anthropic clients send it, `x-api-key: <token>`): the refusal, or `None` to go on.
+fn refuse_without_token(expected: &str, req: &Request) -> Option<Response> {
     if req.uri().path() == "/health" || super::ui::is_public(req.uri().path()) {
-        return next.run(req).await;
+        return None;
     }
     let dialect = Dialect::for_path(req.uri().path());
     let presented = req
@@ -184,21 +193,20 @@ async fn require_token(
         .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
-        Some(p) if bool::from(p.as_bytes().ct_eq(expected.as_bytes())) => next.run(req).await,
-        Some(_) => GatewayError::Unauthorized(
+        Some(p) if bool::from(p.as_bytes().ct_eq(expected.as_bytes())) => None,
+        Some(_) => Some(GatewayError::Unauthorized(
             "Invalid bearer token. Use gateway.auth.token from openclaw.json (or OPENCLAW_GATEWAY_TOKEN).".into(),
         )
-        .render(dialect),
-        None => GatewayError::Unauthorized(
+        .render(dialect)),
+        None => Some(GatewayError::Unauthorized(
             "Missing bearer token: send `Authorization: Bearer <gateway.auth.token>` (or `x-api-key: <gateway.auth.token>`).".into(),
         )
-        .render(dialect),
+        .render(dialect)),
     }
 }
 
-/// Bodies over the limit get an OpenAI-shaped 413, whether announced or streamed.
-async fn body_limit(State(state): State<Arc<GatewayState>>, req: Request, next: Next) -> Response {
-    let limit = state.config.load().own.gateway.max_body_bytes;
+/// Bodies over the limit get a 413 in the API's shape, whether announced or streamed.
+async fn with_body_limit(limit: usize, req: Request, next: Next) -> Response {
     let dialect = Dialect::for_path(req.uri().path());
     let announced = req
         .headers()

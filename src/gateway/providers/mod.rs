@@ -4,6 +4,7 @@
 
 mod anthropic;
 mod gemini;
+mod http;
 mod ollama;
 mod openai;
 mod responses;
@@ -12,14 +13,16 @@ mod translate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use bytes::Bytes;
 use serde_json::Value;
 
 use super::metrics::Metrics;
+use super::wire::chat_body::ChatBody;
 use super::wire::ir::SameApiExtras;
 use crate::config::{Api, ProviderConfig};
 use crate::discovery::CatalogModel;
+use http::{LocalClient, Outbound, UpstreamError, UpstreamResponse};
 
 /// A stream of OpenAI SSE bytes for the client. Upstream failures after the first byte are
 /// already turned into an SSE error event inside it.
@@ -85,16 +88,13 @@ impl AttemptError {
         }
     }
 
-    pub(crate) fn from_reqwest(e: &reqwest::Error, phase: &str) -> Self {
-        let class = if e.is_timeout() {
+    pub(crate) fn from_upstream(e: &UpstreamError, phase: &str) -> Self {
+        let class = if e.timeout {
             FailureClass::Timeout
         } else {
             FailureClass::Connect
         };
-        AttemptError::new(
-            class,
-            format!("{phase}: {}", crate::discovery::describe_reqwest(e)),
-        )
+        AttemptError::new(class, format!("{phase}: {e}"))
     }
 }
 
@@ -104,7 +104,7 @@ pub struct Target<'a> {
     pub provider: &'a ProviderConfig,
     pub api_key: Option<String>,
     /// `agents.defaults.models[ref].params`.
-    pub params: serde_json::Map<String, Value>,
+    pub params: &'a serde_json::Map<String, Value>,
     pub first_byte_timeout: Duration,
     /// The upstream is on this machine (no proxy; `Host` rewritten for Ollama).
     pub local: bool,
@@ -112,9 +112,67 @@ pub struct Target<'a> {
 
 /// The HTTP clients, one pool each: loopback/private traffic never sees a proxy.
 pub struct Upstreams {
+    /// Plain HTTP on this machine: hyper directly (see [`http`]).
+    local: LocalClient,
+    /// TLS or another host on this machine or the LAN: reqwest, never through a proxy.
     pub direct: reqwest::Client,
     pub proxied: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    endpoints: Endpoints,
+}
+
+/// Parsed endpoint URLs by provider base URL. Parsing one (`url`, with IDNA for the host) cost
+/// more per request than everything else reqwest does (issue 18's profile); a clone is a copy.
+#[derive(Default)]
+struct Endpoints {
+    by_base: std::sync::Mutex<std::collections::HashMap<String, Vec<Endpoint>>>,
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    path: &'static str,
+    url: reqwest::Url,
+    /// The same, for hyper, when it is plain HTTP.
+    uri: Option<Uri>,
+}
+
+/// Base URLs remembered at most; a config that churns through more starts the cache afresh.
+const MAX_CACHED_BASES: usize = 256;
+
+impl Endpoints {
+    // The error every attempt fails with; built only when a baseUrl is not a URL.
+    #[allow(clippy::result_large_err)]
+    fn get(&self, base: &str, path: &'static str) -> Result<Endpoint, AttemptError> {
+        let mut by_base = self.by_base.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = by_base
+            .get(base)
+            .and_then(|paths| paths.iter().find(|e| e.path == path))
+        {
+            return Ok(known.clone());
+        }
+        let url = reqwest::Url::parse(&format!("{base}{path}")).map_err(|e| {
+            // As reqwest would have: this model cannot be reached, the next one may be.
+            AttemptError::new(
+                FailureClass::Connect,
+                format!(
+                    "the provider's baseUrl {base:?} is not a URL ({e}); fix it in openclaw.json"
+                ),
+            )
+        })?;
+        if by_base.len() >= MAX_CACHED_BASES && !by_base.contains_key(base) {
+            by_base.clear();
+        }
+        let endpoint = Endpoint {
+            path,
+            uri: http::plain_http_uri(&url),
+            url,
+        };
+        by_base
+            .entry(base.to_owned())
+            .or_default()
+            .push(endpoint.clone());
+        Ok(endpoint)
+    }
 }
 
 impl Upstreams {
@@ -130,10 +188,44 @@ impl Upstreams {
                 .redirect(reqwest::redirect::Policy::none())
         };
         Ok(Upstreams {
+            local: http::local_client(),
             direct: base().no_proxy().build()?,
             proxied: base().build()?,
             metrics,
+            endpoints: Endpoints::default(),
         })
+    }
+
+    /// POSTs `body` (JSON) to `{baseUrl}{path}` with `headers`: over hyper when the upstream is
+    /// plain HTTP on this machine, else over reqwest.
+    #[allow(clippy::result_large_err)]
+    fn post_json(
+        &self,
+        target: &Target<'_>,
+        path: &'static str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Outbound<'_>, AttemptError> {
+        let endpoint = self.endpoints.get(&target.provider.base_url, path)?;
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        match endpoint.uri {
+            Some(uri) if target.local => {
+                let mut req = Request::post(uri)
+                    .body(http_body_util::Full::new(body))
+                    .map_err(|e| AttemptError::new(FailureClass::Connect, e.to_string()))?;
+                *req.headers_mut() = headers;
+                Ok(Outbound::Local(&self.local, req))
+            }
+            _ => Ok(self
+                .client(target)
+                .post(endpoint.url)
+                .headers(headers)
+                .body(body)
+                .into()),
+        }
     }
 
     fn client(&self, target: &Target<'_>) -> &reqwest::Client {
@@ -149,16 +241,21 @@ impl Upstreams {
     pub async fn call(
         &self,
         target: &Target<'_>,
-        req: &Value,
+        req: &ChatBody,
         extras: &SameApiExtras,
         stream: bool,
     ) -> Result<Answer, AttemptError> {
         match target.provider.api {
-            Api::Ollama => ollama::call(self, target, req, stream).await,
+            // The pass-through forwards the client's bytes; the others translate the parsed body.
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
-            Api::AnthropicMessages => anthropic::call(self, target, req, extras, stream).await,
-            Api::GoogleGenerativeAi => gemini::call(self, target, req, stream).await,
-            Api::OpenAiResponses => responses::call(self, target, req, extras, stream).await,
+            Api::Ollama => ollama::call(self, target, req.value(), stream).await,
+            Api::AnthropicMessages => {
+                anthropic::call(self, target, req.value(), extras, stream).await
+            }
+            Api::GoogleGenerativeAi => gemini::call(self, target, req.value(), stream).await,
+            Api::OpenAiResponses => {
+                responses::call(self, target, req.value(), extras, stream).await
+            }
             Api::Other(ref api) => Err(AttemptError::new(
                 FailureClass::ClientError,
                 format!("api {api} is not supported"),
@@ -251,20 +348,20 @@ pub(crate) enum ErrorDialect {
     Classified(fn(StatusCode, &reqwest::header::HeaderMap, Bytes) -> AttemptError),
 }
 
-/// Sends `rb` within the first-byte `budget`; a non-2xx answer becomes a classified failure.
-pub(crate) async fn send(
-    rb: reqwest::RequestBuilder,
+/// Sends `out` within the first-byte `budget`; a non-2xx answer becomes a classified failure.
+pub(crate) async fn send<'a>(
+    out: impl Into<Outbound<'a>>,
     budget: Duration,
     dialect: ErrorDialect,
-) -> Result<reqwest::Response, AttemptError> {
-    let resp = match tokio::time::timeout(budget, rb.send()).await {
+) -> Result<UpstreamResponse, AttemptError> {
+    let resp = match tokio::time::timeout(budget, out.into().send()).await {
         Err(_) => {
             return Err(AttemptError::new(
                 FailureClass::Timeout,
                 format!("no answer within {budget:?}"),
             ))
         }
-        Ok(Err(e)) => return Err(AttemptError::from_reqwest(&e, "request failed")),
+        Ok(Err(e)) => return Err(AttemptError::from_upstream(&e, "request failed")),
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
@@ -313,7 +410,7 @@ const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Reads a whole non-streamed answer of at most `MAX_ANSWER_BYTES` within `budget`.
 pub(crate) async fn read_body(
-    mut resp: reqwest::Response,
+    mut resp: UpstreamResponse,
     budget: Duration,
 ) -> Result<Bytes, AttemptError> {
     let read = async move {
@@ -321,7 +418,7 @@ pub(crate) async fn read_body(
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| AttemptError::from_reqwest(&e, "reading the answer"))?
+            .map_err(|e| AttemptError::from_upstream(&e, "reading the answer"))?
         {
             if out.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(AttemptError::new(
@@ -343,7 +440,7 @@ pub(crate) async fn read_body(
 
 /// Reads a whole JSON answer within `budget`.
 pub(crate) async fn read_json(
-    resp: reqwest::Response,
+    resp: UpstreamResponse,
     budget: Duration,
 ) -> Result<Value, AttemptError> {
     let bytes = read_body(resp, budget).await?;
@@ -356,7 +453,7 @@ pub(crate) async fn read_json(
 }
 
 /// Reads the start of an error body (at most 64 KiB, 5 s), never failing.
-pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> Bytes {
+pub(crate) async fn read_error_body(mut resp: UpstreamResponse) -> Bytes {
     let mut out = bytes::BytesMut::new();
     let read = async {
         while let Ok(Some(chunk)) = resp.chunk().await {

@@ -1,6 +1,6 @@
 //! `ollama`: Ollama's native `/api/chat` (NDJSON), so `num_ctx` can be sent (SPEC §4).
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -59,15 +59,17 @@ pub async fn call(
     req: &Value,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), &target.params)
+    let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), target.params)
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
     }
-    let url = format!("{}/api/chat", target.provider.base_url);
-    let rb = up.client(target).post(url).json(&body);
+    let body = serde_json::to_vec(&body)
+        .map(Bytes::from)
+        .unwrap_or_default();
+    let out = up.post_json(target, "/api/chat", HeaderMap::new(), body)?;
     let budget = target.first_byte_timeout;
-    let resp = send(rb, budget, ErrorDialect::Translated(wire::error_message)).await?;
+    let resp = send(out, budget, ErrorDialect::Translated(wire::error_message)).await?;
     if !stream {
         let value = read_json(resp, budget).await?;
         let mut out = wire::chat_response(&value, &target.model.model_ref);

@@ -1,7 +1,7 @@
 //! `openai-completions`: pass-through. The request's `model` is rewritten to the upstream id;
 //! the answer's bytes are forwarded untouched.
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -10,31 +10,41 @@ use super::{
     excerpt, read_body, send, Answer, AttemptError, ErrorDialect, FailureClass, SseStream, Target,
     Upstreams,
 };
+use crate::gateway::wire::chat_body::ChatBody;
 use crate::gateway::wire::openai::sse_error_event;
 
 pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
-    req: &Value,
+    req: &ChatBody,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let body = WithModel {
-        req,
-        model: &target.model.id,
-    };
-    let url = format!("{}/chat/completions", target.provider.base_url);
-    let mut rb = up.client(target).post(url).json(&body);
+    let mut headers = HeaderMap::new();
     if let Some(key) = &target.api_key {
-        rb = rb.bearer_auth(key);
+        if let Ok(v) = HeaderValue::try_from(format!("Bearer {key}")) {
+            headers.insert(header::AUTHORIZATION, v);
+        }
     }
     for (k, v) in &target.provider.headers {
-        rb = rb.header(k, v);
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) else {
+            return Err(AttemptError::new(
+                FailureClass::Connect,
+                format!(
+                    "the header {k:?} of provider {} is not a valid HTTP header; fix its \
+                     `headers` in openclaw.json",
+                    target.provider.id
+                ),
+            ));
+        };
+        headers.append(name, value);
     }
+    let body = req.with_model(&target.model.id);
+    let out = up.post_json(target, "/chat/completions", headers, body)?;
     let budget = target.first_byte_timeout;
-    let resp = send(rb, budget, ErrorDialect::OpenAi).await?;
+    let resp = send(out, budget, ErrorDialect::OpenAi).await?;
     let content_type = resp
         .headers()
-        .get(reqwest::header::CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
         .unwrap_or(HeaderValue::from_static("application/json"));
     if !stream {
@@ -55,33 +65,10 @@ pub async fn call(
                 "stream ended before its first byte",
             ))
         }
-        Ok(Some(Err(e))) => return Err(AttemptError::from_reqwest(&e, "stream failed")),
+        Ok(Some(Err(e))) => return Err(AttemptError::from_upstream(&e, "stream failed")),
         Ok(Some(Ok(b))) => b,
     };
     Ok(Answer::Stream(passthrough(first, upstream, budget)))
-}
-
-/// The client's request as the upstream must see it: its own model id in `model`, every other
-/// field as sent. Serialised straight from the borrowed request (no copy of a 60 KB body per
-/// attempt).
-struct WithModel<'a> {
-    req: &'a Value,
-    model: &'a str,
-}
-
-impl serde::Serialize for WithModel<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let Some(obj) = self.req.as_object() else {
-            return self.req.serialize(s);
-        };
-        let mut map = s.serialize_map(Some(obj.len() + 1))?;
-        map.serialize_entry("model", self.model)?;
-        for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != "model") {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
 }
 
 /// Forwards upstream chunks, whole events only; an upstream failure, a silence longer than
@@ -92,7 +79,7 @@ impl serde::Serialize for WithModel<'_> {
 /// ends on an event boundary (the usual case) is forwarded as is, without a copy.
 fn passthrough(
     first: Bytes,
-    upstream: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    upstream: impl futures_util::Stream<Item = Result<Bytes, super::UpstreamError>> + Send + 'static,
     idle: std::time::Duration,
 ) -> SseStream {
     let relay = Relay {
@@ -117,7 +104,7 @@ struct Relay<S> {
     ended: bool,
 }
 
-impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>>> Relay<S> {
+impl<S: futures_util::Stream<Item = Result<Bytes, super::UpstreamError>>> Relay<S> {
     async fn next(&mut self, idle: std::time::Duration) -> Option<Bytes> {
         loop {
             if self.ended {
@@ -131,12 +118,7 @@ impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>>> Relay<S> {
                     };
                     match next {
                         Some(Ok(b)) => b,
-                        Some(Err(e)) => {
-                            return self.fail(&format!(
-                                "upstream stream failed: {}",
-                                crate::discovery::describe_reqwest(&e)
-                            ))
-                        }
+                        Some(Err(e)) => return self.fail(&format!("upstream stream failed: {e}")),
                         None if self.framer.saw_done() => {
                             self.ended = true;
                             // A last event without its blank line is still whole enough.

@@ -74,7 +74,7 @@ impl<T: SseEventTranslator> StreamTranslate for SseTranslated<T> {
     }
 }
 
-type Upstream = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Upstream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, super::UpstreamError>> + Send>>;
 
 struct Driver<T> {
     upstream: Upstream,
@@ -130,10 +130,7 @@ impl<T: StreamTranslate> Driver<T> {
                 }
                 Some(Err(e)) => {
                     self.ended = true;
-                    return Step::Error(format!(
-                        "upstream connection failed: {}",
-                        crate::discovery::describe_reqwest(&e)
-                    ));
+                    return Step::Error(format!("upstream connection failed: {e}"));
                 }
                 None => {
                     self.ended = true;
@@ -157,7 +154,7 @@ impl<T: StreamTranslate> Driver<T> {
 /// the first byte the same budget bounds each silence: an upstream that stalls mid-answer
 /// ends the stream with an error event instead of holding the client forever.
 pub async fn drive<T: StreamTranslate>(
-    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    upstream: impl Stream<Item = Result<Bytes, super::UpstreamError>> + Send + 'static,
     translator: T,
     first_byte: Duration,
 ) -> Result<SseStream, AttemptError> {

@@ -22,7 +22,8 @@ use super::WireError;
 #[derive(Debug, Deserialize)]
 #[serde(bound(deserialize = "S: Deserialize<'de>, 'de: 'a"))]
 pub struct ChatCompletionRequest<'a, S = Value> {
-    #[serde(borrow, default)]
+    /// Borrowed from the body when it has no escapes: the pass-through finds it there.
+    #[serde(borrow, default, deserialize_with = "typed::borrowed_str")]
     pub model: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub messages: Vec<ChatMessage<'a>>,
@@ -215,7 +216,7 @@ pub fn validate(req: &Value) -> Result<(), WireError> {
     check_not_empty(&view)
 }
 
-fn check_not_empty<S>(view: &ChatCompletionRequest<'_, S>) -> Result<(), WireError> {
+pub(super) fn check_not_empty<S>(view: &ChatCompletionRequest<'_, S>) -> Result<(), WireError> {
     if view.messages.is_empty() {
         return Err(WireError::bad_request(
             "[] is too short - 'messages'. Send at least one message.",

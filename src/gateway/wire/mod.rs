@@ -13,6 +13,7 @@
 
 pub mod anthropic;
 pub mod anthropic_in;
+pub mod chat_body;
 pub mod chat_in;
 pub mod gemini;
 pub mod ir;

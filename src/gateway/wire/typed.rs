@@ -6,13 +6,31 @@ use serde_json::Value;
 
 use super::WireError;
 
+/// An optional string borrowed from the input where it can be. (serde's own `Option<Cow<str>>`
+/// always copies: only a bare `Cow<str>` field borrows.)
+pub fn borrowed_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowing<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    Ok(Option::<Borrowing<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
 /// Deserializes `T` from a parsed body; the error names the offending field.
 pub fn from_value<'a, T: Deserialize<'a>>(value: &'a Value) -> Result<T, WireError> {
+    // Tracking the path costs on every field: only a value that fails is read again with it.
+    if let Ok(parsed) = T::deserialize(value) {
+        return Ok(parsed);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| to_wire_error(e.path(), e.inner()))
 }
 
 /// Deserializes `T` from a body's bytes; the error names the offending field.
 pub fn from_slice<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, WireError> {
+    // As above: the path is tracked only on the second reading of a body that failed.
+    if let Ok(parsed) = serde_json::from_slice(body) {
+        return Ok(parsed);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(WireError::bad_request(
             "The request body is empty; send a JSON object.",
