@@ -81,7 +81,8 @@ impl Item {
                 "HTTP server: hyper server (parse, encode, dispatch) and axum routing"
             }
             Item::HttpClient => {
-                "upstream HTTP client: reqwest, hyper client, connection pool, `url`"
+                "upstream HTTP client: hyper client and its pool, reqwest, `url`, openclawd's \
+                 `providers::http`"
             }
             Item::Json => "JSON: serde_json and serde (derived (de)serializers)",
             Item::Allocator => "allocator: jemalloc / malloc / free",
@@ -470,6 +471,8 @@ fn user_item(stack: &[Frame]) -> Item {
                 if s.contains("::measure::") || s.contains("::requests::") || s.contains("metrics")
                 {
                     Item::TracingMetrics
+                } else if s.contains("::providers::http::") {
+                    Item::HttpClient
                 } else {
                     Item::Gateway
                 },
@@ -596,6 +599,12 @@ mod tests {
         assert_eq!(
             classify(&[u("openclawd::gateway::chat::walk::{{closure}}")]),
             Item::Gateway
+        );
+        assert_eq!(
+            classify(&[u(
+                "openclawd::gateway::providers::http::Outbound::send::{{closure}}"
+            )]),
+            Item::HttpClient
         );
         assert_eq!(
             classify(&[u("openclawd::gateway::requests::RequestLog::record")]),
