@@ -9,7 +9,7 @@ connection, dumps, and prints the instructions (Ir) per request: openclawd's own
 allocator and libc — not the kernel. It says which user-space cut helps; `bench cpu` says what
 the whole request costs.
 
-  scripts/bench-instructions.py [--n 300] [--stream] BIN [BIN...]
+  scripts/bench-instructions.py [--n 300] [--stream] [--api chat|ollama|messages]... [--markdown] [LABEL=]BIN...
 """
 
 import argparse
@@ -126,24 +126,57 @@ def measure(binary, mock, n, warmup, stream, api):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("binaries", nargs="+", help="BIN or LABEL=BIN")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--stream", action="store_true")
-    ap.add_argument("--api", choices=["chat", "ollama", "messages"], default="chat",
+    ap.add_argument("--api", action="append", choices=["chat", "ollama", "messages"],
                     help="chat: chat completions → openai-completions (pass-through); "
-                         "ollama: → native /api/chat; messages: /v1/messages → openai-completions")
+                         "ollama: → native /api/chat; messages: /v1/messages → openai-completions "
+                         "(repeatable; default chat)")
+    ap.add_argument("--markdown", action="store_true", help="print a BENCHMARKS.md section")
     a = ap.parse_args()
+    apis = a.api or ["chat"]
+    systems = [b.split("=", 1) if "=" in b else (b, b) for b in a.binaries]
     mock_bin = os.path.join(HERE, "target/release/bench")
     mock = subprocess.Popen([mock_bin, "mock"], stdout=subprocess.PIPE, text=True)
+    rows = []
     try:
         line = mock.stdout.readline()
         addr = line.strip().rsplit(" ", 1)[-1]
-        for b in a.binaries:
-            ir = measure(os.path.abspath(b), addr, a.n, a.warmup, a.stream, a.api)
-            print(f"{b}\t{a.api}{' stream' if a.stream else ''}\t{ir:,.0f} instructions/request", flush=True)
+        for label, b in systems:
+            row = []
+            for api in apis:
+                ir = measure(os.path.abspath(b), addr, a.n, a.warmup, a.stream, api)
+                row.append(ir)
+                if not a.markdown:
+                    print(f"{label}\t{api}{' stream' if a.stream else ''}\t{ir:,.0f} instructions/request",
+                          flush=True)
+            rows.append((label, row))
     finally:
         mock.terminate()
+    if a.markdown:
+        names = {"chat": "chat completions → `openai-completions`",
+                 "ollama": "chat completions → `ollama` native",
+                 "messages": "`/v1/messages` → `openai-completions`"}
+        print("## 9. Instructions per request (callgrind)\n")
+        print("Wall-clock and CPU time move by ±10 % between runs on this shared VM; an instruction "
+              "count does not. `scripts/bench-instructions.py` runs each build under "
+              "`valgrind --tool=callgrind` against the mock, sends "
+              f"{a.warmup} warm-up requests, then counts the instructions of the next {a.n} "
+              f"(one keep-alive connection, {'streaming' if a.stream else 'non-streaming'}): "
+              "openclawd's code, the allocator and libc in user space — not the kernel, whose share "
+              "§7's CPU time includes. Same run as the rest of this file.\n")
+        print("| build | " + " | ".join(names[x] for x in apis) + " |")
+        print("|---|" + "--:|" * len(apis))
+        first = rows[0][1]
+        for label, row in rows:
+            cells = []
+            for i, ir in enumerate(row):
+                rel = "" if row is first else f" ({(ir / first[i] - 1) * 100:+.0f} %)"
+                cells.append(f"{ir:,.0f}{rel}")
+            print(f"| {label} | " + " | ".join(cells) + " |")
+        print()
 
 
 if __name__ == "__main__":
