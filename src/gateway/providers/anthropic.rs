@@ -86,7 +86,9 @@ pub async fn call(
         let value = read_json(resp, budget).await?;
         let out = wire::messages_response(&value, &target.model.model_ref);
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

@@ -79,7 +79,9 @@ pub async fn call(
             AttemptError::new(class, m)
         })?;
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

@@ -99,7 +99,9 @@ pub async fn call(
         })?;
         let out = wire::chat_completion(&answer, &target.model.model_ref).map_err(failure)?;
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

@@ -611,7 +611,8 @@ fn push_event(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
+    // Straight into the buffer: `Value`'s `Display` goes through `fmt` and a String.
+    let _ = serde_json::to_writer(&mut *out, data);
     out.extend_from_slice(b"\n\n");
 }
 

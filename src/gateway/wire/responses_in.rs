@@ -710,7 +710,7 @@ impl ResponsesStreamWriter {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(data.to_string().as_bytes());
+        let _ = serde_json::to_writer(&mut *out, &data);
         out.extend_from_slice(b"\n\n");
     }
 
