@@ -12,7 +12,7 @@ PATH="$here/target/tools/bin:$HOME/.cargo/bin:$PATH"
 command -v inferno-flamegraph >/dev/null || { echo "inferno missing: cargo install inferno --root target/tools" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$bin/bench" cpu --variant "openclawd=$bin/openclawd" --levels 64 --rounds 4 --secs 2 --no-wrk >"$tmp/bench.md" 2>"$tmp/bench.err" &
+"$bin/bench" cpu --variant "openclawd=$bin/openclawd" --levels 64 --rounds 4 --secs 2 --no-wrk --no-profile >"$tmp/bench.md" 2>"$tmp/bench.err" &
 bench=$!
 pid=""
 for _ in $(seq 1 100); do

@@ -506,7 +506,7 @@ fn openclaw_request_becomes_an_ollama_native_chat() {
 #[test]
 fn openclaw_request_becomes_an_anthropic_messages_call() {
     let req = openclaw_request();
-    let body = anthropic::messages_request(&req, "claude-sonnet-4-5", 8192).unwrap();
+    let body = anthropic::messages_request(&req, "claude-sonnet-4-5", 8192, &[], true).unwrap();
 
     assert_eq!(body["model"], json!("claude-sonnet-4-5"));
     assert_eq!(body["max_tokens"], json!(1024));
@@ -642,6 +642,9 @@ fn anthropic_stream_becomes_openai_chunks() {
             json!({"delta": {"role": "assistant", "content": ""}, "finish_reason": null}),
             json!({"delta": {"reasoning": "The user wants the weather in Tokyo."}, "finish_reason": null}),
             json!({"delta": {"reasoning": " I should call get_weather."}, "finish_reason": null}),
+            // The thinking block's signature, which a client must send back with it.
+            json!({"delta": {"thinking_blocks": [{"type": "thinking", "thinking": "",
+                "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}]}, "finish_reason": null}),
             json!({"delta": {"content": "Let me check"}, "finish_reason": null}),
             json!({"delta": {"content": " the weather — one moment."}, "finish_reason": null}),
             json!({"delta": {"tool_calls": [{"id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "index": 0, "type": "function",

@@ -17,8 +17,14 @@ use tokio::time::Instant;
 /// How a streamed answer is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
+    /// OpenAI chat completions: `data:` events ending with `data: [DONE]`.
     Sse,
+    /// Ollama's native stream: JSON lines, the last with `"done":true`.
     Ndjson,
+    /// Anthropic Messages: `event:` + `data:` pairs ending with `message_stop`.
+    AnthropicSse,
+    /// Gemini `streamGenerateContent?alt=sse`: `data:` chunks, the last with a `finishReason`.
+    GeminiSse,
 }
 
 /// One kind of request against one server.
@@ -28,6 +34,8 @@ pub struct Target {
     pub path: String,
     pub body: Bytes,
     pub auth: Option<String>,
+    /// More request headers (e.g. `x-goog-api-key`).
+    pub headers: Vec<(&'static str, String)>,
     /// `Some` for streamed requests.
     pub framing: Option<Framing>,
 }
@@ -51,8 +59,32 @@ impl Target {
             path: path.to_string(),
             body: Bytes::from(body.to_string()),
             auth: auth.map(str::to_string),
+            headers: Vec::new(),
             framing: stream.then_some(framing),
         }
+    }
+
+    /// A request with a body of another API (Anthropic Messages, Gemini); `framing` when it
+    /// streams.
+    pub fn raw(
+        addr: SocketAddr,
+        path: &str,
+        body: serde_json::Value,
+        framing: Option<Framing>,
+    ) -> Target {
+        Target {
+            addr,
+            path: path.to_string(),
+            body: Bytes::from(body.to_string()),
+            auth: None,
+            headers: Vec::new(),
+            framing,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Target {
+        self.headers.push((name, value.to_string()));
+        self
     }
 }
 
@@ -101,6 +133,9 @@ impl Conn {
             .header(CONTENT_TYPE, "application/json");
         if let Some(a) = &t.auth {
             b = b.header(AUTHORIZATION, format!("Bearer {a}"));
+        }
+        for (k, v) in &t.headers {
+            b = b.header(*k, v.as_str());
         }
         b.body(Full::new(t.body.clone()))
             .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
@@ -204,12 +239,15 @@ impl Conn {
     }
 }
 
-/// How many trailing bytes are kept to find the end marker.
-const TAIL: usize = 512;
+/// How many trailing bytes are kept to find the end marker (Gemini's last chunk carries its
+/// usage and ids after the `finishReason`).
+const TAIL: usize = 2048;
 
 fn count_events(data: &[u8], framing: Framing) -> u32 {
     match framing {
-        Framing::Sse => data.windows(5).filter(|w| w == b"data:").count() as u32,
+        Framing::Sse | Framing::AnthropicSse | Framing::GeminiSse => {
+            data.windows(5).filter(|w| w == b"data:").count() as u32
+        }
         Framing::Ndjson => data.iter().filter(|b| **b == b'\n').count() as u32,
     }
 }
@@ -218,6 +256,8 @@ fn is_complete(tail: &[u8], framing: Framing) -> bool {
     let needle: &[u8] = match framing {
         Framing::Sse => b"[DONE]",
         Framing::Ndjson => b"\"done\":true",
+        Framing::AnthropicSse => b"event: message_stop",
+        Framing::GeminiSse => b"\"finishReason\"",
     };
     tail.windows(needle.len()).any(|w| w == needle)
 }

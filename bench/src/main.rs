@@ -7,8 +7,10 @@
 //! bench smoke --openclawd … --ollama …     # ~10 s, what CI runs (bench/tests/smoke.rs)
 //! ```
 
+mod clouds;
 mod load;
 mod mock;
+mod perf;
 mod procfs;
 mod reference;
 mod report;
@@ -68,6 +70,9 @@ enum Cmd {
         /// Skip the `wrk` windows.
         #[arg(long)]
         no_wrk: bool,
+        /// Skip the `perf record` window (the cost per item).
+        #[arg(long)]
+        no_profile: bool,
         /// Concurrency levels.
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64])]
         levels: Vec<usize>,
@@ -90,6 +95,10 @@ struct Common {
     /// The `ollama` test double (default: target/release/ollama).
     #[arg(long)]
     ollama: Option<PathBuf>,
+    /// The Gemini double, `gemini-double` of tests/cloud-doubles (default:
+    /// target/release/gemini-double), for scenario 8.
+    #[arg(long)]
+    gemini: Option<PathBuf>,
     /// Skip LiteLLM (the tables then say so).
     #[arg(long)]
     no_litellm: bool,
@@ -138,9 +147,10 @@ fn main() -> anyhow::Result<()> {
             rounds,
             secs,
             no_wrk,
+            no_profile,
             levels,
         } => rt.block_on(interruptible(run_cpu(
-            variants, rounds, secs, no_wrk, levels,
+            variants, rounds, secs, no_wrk, no_profile, levels,
         ))),
     }
 }
@@ -175,6 +185,7 @@ async fn run_cpu(
     rounds: usize,
     secs: f64,
     no_wrk: bool,
+    no_profile: bool,
     levels: Vec<usize>,
 ) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
@@ -192,7 +203,10 @@ async fn run_cpu(
         let (oc, _) = systems::spawn_openclawd(
             &spec.bin,
             mock_addr,
-            Some(nginx.addr),
+            systems::Upstreams {
+                nginx: Some(nginx.addr),
+                gemini: None,
+            },
             dead_port,
             2,
             &spec.env,
@@ -217,6 +231,7 @@ async fn run_cpu(
         duration: Duration::from_secs_f64(secs.max(0.1)),
         wrk: !no_wrk,
         levels,
+        profile: (!no_profile).then_some(Duration::from_secs(3)),
         ..reference::RefPlan::full()
     };
     // Warm every path (connections, pools, caches) before the first window.
@@ -252,7 +267,9 @@ async fn run_cpu(
 
 fn build_binaries(ws: &Path) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("[bench] cargo build --release -p openclawd -p ollama-double --bins");
+    eprintln!(
+        "[bench] cargo build --release -p openclawd -p ollama-double -p cloud-doubles --bins"
+    );
     let mut cmd = Command::new(cargo);
     // `cargo run` hands its package's variables to the bench; a nested build must not see them
     // or its fingerprints differ from a plain `cargo build --release` and it rebuilds the world.
@@ -280,6 +297,8 @@ fn build_binaries(ws: &Path) -> anyhow::Result<()> {
             "openclawd",
             "-p",
             "ollama-double",
+            "-p",
+            "cloud-doubles",
             "--bins",
         ])
         .current_dir(ws)
@@ -378,10 +397,18 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         .ollama
         .clone()
         .unwrap_or_else(|| release.join("ollama"));
-    for (what, p) in [("openclawd", &openclawd), ("the ollama double", &double)] {
+    let gemini = common
+        .gemini
+        .clone()
+        .unwrap_or_else(|| release.join("gemini-double"));
+    for (what, p) in [
+        ("openclawd", &openclawd),
+        ("the ollama double", &double),
+        ("the Gemini double", &gemini),
+    ] {
         if !p.exists() {
             bail!(
-                "{what} is not built at {}: run `cargo build --release -p openclawd -p ollama-double`",
+                "{what} is not built at {}: run `cargo build --release -p openclawd -p ollama-double -p cloud-doubles`",
                 p.display()
             );
         }
@@ -417,6 +444,7 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     );
     let bench_exe = std::env::current_exe()?;
     let (mock_proc, mock_addr) = systems::spawn_mock(&bench_exe, dir.path())?;
+    let (gemini_proc, gemini_addr) = systems::spawn_gemini(&gemini, dir.path())?;
     // nginx (issue 18's reference) if installed; the smoke runs without it unless present.
     let nginx = match reference::nginx_binary() {
         Some(b) => Some(reference::spawn_nginx(&b).await?),
@@ -430,7 +458,10 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     let (oc, oc_start) = systems::spawn_openclawd(
         &openclawd,
         mock_addr,
-        nginx_addr,
+        systems::Upstreams {
+            nginx: nginx_addr,
+            gemini: Some(gemini_addr),
+        },
         dead_port,
         plan.dead_models(),
         &[],
@@ -526,7 +557,10 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
             let (oc, _) = systems::spawn_openclawd(
                 &spec.bin,
                 rig.mock,
-                Some(n.addr),
+                systems::Upstreams {
+                    nginx: Some(n.addr),
+                    gemini: None,
+                },
                 dead_port,
                 2,
                 &spec.env,
@@ -570,6 +604,27 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         sections.push(reference::s7_reference(&rr, &rplan, &mut ref_figs).await);
     }
     drop(variant_procs);
+    let mut cloud_figs = clouds::CloudFigures::default();
+    if wanted(8) {
+        eprintln!("[bench] scenario 8: other inbound APIs and clouds");
+        let cr = clouds::CloudRig {
+            mock: rig.mock,
+            mock_pid: rig.mock_pid,
+            gemini: gemini_addr,
+            gemini_pid: gemini_proc.pid(),
+            openclawd: rig.openclawd,
+            openclawd_pid: rig.openclawd_pid,
+        };
+        let cplan = if smoke {
+            clouds::CloudPlan::smoke()
+        } else {
+            clouds::CloudPlan {
+                rounds: plan.rounds,
+                ..clouds::CloudPlan::full()
+            }
+        };
+        sections.push(clouds::s8_clouds(&cr, &cplan, &mut cloud_figs).await);
+    }
     tokio::time::sleep(Duration::from_secs(if smoke { 1 } else { 3 })).await;
     let after = memory_snapshot(&rig);
     let peaks = |p: &[u64]| {
@@ -608,6 +663,7 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     drop(nginx);
     drop(litellm);
     drop(oc);
+    drop(gemini_proc);
     drop(mock_proc);
 
     let mut sup = supervisor::SupervisorFigures::default();
@@ -696,6 +752,10 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
         "ollama double (scenario 6)".into(),
         format!("`{}`", double.display()),
     ]);
+    machine.row(vec![
+        "Gemini double (scenario 8)".into(),
+        format!("`{}`", gemini.display()),
+    ]);
     let _ = writeln!(md, "{}", machine.render());
     let _ = writeln!(
         md,
@@ -712,7 +772,7 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
     }
     let _ = writeln!(
         md,
-        "## Reproduce\n\n```sh\ncargo run --release -p bench -- all      # builds openclawd + the ollama double, installs LiteLLM into target/bench-litellm-venv (pip), writes BENCHMARKS.md\ncargo run --release -p bench -- all --no-litellm   # without the Python peer\ncargo test -p bench                      # the ~15 s smoke CI runs (needs `cargo build --workspace` first)\nscripts/bench-nginx-install.sh           # as root: nginx, perf, wrk (Debian) for scenario 7\nscripts/bench-all.sh                     # this file: builds the before-issue-18 variants, then `all` with them\nscripts/bench-flamegraph.sh              # docs/flamegraph-c64.svg (perf record + inferno; a separate run)\n```\n\nopenclawd runs as the real binary (`openclawd run`) with a temporary HOME, `ollama.manage: false`, and providers `mock` (`openai-completions`), `ollama` (native `/api/chat`) and `dead` (a refused port) all on loopback; its log had {oc_log_warnings} warning lines (the failover scenario logs one per failed attempt). Scenario 6 starts one openclawd per iteration managing the `ollama` test double."
+        "## Reproduce\n\n```sh\ncargo run --release -p bench -- all      # builds openclawd + the ollama and Gemini doubles, installs LiteLLM into target/bench-litellm-venv (pip), writes BENCHMARKS.md\ncargo run --release -p bench -- all --no-litellm   # without the Python peer\ncargo test -p bench                      # the ~15 s smoke CI runs (needs `cargo build --workspace` first)\nscripts/bench-nginx-install.sh           # as root: nginx, perf, wrk (Debian) for scenario 7\nscripts/bench-all.sh                     # this file: builds the before-issue-18 variants, then `all` with them\nscripts/bench-flamegraph.sh              # docs/flamegraph-c64.svg (perf record + inferno; a separate run)\n```\n\nopenclawd runs as the real binary (`openclawd run`) with a temporary HOME, `ollama.manage: false`, and providers `mock` (`openai-completions`), `ollama` (native `/api/chat`), `gemini` (`google-generative-ai`, the Gemini double), `nginx` (scenario 7) and `dead` (a refused port) all on loopback; its log had {oc_log_warnings} warning lines (the failover scenario logs one per failed attempt). Scenario 6 starts one openclawd per iteration managing the `ollama` test double."
     );
     std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
@@ -729,6 +789,16 @@ async fn run_all(common: Common, no_build: bool, smoke: bool) -> anyhow::Result<
             ("CPU per request", figs.cpu_per_request_us),
             ("added TTFT", figs.added_ttft_p99_c1_us),
             ("failover", figs.failover_added_p99_us),
+            (
+                "added latency of /v1/messages → Ollama",
+                cloud_figs.messages_added_c1.map(|a| a.1),
+            ),
+            (
+                "added latency of chat completions → Gemini",
+                cloud_figs.gemini_added_c1.map(|a| a.1),
+            ),
+            ("CPU per /v1/messages request", cloud_figs.messages_cpu_us),
+            ("CPU per Gemini request", cloud_figs.gemini_cpu_us),
         ];
         for (what, v) in missing {
             if v.is_none() {
@@ -792,6 +862,24 @@ fn verdict(v: Option<f64>, ok: impl Fn(f64) -> bool) -> &'static str {
     }
 }
 
+/// `; largest items: kernel: … 9.6 µs, …` from §7's cost per item (the three largest).
+fn largest_items(items: &[(perf::Item, f64, f64)]) -> String {
+    let mut v: Vec<&(perf::Item, f64, f64)> = items.iter().filter(|i| i.2.is_finite()).collect();
+    if v.is_empty() {
+        return String::new();
+    }
+    v.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let top: Vec<String> = v
+        .iter()
+        .take(3)
+        .map(|(item, _, per)| format!("{} {}", item.short(), us(*per)))
+        .collect();
+    format!(
+        "; largest items per request: {} (§7, cost per item)",
+        top.join(", ")
+    )
+}
+
 fn goals_section(f: &Figures, r: &reference::RefFigures, litellm_absent: Option<&str>) -> Section {
     let mut sec = Section {
         title: "Goals (issue 8)".into(),
@@ -807,10 +895,11 @@ fn goals_section(f: &Figures, r: &reference::RefFigures, litellm_absent: Option<
         "≤ 3×".into(),
         match (r.cpu_ratio_c64, r.cpu_us_c64, r.nginx_cpu_us_c64) {
             (Some(x), Some(g), Some(n)) => format!(
-                "{x:.1}× ({} vs {}; {:.2} context switches per request), §7",
+                "{x:.1}× ({} vs {}; {:.2} context switches per request), §7{}",
                 us(g),
                 us(n),
-                r.switches_c64.unwrap_or(f64::NAN)
+                r.switches_c64.unwrap_or(f64::NAN),
+                largest_items(&r.cost_items)
             ),
             _ => "not measured (nginx absent)".into(),
         },

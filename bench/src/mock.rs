@@ -203,7 +203,7 @@ async fn chat(req: Request<Incoming>, dialect: Dialect) -> Response<MockBody> {
     }
 }
 
-const TOKEN: &str = "tok ";
+pub const TOKEN: &str = "tok ";
 const CREATED: u64 = 1_700_000_000;
 const CREATED_AT: &str = "2026-01-01T00:00:00.000000000Z";
 

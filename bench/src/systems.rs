@@ -157,6 +157,46 @@ pub fn spawn_mock(bench_exe: &Path, dir: &Path) -> anyhow::Result<(Proc, SocketA
     Ok((p, addr))
 }
 
+/// The key the Gemini double accepts and openclawd's `gemini` provider sends.
+pub const GEMINI_KEY: &str = "bench-gemini-key";
+
+/// Starts the `gemini-double` (tests/cloud-doubles) on a free loopback port, answering every
+/// model with the mock's `fast` text (16 pieces of `tok `, one stream chunk each; its control
+/// file, which it re-reads on every request, says so) and keeping no request log.
+pub fn spawn_gemini(bin: &Path, dir: &Path) -> anyhow::Result<(Proc, SocketAddr)> {
+    let control = dir.join("gemini-control.json");
+    let pieces = vec![crate::mock::TOKEN; crate::mock::Shape::default().chunks as usize];
+    std::fs::write(
+        &control,
+        serde_json::json!({ "reply_tokens": pieces }).to_string(),
+    )?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("CLOUD_DOUBLE_KEY", GEMINI_KEY)
+        .env("CLOUD_DOUBLE_CONTROL", &control)
+        .stdout(Stdio::piped());
+    let mut p = Proc::spawn("gemini double", cmd, &dir.join("gemini-double.log"))?;
+    let stdout = p
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("gemini double: no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("Listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "the gemini double printed {line:?} instead of `Listening on ADDR`; log:\n{}",
+                p.log_tail(10)
+            )
+        })?;
+    Ok((p, addr))
+}
+
 /// Models every system knows (the mock reads its knobs from the id).
 pub const FAST: &str = "fast";
 /// 64 chunks paced 20 ms (the issue's streaming shape).
@@ -167,9 +207,19 @@ pub const SHORT_STREAM: &str = "n8-p20";
 pub const SMOKE_STREAM: &str = "n16-p5";
 pub const MODELS: [&str; 4] = [FAST, STREAM, SHORT_STREAM, SMOKE_STREAM];
 
+/// The upstreams openclawd's config points at besides the mock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Upstreams {
+    /// nginx serving one fixed completion (issue 18's reference).
+    pub nginx: Option<SocketAddr>,
+    /// The Gemini double (scenario 8).
+    pub gemini: Option<SocketAddr>,
+}
+
 /// openclawd (the real binary) with a temp HOME whose config points its providers at the mock:
 /// `mock` (openai-completions), `ollama` (native API) and `dead` (a port that refuses, with
-/// `dead_models` models, falling back to `mock/fast`).
+/// `dead_models` models, falling back to `mock/fast`); `nginx` and `gemini`
+/// (`google-generative-ai`) when those run.
 pub struct Openclawd {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -179,7 +229,7 @@ pub struct Openclawd {
 
 pub fn openclaw_json(
     mock: SocketAddr,
-    nginx: Option<SocketAddr>,
+    up: Upstreams,
     dead_port: u16,
     dead_models: usize,
 ) -> String {
@@ -193,10 +243,21 @@ pub fn openclaw_json(
     let ours = models(&mut MODELS.iter().map(|m| m.to_string()));
     let dead = models(&mut (0..dead_models.max(1)).map(|i| format!("d{i}")));
     // The reference upstream (issue 18): nginx serving one fixed completion.
-    let nginx = nginx
+    let nginx = up
+        .nginx
         .map(|n| {
             format!(
                 "    nginx: {{ baseUrl: 'http://{n}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {} ] }},\n",
+                models(&mut std::iter::once(FAST.to_string()))
+            )
+        })
+        .unwrap_or_default();
+    // The Gemini double: openclawd → `{base}/models/fast:generateContent`.
+    let gemini = up
+        .gemini
+        .map(|g| {
+            format!(
+                "    gemini: {{ baseUrl: 'http://{g}/v1beta', api: 'google-generative-ai', apiKey: '{GEMINI_KEY}', models: [ {} ] }},\n",
                 models(&mut std::iter::once(FAST.to_string()))
             )
         })
@@ -207,7 +268,7 @@ pub fn openclaw_json(
     mock: {{ baseUrl: 'http://{mock}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {ours} ] }},
     ollama: {{ baseUrl: 'http://{mock}', api: 'ollama', models: [ {ours} ] }},
     dead: {{ baseUrl: 'http://127.0.0.1:{dead_port}/v1', api: 'openai-completions', apiKey: 'sk-bench-upstream', models: [ {dead} ] }},
-{nginx}  }} }},
+{nginx}{gemini}  }} }},
   agents: {{ defaults: {{ model: {{ primary: 'mock/{FAST}', fallbacks: ['mock/{FAST}'] }} }} }},
 }}
 "
@@ -217,7 +278,7 @@ pub fn openclaw_json(
 pub async fn spawn_openclawd(
     bin: &Path,
     mock: SocketAddr,
-    nginx: Option<SocketAddr>,
+    up: Upstreams,
     dead_port: u16,
     dead_models: usize,
     extra_env: &[(String, String)],
@@ -229,7 +290,7 @@ pub async fn spawn_openclawd(
     std::fs::create_dir_all(state.join("openclawd"))?;
     std::fs::write(
         state.join("openclaw.json"),
-        openclaw_json(mock, nginx, dead_port, dead_models),
+        openclaw_json(mock, up, dead_port, dead_models),
     )?;
     std::fs::write(
         state.join("openclawd").join("openclawd.json"),

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn built(name: &str) -> PathBuf {
-    // The bench binary sits next to openclawd and the ollama double in target/<profile>/.
+    // The bench binary sits next to openclawd and the ollama and Gemini doubles in
+    // target/<profile>/.
     let p = PathBuf::from(env!("CARGO_BIN_EXE_bench")).with_file_name(name);
     assert!(
         p.exists(),
@@ -27,6 +28,8 @@ fn the_benchmark_runs_every_scenario_and_writes_the_report() {
         .arg(built("openclawd"))
         .arg("--ollama")
         .arg(built("ollama"))
+        .arg("--gemini")
+        .arg(built("gemini-double"))
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -57,6 +60,7 @@ fn the_benchmark_runs_every_scenario_and_writes_the_report() {
         "## 4. Failover",
         "## 5. Memory",
         "## 6. Supervisor",
+        "## 8. Other inbound APIs and clouds",
         "## Reproduce",
     ] {
         assert!(report.contains(heading), "no {heading:?} in:\n{report}");
@@ -76,4 +80,12 @@ fn the_benchmark_runs_every_scenario_and_writes_the_report() {
         report.contains("| **openclawd** → mock (`ollama` native) |"),
         "{report}"
     );
+    // Scenario 8: both new paths, non-streaming and streaming, beside the pass-through.
+    for row in [
+        "| **openclawd** `/v1/messages` → mock (`ollama` native) |",
+        "| **openclawd** chat completions → Gemini double (`google-generative-ai`) |",
+        "| **openclawd** chat completions → mock (`openai-completions`, pass-through) |",
+    ] {
+        assert_eq!(report.matches(row).count(), 2, "{row} twice in:\n{report}");
+    }
 }

@@ -19,12 +19,14 @@ use super::chat::{self, Routed};
 use super::error::{Dialect, GatewayError};
 use super::providers::Answer;
 use super::requests::RequestTrace;
+use super::router::chain_for;
 use super::state::GatewayState;
 use super::wire::chat_body::ChatBody;
 use super::wire::ir::{ChatRequest, ChatResponse, OpenAiChunkDecoder, SameApiExtras};
 use super::wire::relay::{EventWriter, Relay};
 use super::wire::sse::SseParser;
 use super::wire::{anthropic_in, responses_in, SseStream};
+use crate::config::Api;
 
 /// An OpenAI chat completion stream (what the chain answers) rewritten by `writer`, event by
 /// event as it arrives: one write per upstream chunk, nothing buffered beyond a partial event.
@@ -74,6 +76,54 @@ async fn route(
         trace,
     )
     .await
+}
+
+/// A server tool (Anthropic's `web_search_20250305`, Responses' `web_search`, …) runs only on
+/// the side of the client's own API; a vendor-defined tool (`bash_20250124`, `local_shell`, …)
+/// has no schema another model could read. With a model of that API in the chain the tool goes to it
+/// and the walk passes over the others (`FailureClass::Unsupported`); with none, the request is
+/// refused here, in the client's error shape: answering without the tool would let the user
+/// believe it had been offered, and a model that cannot search would answer as if it had.
+fn check_server_tools(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    ir: &ChatRequest,
+) -> Result<(), GatewayError> {
+    let Some(tool) = ir.extras.first_server_tool() else {
+        return Ok(());
+    };
+    let (api, vendor) = match &ir.extras {
+        SameApiExtras::AnthropicMessages { .. } => (Api::AnthropicMessages, "Anthropic"),
+        SameApiExtras::OpenAiResponses { .. } => (Api::OpenAiResponses, "OpenAI"),
+        SameApiExtras::None => return Ok(()),
+    };
+    let pinned = headers
+        .get("x-openclawd-no-fallback")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    let catalog = state.catalog.load_full();
+    // An unknown model is the walk's to report, in its words.
+    let Ok(chain) = chain_for(&catalog, ir.model.as_deref(), pinned) else {
+        return Ok(());
+    };
+    let runs_it = chain.refs.iter().any(|r| {
+        catalog
+            .get(r)
+            .and_then(|m| catalog.providers.get(&m.provider))
+            .is_some_and(|p| p.api == api)
+    });
+    if runs_it {
+        return Ok(());
+    }
+    Err(GatewayError::BadRequest {
+        message: format!(
+            "The tool of type {tool} is one of {vendor}'s own tools (run by {vendor}, or defined by {vendor} without a schema), which only an {} provider can offer, and no model in this request's chain ({}) is served by one: openclawd routes only function tools to other providers. Remove the tool from the request, or add an {} model to the chain.",
+            api.as_str(),
+            chain.refs.join(", "),
+            api.as_str()
+        ),
+        param: Some("tools".into()),
+    })
 }
 
 /// A non-streamed chain answer in the IR; a body that is not a chat completion is a 502.
@@ -141,6 +191,9 @@ async fn answer_messages(
     // the flags travel with the fields, to an anthropic-messages provider only.
     if let SameApiExtras::AnthropicMessages { beta, .. } = &mut ir.extras {
         *beta = anthropic_beta(headers);
+    }
+    if let Err(e) = check_server_tools(state, headers, &ir) {
+        return fail(state, e, Dialect::Anthropic);
     }
     let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
@@ -222,6 +275,9 @@ async fn answer_responses(
         Ok(ir) => ir,
         Err(e) => return fail(state, e.into(), Dialect::Responses),
     };
+    if let Err(e) = check_server_tools(state, headers, &ir) {
+        return fail(state, e, Dialect::Responses);
+    }
     let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
         Err(e) => return fail(state, e, Dialect::Responses),

@@ -363,6 +363,8 @@ pub(super) async fn walk(
                     // the next request holds for its restart: a cooldown would instead send
                     // every request to the fallback until it expired.
                     FailureClass::Connect if in_flight.is_some() => {}
+                    // Not the model's fault: this request needs another API.
+                    FailureClass::Unsupported => {}
                     _ => {
                         state.cooldowns.fail(model_ref, e.retry_after);
                     }

@@ -132,6 +132,46 @@ impl DeltaView<'_> {
     }
 }
 
+/// Whether a chat chunk's delta carries a token, read without parsing it: `None` when the event
+/// may hold `usage` or an `error`, or a field the scan cannot judge — then it is parsed.
+///
+/// Sound on valid JSON: a key `"content"` cannot occur inside a string (its quotes would be
+/// escaped), so a match is a key, and its value's first byte tells empty from not.
+fn scan_delta(data: &str) -> Option<bool> {
+    // (key, whether its value is a list rather than a string); `None`: parse the event.
+    const KEYS: [(&[u8], Option<bool>); 6] = [
+        (b"\"content\"", Some(false)),
+        (b"\"reasoning\"", Some(false)),
+        (b"\"reasoning_content\"", Some(false)),
+        (b"\"tool_calls\"", Some(true)),
+        (b"\"usage\"", None),
+        (b"\"error\"", None),
+    ];
+    let bytes = data.as_bytes();
+    let mut tokens = false;
+    // One pass over the quotes (memchr): each is checked against the few keys that matter.
+    for q in memchr::memchr_iter(b'"', bytes) {
+        let at = &bytes[q..];
+        let Some((key, list)) = KEYS.iter().find(|(k, _)| at.starts_with(k)) else {
+            continue;
+        };
+        let Some(rest) = at[key.len()..].trim_ascii_start().strip_prefix(b":") else {
+            continue; // a value that happens to read like a key: not one
+        };
+        let list = (*list)?;
+        let value = rest.trim_ascii_start();
+        match (value.first()?, list) {
+            (b'n', _) if value.starts_with(b"null") => {}
+            (b'"', false) if value.get(1) == Some(&b'"') => {}
+            (b'"', false) => tokens = true,
+            (b'[', true) if value[1..].trim_ascii_start().first() == Some(&b']') => {}
+            (b'[', true) => tokens = true,
+            _ => return None,
+        }
+    }
+    Some(tokens)
+}
+
 impl StreamMeter {
     /// `started`: when the request was sent (client side) or arrived (gateway side).
     pub fn new(started: Instant) -> StreamMeter {
@@ -186,6 +226,16 @@ impl StreamMeter {
         let data = data.trim();
         if data == "[DONE]" {
             self.done = true;
+            return;
+        }
+        // Most events are plain deltas: read from their bytes whether they carry a token.
+        // Only an event that may hold usage or an error (or one the scan cannot tell) is parsed.
+        if let Some(tokens) = scan_delta(data) {
+            if tokens {
+                self.token_chunks += 1;
+                self.first_token_at.get_or_insert(at);
+                self.last_token_at = Some(at);
+            }
             return;
         }
         let Ok(chunk) = serde_json::from_str::<ChunkView<'_>>(data) else {
@@ -417,6 +467,41 @@ mod tests {
         let t = m.finish(t0 + ms(60));
         assert_eq!(t.token_chunks, 3);
         assert!(!t.done, "no [DONE]: incomplete");
+    }
+
+    #[test]
+    fn the_byte_scan_agrees_with_the_parse() {
+        let parsed = |data: &str| {
+            let chunk: ChunkView<'_> = serde_json::from_str(data).expect(data);
+            chunk
+                .choices
+                .iter()
+                .any(|c| c.delta.as_ref().is_some_and(DeltaView::carries_tokens))
+        };
+        let chunks = [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content" : "x"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":null,"reasoning":"hmm"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"reasoning_content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"say \"content\": \"\" now"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[ ]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"content\":\"\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[]}"#,
+        ];
+        for data in chunks {
+            assert_eq!(scan_delta(data), Some(parsed(data)), "{data}");
+        }
+        // Usage, errors and shapes the scan cannot judge are parsed.
+        for data in [
+            r#"{"choices":[],"usage":{"completion_tokens":3}}"#,
+            r#"{"error":{"message":"boom"}}"#,
+            r#"{"choices":[{"delta":{"content":[{"type":"text","text":"x"}]}}]}"#,
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+        ] {
+            assert_eq!(scan_delta(data), None, "{data}");
+        }
     }
 
     #[test]

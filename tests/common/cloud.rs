@@ -23,6 +23,9 @@ pub enum Behaviour {
     CutMidStream,
 }
 
+/// The signature on the thinking block the Anthropic double answers when thinking is on.
+pub const CLAUDE_SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxV7vbx2g1aW5JhZXRlc3Q=";
+
 #[derive(Clone, Debug)]
 pub struct Received {
     pub path: String,
@@ -183,43 +186,73 @@ async fn anthropic_messages(State(s): State<Shared>, headers: HeaderMap, body: S
     }
     let req: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let model = req["model"].as_str().unwrap_or("?").to_string();
+    // With thinking on, Anthropic answers a signed thinking block first.
+    let thinks = req["thinking"]["type"] == "enabled";
+    let text_index = usize::from(thinks);
     if req["stream"].as_bool() == Some(true) {
         let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-        let events = vec![
-            ev(
-                "message_start",
-                json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}),
-            ),
+        let mut events = vec![ev(
+            "message_start",
+            json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}),
+        )];
+        if thinks {
+            events.extend([
+                ev(
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}),
+                ),
+                ev(
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}),
+                ),
+                ev(
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":CLAUDE_SIGNATURE}}),
+                ),
+                ev(
+                    "content_block_stop",
+                    json!({"type":"content_block_stop","index":0}),
+                ),
+            ]);
+        }
+        events.extend(vec![
             ev(
                 "content_block_start",
-                json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+                json!({"type":"content_block_start","index":text_index,"content_block":{"type":"text","text":""}}),
             ),
             ev("ping", json!({"type":"ping"})),
             ev(
                 "content_block_delta",
-                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}),
+                json!({"type":"content_block_delta","index":text_index,"delta":{"type":"text_delta","text":"Hello"}}),
             ),
             ev(
                 "content_block_delta",
-                json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" from Claude"}}),
+                json!({"type":"content_block_delta","index":text_index,"delta":{"type":"text_delta","text":" from Claude"}}),
             ),
             ev(
                 "content_block_stop",
-                json!({"type":"content_block_stop","index":0}),
+                json!({"type":"content_block_stop","index":text_index}),
             ),
             ev(
                 "message_delta",
                 json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":4}}),
             ),
             ev("message_stop", json!({"type":"message_stop"})),
-        ];
+        ]);
         return sse(events, false);
     }
+    let mut content = Vec::new();
+    if thinks {
+        content.push(
+            json!({"type":"thinking","thinking":"Let me think.","signature":CLAUDE_SIGNATURE}),
+        );
+    }
+    content.push(json!({"type":"text","text":"Hello from Claude"}));
     (
         StatusCode::OK,
         [("content-type", "application/json")],
         json!({"id":"msg_1","type":"message","role":"assistant","model":model,
-               "content":[{"type":"text","text":"Hello from Claude"}],
+               "content":content,
                "stop_reason":"end_turn","stop_sequence":null,
                "usage":{"input_tokens":12,"output_tokens":4}})
         .to_string(),

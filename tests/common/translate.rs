@@ -116,6 +116,10 @@ pub fn responses_writer(id: &str) -> ResponsesStreamWriter {
         top_p: None,
         tools: Vec::new(),
         effort: None,
+        summary: None,
+        tool_choice: serde_json::json!("auto"),
+        parallel_tool_calls: true,
+        fields: serde_json::Map::new(),
     })
 }
 

@@ -342,6 +342,7 @@ fn openai_stream(tokens: &[String], args: &[String], finish: Option<&str>, usage
                 name: (i == 0).then_some("f"),
                 arguments: a,
             },
+            thought_signature: None,
         }];
         out.extend_from_slice(&w.delta(
             &Delta {

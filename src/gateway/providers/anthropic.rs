@@ -48,8 +48,14 @@ pub async fn call(
         .config
         .max_tokens
         .unwrap_or(FALLBACK_MAX_TOKENS);
-    let mut body = wire::messages_request(req, &target.model.id, default_max)
-        .map_err(AttemptError::untranslatable)?;
+    let mut body = wire::messages_request(
+        req,
+        &target.model.id,
+        default_max,
+        extras.anthropic_signed_thinking(),
+        target.model.config.reasoning,
+    )
+    .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
         extras.add_to_anthropic_messages(obj);
@@ -80,7 +86,9 @@ pub async fn call(
         let value = read_json(resp, budget).await?;
         let out = wire::messages_response(&value, &target.model.model_ref);
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

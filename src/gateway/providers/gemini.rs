@@ -40,7 +40,12 @@ pub async fn call(
     req: &Value,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let body = wire::generate_request(req).map_err(AttemptError::untranslatable)?;
+    let mut body = wire::generate_request(req).map_err(AttemptError::untranslatable)?;
+    // Only a model configured as a reasoning model takes a thinking budget; others (2.0 Flash,
+    // …) refuse `thinkingConfig`, so they answer without.
+    if !target.model.config.reasoning {
+        body.generation_config.thinking_config = None;
+    }
     let mut rb = up
         .client(target)
         .post(method_url(
@@ -74,7 +79,9 @@ pub async fn call(
             AttemptError::new(class, m)
         })?;
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

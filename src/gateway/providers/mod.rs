@@ -48,6 +48,9 @@ pub enum FailureClass {
     ContextLength,
     /// A client error no other model would answer differently: relayed, no fallback.
     ClientError,
+    /// This provider cannot do what the request needs (a server tool of another API): the
+    /// next model is tried, and this one is not cooled down — nothing is wrong with it.
+    Unsupported,
 }
 
 impl FailureClass {
@@ -65,6 +68,7 @@ impl FailureClass {
             FailureClass::Auth => "auth",
             FailureClass::ContextLength => "context_length",
             FailureClass::ClientError => "client_error",
+            FailureClass::Unsupported => "unsupported",
         }
     }
 }
@@ -245,10 +249,55 @@ impl Upstreams {
         extras: &SameApiExtras,
         stream: bool,
     ) -> Result<Answer, AttemptError> {
+        // A server tool runs only where the client's own API is spoken: another provider
+        // would answer as if the tool had been offered when it was not.
+        if let Some(tool) = extras.first_server_tool() {
+            let speaks_it = match extras {
+                SameApiExtras::AnthropicMessages { .. } => {
+                    target.provider.api == Api::AnthropicMessages
+                }
+                SameApiExtras::OpenAiResponses { .. } => {
+                    target.provider.api == Api::OpenAiResponses
+                }
+                SameApiExtras::None => true,
+            };
+            if !speaks_it {
+                return Err(AttemptError::new(
+                    FailureClass::Unsupported,
+                    format!(
+                        "cannot offer the {tool} tool (the client's API's own): only function tools are routed to a {} provider",
+                        target.provider.api.as_str()
+                    ),
+                ));
+            }
+        }
         match target.provider.api {
             // The pass-through forwards the client's bytes; the others translate the parsed body.
+            // A body translated from another inbound API carries the client's reasoning as
+            // `reasoning_effort`, which OpenAI refuses for a model that does not reason: it goes
+            // only to a model configured as reasoning. (A chat completions client's own body is
+            // forwarded as sent, untouched and uncopied.)
+            // Anthropic's `thinking: disabled` arrives as effort `none`, which only some OpenAI
+            // models take (the o-series refuse it): off is left to the model's default.
+            Api::OpenAiCompletions
+                if !matches!(extras, SameApiExtras::None)
+                    && req.value().get("reasoning_effort").is_some_and(|effort| {
+                        !target.model.config.reasoning
+                            || (effort == "none"
+                                && matches!(extras, SameApiExtras::AnthropicMessages { .. }))
+                    }) =>
+            {
+                let mut value = req.value().clone();
+                if let Some(obj) = value.as_object_mut() {
+                    obj.remove("reasoning_effort");
+                }
+                openai::call(self, target, &ChatBody::from_value(value), stream).await
+            }
             Api::OpenAiCompletions => openai::call(self, target, req, stream).await,
-            Api::Ollama => ollama::call(self, target, req.value(), stream).await,
+            Api::Ollama => {
+                let translated = !matches!(extras, SameApiExtras::None);
+                ollama::call(self, target, req.value(), translated, stream).await
+            }
             Api::AnthropicMessages => {
                 anthropic::call(self, target, req.value(), extras, stream).await
             }

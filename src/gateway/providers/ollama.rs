@@ -53,16 +53,26 @@ impl StreamTranslate for OllamaStream {
     }
 }
 
+/// One attempt at an Ollama model; `translated`: `req` was built from another inbound API.
 pub async fn call(
     up: &Upstreams,
     target: &Target<'_>,
     req: &Value,
+    translated: bool,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
     let mut body = wire::chat_request(req, &target.model.id, num_ctx(target), target.params)
         .map_err(AttemptError::untranslatable)?;
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stream".into(), Value::Bool(stream));
+        // Ollama refuses `think` for a model without the thinking capability ("does not
+        // support thinking"). One translated from another API's reasoning setting (Claude
+        // Code's `thinking`, Codex's `reasoning`, sent on every request) goes only to a model
+        // configured or discovered as reasoning; a chat completions client's own
+        // `think` / `reasoning_effort` goes as sent, as Ollama's OpenAI layer would take it.
+        if translated && !target.model.config.reasoning {
+            obj.remove("think");
+        }
     }
     let body = serde_json::to_vec(&body)
         .map(Bytes::from)

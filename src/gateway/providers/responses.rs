@@ -55,8 +55,22 @@ pub async fn call(
     extras: &SameApiExtras,
     stream: bool,
 ) -> Result<Answer, AttemptError> {
-    let body = wire::responses_request(req, &target.model.id, stream)
+    let mut body = wire::responses_request(req, &target.model.id, stream)
         .map_err(AttemptError::untranslatable)?;
+    // Anthropic's `thinking: disabled` arrives as effort `none`, which only some OpenAI models
+    // take (gpt-5.1 does, gpt-5 and the o-series refuse it): off is left to the model's
+    // default rather than risk a 400. A client that wrote `none` itself gets it sent.
+    if matches!(extras, SameApiExtras::AnthropicMessages { .. })
+        && body.reasoning.as_ref().is_some_and(|r| r.effort == "none")
+    {
+        body.reasoning = None;
+    }
+    // An effort translated from Anthropic's `thinking` goes only to a model configured as a
+    // reasoning model (OpenAI refuses `reasoning` for the others); a chat completions or
+    // Responses client's own setting is sent as written.
+    if matches!(extras, SameApiExtras::AnthropicMessages { .. }) && !target.model.config.reasoning {
+        body.reasoning = None;
+    }
     let body = with_extras(&body, extras).map_err(|e| {
         AttemptError::new(
             FailureClass::ClientError,
@@ -85,7 +99,9 @@ pub async fn call(
         })?;
         let out = wire::chat_completion(&answer, &target.model.model_ref).map_err(failure)?;
         return Ok(Answer::Json {
-            body: Bytes::from(out.to_string()),
+            body: serde_json::to_vec(&out)
+                .map(Bytes::from)
+                .unwrap_or_default(),
             content_type: HeaderValue::from_static("application/json"),
         });
     }

@@ -17,11 +17,17 @@ use super::{TranslateEvent, Usage, WireError};
 /// System and developer messages become the top-level `system`; tool results become user
 /// `tool_result` blocks; consecutive turns of one role are merged (Anthropic wants strict
 /// alternation); `max_tokens` (required by Anthropic) is the request's
-/// `max_completion_tokens`/`max_tokens`, else `default_max_tokens`.
+/// `max_completion_tokens`/`max_tokens`, else `default_max_tokens`. `signed_thinking[k]` are
+/// the signed `thinking` / `redacted_thinking` blocks of the k-th assistant message, which open
+/// that turn unchanged (Anthropic checks them when tools are used with thinking); for a
+/// `reasoning` model, a reasoning effort becomes a thinking budget ([`thinking_for_effort`]) —
+/// a model not configured as one would refuse `thinking`, so it answers without.
 pub fn messages_request(
     req: &Value,
     model_id: &str,
     default_max_tokens: u64,
+    signed_thinking: &[Vec<Value>],
+    reasoning_model: bool,
 ) -> Result<Value, WireError> {
     let Some(messages) = req.get("messages").and_then(Value::as_array) else {
         return Err(WireError::bad_request(
@@ -31,6 +37,7 @@ pub fn messages_request(
     };
     let mut system: Vec<&str> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut assistant_messages = 0usize;
     for (i, message) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
         let content_param = format!("{param}.content");
@@ -55,7 +62,14 @@ pub fn messages_request(
                 push_turn(&mut turns, "user", blocks);
             }
             "assistant" => {
-                let mut blocks = content_blocks(message.get("content"), &content_param)?;
+                // From a Messages client (`signed_thinking`), or a chat completions client
+                // returning the `thinking_blocks` it was given.
+                let mut blocks: Vec<Value> = match signed_thinking.get(assistant_messages) {
+                    Some(blocks) if !blocks.is_empty() => blocks.clone(),
+                    _ => signed_blocks(message.get("thinking_blocks")),
+                };
+                assistant_messages += 1;
+                blocks.extend(content_blocks(message.get("content"), &content_param)?);
                 if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
                     for (j, call) in calls.iter().enumerate() {
                         blocks.push(tool_use_block(call, &format!("{param}.tool_calls[{j}]"))?);
@@ -140,13 +154,30 @@ pub fn messages_request(
         body.insert("tools".into(), Value::Array(tools));
     }
 
-    if let Some(temperature) = req.get("temperature").and_then(Value::as_f64) {
-        // OpenAI's range is 0–2, Anthropic's 0–1.
-        body.insert("temperature".into(), temperature.clamp(0.0, 1.0).into());
+    let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+    let forced_tool = body
+        .get("tool_choice")
+        .and_then(|c| c.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "any" || t == "tool");
+    let thinking = reasoning_effort(req)
+        .filter(|_| reasoning_model)
+        .and_then(|effort| thinking_for_effort(effort, max_tokens, forced_tool));
+    let thinking_on = thinking.as_ref().is_some_and(|t| t["type"] == "enabled");
+    if let Some(thinking) = thinking {
+        body.insert("thinking".into(), thinking);
     }
-    for key in ["top_p", "top_k"] {
-        if let Some(value) = req.get(key).filter(|v| v.is_number()) {
-            body.insert(key.into(), value.clone());
+    // With thinking on, Anthropic refuses a temperature other than 1, any top_k and a top_p
+    // below 0.95: the client asked for thinking, so the sampling knobs give way.
+    if !thinking_on {
+        if let Some(temperature) = req.get("temperature").and_then(Value::as_f64) {
+            // OpenAI's range is 0–2, Anthropic's 0–1.
+            body.insert("temperature".into(), temperature.clamp(0.0, 1.0).into());
+        }
+        for key in ["top_p", "top_k"] {
+            if let Some(value) = req.get(key).filter(|v| v.is_number()) {
+                body.insert(key.into(), value.clone());
+            }
         }
     }
     let stops: Vec<&str> = match req.get("stop") {
@@ -165,6 +196,58 @@ pub fn messages_request(
         body.insert("stream".into(), true.into());
     }
     Ok(Value::Object(body))
+}
+
+/// The signed `thinking` and `redacted_thinking` blocks of a chat completions assistant
+/// message's `thinking_blocks` (unsigned ones are not Anthropic's to check: left out).
+fn signed_blocks(blocks: Option<&Value>) -> Vec<Value> {
+    let field = |b: &Value, key: &str| b.get(key).and_then(Value::as_str).map(str::to_owned);
+    blocks
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|b| match field(b, "type").as_deref() {
+            Some("thinking") => {
+                let signature = field(b, "signature").filter(|s| !s.is_empty())?;
+                let thinking = field(b, "thinking").unwrap_or_default();
+                Some(json!({"type": "thinking", "thinking": thinking, "signature": signature}))
+            }
+            Some("redacted_thinking") => {
+                let data = field(b, "data").filter(|d| !d.is_empty())?;
+                Some(json!({"type": "redacted_thinking", "data": data}))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `reasoning_effort`, or `reasoning.effort` (both spellings are in use).
+fn reasoning_effort(req: &Value) -> Option<&str> {
+    req.get("reasoning_effort")
+        .or_else(|| req.pointer("/reasoning/effort"))
+        .and_then(Value::as_str)
+}
+
+/// Anthropic's `thinking` for an OpenAI reasoning effort: `none` turns it off; the others
+/// become a budget (the inverse of the effort `/v1/messages` reads from a budget). Anthropic
+/// wants at least 1024 and less than `max_tokens`; the budget takes at most half of
+/// `max_tokens` so an answer still fits. No thinking when that leaves under 1024, or when the
+/// tool choice forces a tool (Anthropic refuses thinking with a forced tool); unknown efforts
+/// send nothing.
+pub fn thinking_for_effort(effort: &str, max_tokens: u64, forced_tool: bool) -> Option<Value> {
+    let wanted: u64 = match effort {
+        "none" => return Some(json!({"type": "disabled"})),
+        "minimal" => 1024,
+        "low" => 2048,
+        "medium" => 8192,
+        "high" | "xhigh" | "max" => 16384,
+        _ => return None,
+    };
+    let budget = wanted.min(max_tokens / 2);
+    if budget < 1024 || forced_tool {
+        return None;
+    }
+    Some(json!({"type": "enabled", "budget_tokens": budget}))
 }
 
 /// Appends to the last turn when it has the same role; empty turns are dropped.
@@ -371,6 +454,8 @@ struct EventDelta<'a> {
     #[serde(borrow, default)]
     partial_json: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
+    signature: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     stop_reason: Option<Cow<'a, str>>,
 }
 
@@ -501,6 +586,7 @@ impl AnthropicStreamTranslator {
                                 name: Some(block.name.as_deref().unwrap_or("")),
                                 arguments: "",
                             },
+                            thought_signature: None,
                         };
                         self.push_delta(None, None, Some(std::slice::from_ref(&call)), &mut out);
                     }
@@ -538,6 +624,7 @@ impl AnthropicStreamTranslator {
                                     name: None,
                                     arguments: fragment,
                                 },
+                                thought_signature: None,
                             };
                             self.push_delta(
                                 None,
@@ -547,7 +634,14 @@ impl AnthropicStreamTranslator {
                             );
                         }
                     }
-                    _ => {} // signature_delta, citations_delta
+                    // The thinking block's signature, which the client must send back with it:
+                    // carried on as chat completions' `thinking_blocks`.
+                    Some("signature_delta") => {
+                        if let Some(sig) = delta.signature.as_deref().filter(|s| !s.is_empty()) {
+                            self.push_signature(sig, &mut out);
+                        }
+                    }
+                    _ => {} // citations_delta
                 }
             }
             "message_delta" => {
@@ -632,6 +726,18 @@ impl AnthropicStreamTranslator {
             content,
             reasoning,
             tool_calls,
+            thinking_signature: None,
+        };
+        out.push(TranslateEvent::Sse(self.chunks.delta(&delta, None)));
+    }
+
+    fn push_signature(&mut self, signature: &str, out: &mut Vec<TranslateEvent>) {
+        let role = (!self.role_sent).then_some("assistant");
+        self.role_sent = true;
+        let delta = Delta {
+            role,
+            thinking_signature: Some(signature),
+            ..Delta::default()
         };
         out.push(TranslateEvent::Sse(self.chunks.delta(&delta, None)));
     }
@@ -641,6 +747,7 @@ impl AnthropicStreamTranslator {
 pub fn messages_response(resp: &Value, model_ref: &str) -> Value {
     let mut text = String::new();
     let mut thinking = String::new();
+    let mut signed: Vec<Value> = Vec::new();
     let mut calls = Vec::new();
     for block in resp
         .get("content")
@@ -651,7 +758,13 @@ pub fn messages_response(resp: &Value, model_ref: &str) -> Value {
         let field = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or("");
         match field("type") {
             "text" => text.push_str(field("text")),
-            "thinking" => thinking.push_str(field("thinking")),
+            "thinking" => {
+                thinking.push_str(field("thinking"));
+                if !field("signature").is_empty() {
+                    signed.push(json!({"type": "thinking", "thinking": field("thinking"),
+                        "signature": field("signature")}));
+                }
+            }
             "tool_use" => {
                 let arguments = block
                     .get("input")
@@ -671,6 +784,9 @@ pub fn messages_response(resp: &Value, model_ref: &str) -> Value {
     message.insert("content".into(), text.into());
     if !thinking.is_empty() {
         message.insert("reasoning".into(), thinking.into());
+    }
+    if !signed.is_empty() {
+        message.insert("thinking_blocks".into(), Value::Array(signed));
     }
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
@@ -736,7 +852,7 @@ mod tests {
             "max_tokens": 300,
             "stream": true
         });
-        let body = messages_request(&req, "claude-x", 4096).unwrap();
+        let body = messages_request(&req, "claude-x", 4096, &[], true).unwrap();
         assert_eq!(
             body,
             json!({
@@ -774,7 +890,7 @@ mod tests {
         let with = |choice: Value| {
             let req = json!({"messages": [{"role": "user", "content": "hi"}],
                 "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": choice});
-            messages_request(&req, "m", 10).unwrap()["tool_choice"].clone()
+            messages_request(&req, "m", 10, &[], true).unwrap()["tool_choice"].clone()
         };
         assert_eq!(with(json!("auto")), json!({"type": "auto"}));
         assert_eq!(with(json!("none")), json!({"type": "none"}));
@@ -788,6 +904,8 @@ mod tests {
             &json!({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto"}),
             "m",
             10,
+            &[],
+            true,
         )
         .unwrap();
         assert!(body.get("tool_choice").is_none() && body.get("stream").is_none());
@@ -801,6 +919,8 @@ mod tests {
             &json!({"messages": [{"role": "system", "content": "x"}]}),
             "m",
             10,
+            &[],
+            true,
         )
         .unwrap_err();
         assert_eq!(err.status(), 400);
@@ -823,6 +943,7 @@ mod tests {
             out["choices"][0],
             json!({"index": 0, "finish_reason": "tool_calls", "message": {
                 "role": "assistant", "content": "Let me check.", "reasoning": "Tokyo weather.",
+                "thinking_blocks": [{"type": "thinking", "thinking": "Tokyo weather.", "signature": "sig"}],
                 "tool_calls": [{"id": "toolu_1", "index": 0, "type": "function",
                     "function": {"name": "get_weather", "arguments": "{\"city\":\"Tokyo\"}"}}]}})
         );
@@ -851,5 +972,118 @@ mod tests {
         assert_eq!(finish_reason(Some("max_tokens")), "length");
         assert_eq!(finish_reason(Some("tool_use")), "tool_calls");
         assert_eq!(finish_reason(None), "stop");
+    }
+
+    #[test]
+    fn a_reasoning_effort_becomes_a_thinking_budget_within_max_tokens() {
+        let req = |extra: Value| {
+            let mut r = json!({"messages": [{"role": "user", "content": "hi"}],
+                "temperature": 0.2, "top_p": 0.5, "max_tokens": 20000});
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            messages_request(&r, "claude-x", 4096, &[], true).unwrap()
+        };
+        let body = req(json!({"reasoning_effort": "medium"}));
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 8192})
+        );
+        // Anthropic refuses these with thinking on.
+        assert!(body.get("temperature").is_none() && body.get("top_p").is_none());
+        // Responses' spelling, capped at half of max_tokens.
+        let body = req(json!({"reasoning": {"effort": "high"}, "max_tokens": 6000}));
+        assert_eq!(body["thinking"]["budget_tokens"], 3000);
+        assert_eq!(
+            req(json!({"reasoning_effort": "none"}))["thinking"],
+            json!({"type": "disabled"})
+        );
+        // Too small a cap, or a forced tool: no thinking, sampling kept.
+        let body = req(json!({"reasoning_effort": "low", "max_tokens": 1500}));
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["temperature"], 0.2);
+        let body = req(json!({"reasoning_effort": "low", "tool_choice": "required",
+            "tools": [{"type": "function", "function": {"name": "f"}}]}));
+        assert!(body.get("thinking").is_none());
+        assert!(req(json!({})).get("thinking").is_none());
+        // A model not configured as a reasoning model is not asked to think.
+        let r = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20000,
+            "reasoning_effort": "high", "temperature": 0.2});
+        let body = messages_request(&r, "claude-x", 4096, &[], false).unwrap();
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["temperature"], 0.2);
+    }
+
+    #[test]
+    fn signed_thinking_opens_its_assistant_turn_unchanged() {
+        let req = json!({"messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "toolu_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "21C"},
+            {"role": "assistant", "content": "It is 21C."},
+            {"role": "user", "content": "Thanks"}]});
+        let first = vec![
+            json!({"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="}),
+            json!({"type": "redacted_thinking", "data": "EmwKAhgB"}),
+        ];
+        let body =
+            messages_request(&req, "claude-x", 4096, &[first.clone(), vec![]], true).unwrap();
+        let content = body["messages"][1]["content"].as_array().unwrap();
+        assert_eq!(content[..2], first[..]);
+        assert_eq!(content[2]["type"], "tool_use");
+        assert_eq!(
+            body["messages"][3]["content"],
+            json!([{"type": "text", "text": "It is 21C."}])
+        );
+
+        // A chat completions client returning the `thinking_blocks` it was given.
+        let mut chat = req.clone();
+        chat["messages"][1]["thinking_blocks"] = json!([
+            {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="},
+            {"type": "thinking", "thinking": "unsigned", "signature": ""}]);
+        let body = messages_request(&chat, "claude-x", 4096, &[], true).unwrap();
+        let content = body["messages"][1]["content"].as_array().unwrap();
+        assert_eq!(content[0], first[0]);
+        assert_eq!(content[1]["type"], "tool_use");
+    }
+
+    #[test]
+    fn thinking_signatures_reach_the_chat_completion() {
+        let mut t = AnthropicStreamTranslator::with_writer(
+            ChunkWriter::with_id("c".into(), 1, "an/m"),
+            false,
+        );
+        let ev = |data: Value| SseEvent {
+            event: data["type"].as_str().map(str::to_owned),
+            data: data.to_string(),
+        };
+        let mut out = Vec::new();
+        for data in [
+            json!({"type":"message_start","message":{"usage":{"input_tokens":3,"output_tokens":1}}}),
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}),
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm."}}),
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCg=="}}),
+        ] {
+            out.extend(t.feed(&ev(data)));
+        }
+        let last = match out.last() {
+            Some(TranslateEvent::Sse(b)) => String::from_utf8(b.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let chunk: Value = serde_json::from_str(last.trim().trim_start_matches("data: ")).unwrap();
+        assert_eq!(
+            chunk["choices"][0]["delta"]["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "", "signature": "EqQBCg=="}])
+        );
+        let whole = messages_response(
+            &json!({"content": [{"type": "thinking", "thinking": "Hmm.", "signature": "EqQBCg=="},
+                {"type": "text", "text": "Hi"}], "stop_reason": "end_turn"}),
+            "an/m",
+        );
+        assert_eq!(
+            whole["choices"][0]["message"]["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "Hmm.", "signature": "EqQBCg=="}])
+        );
     }
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
-    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
+    signed_call_id, split_call_id, ChatRequest, ChatResponse, ImageSource, Message, Part,
+    Reasoning, Role, SameApiExtras, Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};
@@ -40,7 +40,7 @@ pub struct MessagesRequest {
     #[serde(default)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
-    pub thinking: Option<Thinking>,
+    pub thinking: Option<ThinkingParam>,
     /// Every field not named above, as sent.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -69,6 +69,22 @@ pub enum Thinking {
     Enabled { budget_tokens: Count },
     Disabled,
     Adaptive,
+}
+
+/// `thinking`, checked, and as sent (for an Anthropic provider, which gets it unchanged —
+/// `display` and what comes next included).
+#[derive(Debug)]
+pub struct ThinkingParam {
+    pub mode: Thinking,
+    pub raw: Value,
+}
+
+impl<'de> Deserialize<'de> for ThinkingParam {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ThinkingParam, D::Error> {
+        let raw = Value::deserialize(d)?;
+        let mode = Thinking::deserialize(&raw).map_err(serde::de::Error::custom)?;
+        Ok(ThinkingParam { mode, raw })
+    }
 }
 
 #[derive(Debug)]
@@ -129,7 +145,10 @@ pub enum InBlock {
         #[serde(default)]
         signature: Option<String>,
     },
-    RedactedThinking {},
+    RedactedThinking {
+        #[serde(default)]
+        data: Option<String>,
+    },
     /// `document`, server-tool blocks and what comes next.
     #[serde(other)]
     Other,
@@ -158,6 +177,31 @@ pub struct InTool {
     pub input_schema: Option<Value>,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// The tool's other fields (`max_uses`, `allowed_domains`, `cache_control`, …).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl InTool {
+    fn is_server_tool(&self) -> bool {
+        self.kind.as_deref().is_some_and(|k| k != "custom")
+    }
+
+    /// The tool as the client sent it.
+    fn raw(&self) -> Value {
+        let mut out = self.rest.clone();
+        out.insert("name".into(), self.name.as_str().into());
+        if let Some(kind) = &self.kind {
+            out.insert("type".into(), kind.as_str().into());
+        }
+        if let Some(d) = &self.description {
+            out.insert("description".into(), d.as_str().into());
+        }
+        if let Some(schema) = &self.input_schema {
+            out.insert("input_schema".into(), schema.clone());
+        }
+        Value::Object(out)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,10 +262,12 @@ fn block_to_part(block: &InBlock, param: &str) -> Result<Option<Part>, WireError
                     Some(format!("{param}.input")),
                 ));
             }
+            let (id, thought_signature) = split_call_id(id);
             Some(Part::ToolCall {
-                id: id.clone(),
+                id,
                 name: name.clone(),
                 arguments: input.to_string(),
+                thought_signature,
             })
         }
         InBlock::ToolResult {
@@ -246,7 +292,7 @@ fn block_to_part(block: &InBlock, param: &str) -> Result<Option<Part>, WireError
                 }
             };
             Some(Part::ToolResult {
-                call_id: tool_use_id.clone(),
+                call_id: split_call_id(tool_use_id).0,
                 content,
                 is_error: is_error.unwrap_or(false),
             })
@@ -258,8 +304,9 @@ fn block_to_part(block: &InBlock, param: &str) -> Result<Option<Part>, WireError
             text: thinking.clone(),
             signature: signature.clone(),
         }),
-        // Opaque to every other model; dropping it loses nothing they could read.
-        InBlock::RedactedThinking {} => None,
+        // Opaque to every other model; dropping it loses nothing they could read (an
+        // Anthropic provider gets it through `SameApiExtras`).
+        InBlock::RedactedThinking { .. } => None,
         InBlock::Other => {
             return Err(WireError::bad_request(
                 format!("{param}: this content block type cannot be forwarded by openclawd; send text, image, tool_use, tool_result or thinking blocks."),
@@ -269,18 +316,40 @@ fn block_to_part(block: &InBlock, param: &str) -> Result<Option<Part>, WireError
     })
 }
 
+/// A signed `thinking` or a `redacted_thinking` block as sent, for an Anthropic provider.
+fn signed_block(block: &InBlock) -> Option<Value> {
+    match block {
+        InBlock::Thinking {
+            thinking,
+            signature: Some(signature),
+        } if !signature.is_empty() => {
+            Some(json!({"type": "thinking", "thinking": thinking, "signature": signature}))
+        }
+        InBlock::RedactedThinking { data: Some(data) } => {
+            Some(json!({"type": "redacted_thinking", "data": data}))
+        }
+        _ => None,
+    }
+}
+
+/// The messages in the IR, and the signed thinking blocks of each IR message (by position).
 fn messages_to_ir(
     messages: &[InMessage],
     system: &mut Vec<String>,
-) -> Result<Vec<Message>, WireError> {
+) -> Result<(Vec<Message>, Vec<Vec<Value>>), WireError> {
     let mut out: Vec<Message> = Vec::new();
+    let mut signed: Vec<Vec<Value>> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let param = format!("messages.{i}.content");
+        let mut signed_here: Vec<Value> = Vec::new();
         let parts: Vec<Part> = match &m.content {
             InContent::Text(t) => vec![Part::Text { text: t.clone() }],
             InContent::Blocks(blocks) => {
                 let mut parts = Vec::new();
                 for (j, b) in blocks.iter().enumerate() {
+                    if m.role == InRole::Assistant {
+                        signed_here.extend(signed_block(b));
+                    }
                     if let Some(p) = block_to_part(b, &format!("{param}.{j}"))? {
                         parts.push(p);
                     }
@@ -300,21 +369,26 @@ fn messages_to_ir(
             }
         };
         // The API merges consecutive turns of one role; so do we.
-        match out.last_mut() {
-            Some(last) if last.role == role => last.parts.extend(parts),
-            _ => out.push(Message { role, parts }),
+        match (out.last_mut(), signed.last_mut()) {
+            (Some(last), Some(last_signed)) if last.role == role => {
+                last.parts.extend(parts);
+                last_signed.extend(signed_here);
+            }
+            _ => {
+                out.push(Message { role, parts });
+                signed.push(signed_here);
+            }
         }
     }
-    Ok(out)
+    Ok((out, signed))
 }
 
 /// Custom tools in the IR. Server tools (`web_search_20250305`, `bash_20250124`, …) run on
-/// Anthropic's side, which no model behind openclawd has: they are left out (a client such as
-/// Claude Code sends them by default, and refusing would make every request fail).
+/// Anthropic's side: they are not IR tools but same-API extras (see [`MessagesRequest::to_ir`]).
 fn tools_to_ir(tools: &Option<Vec<InTool>>) -> Result<Vec<Tool>, WireError> {
     let mut out = Vec::new();
     for (i, t) in tools.iter().flatten().enumerate() {
-        if t.kind.as_deref().is_some_and(|k| k != "custom") {
+        if t.is_server_tool() {
             continue;
         }
         let Some(schema) = &t.input_schema else {
@@ -345,13 +419,32 @@ impl MessagesRequest {
                 extras.insert("metadata".into(), value);
             }
         }
+        if let Some(thinking) = &self.thinking {
+            extras.insert("thinking".into(), thinking.raw.clone());
+        }
         extras
     }
 
     /// The request in the IR.
     pub fn to_ir(&self) -> Result<ChatRequest, WireError> {
         let mut system = system_texts(&self.system);
-        let messages = messages_to_ir(&self.messages, &mut system)?;
+        let (messages, signed) = messages_to_ir(&self.messages, &mut system)?;
+        let signed_thinking: Vec<Vec<Value>> = messages
+            .iter()
+            .zip(signed)
+            .filter(|(m, _)| m.role == Role::Assistant)
+            .map(|(_, blocks)| blocks)
+            .collect();
+        // Server tools run only on Anthropic's side: they go to an Anthropic provider as sent,
+        // and `api` refuses the request when the chain has none (a model that was never
+        // offered the tool must not look as if it had been).
+        let server_tools: Vec<Value> = self
+            .tools
+            .iter()
+            .flatten()
+            .filter(|t| t.is_server_tool())
+            .map(InTool::raw)
+            .collect();
         Ok(ChatRequest {
             model: Some(self.model.clone()).filter(|m| !m.is_empty()),
             system,
@@ -369,17 +462,26 @@ impl MessagesRequest {
                 top_p: self.top_p,
                 stop: self.stop_sequences.clone().unwrap_or_default(),
             },
-            reasoning: match &self.thinking {
+            reasoning: match self.thinking.as_ref().map(|t| &t.mode) {
                 Some(Thinking::Enabled { budget_tokens }) => Some(Reasoning {
                     effort: Some(effort_for_budget(budget_tokens.0).into()),
                     budget_tokens: Some(budget_tokens.0),
                 }),
-                _ => None,
+                // Off is an effort every provider has a word for (Ollama `think: false`, a
+                // zero Gemini budget, `reasoning_effort: "none"`).
+                Some(Thinking::Disabled) => Some(Reasoning {
+                    effort: Some("none".into()),
+                    budget_tokens: Some(0),
+                }),
+                // The model decides: other providers' default is the same thing.
+                Some(Thinking::Adaptive) | None => None,
             },
             stream: self.stream.unwrap_or(false),
             extras: SameApiExtras::AnthropicMessages {
                 fields: self.same_api_extras(),
                 beta: None,
+                signed_thinking,
+                server_tools,
             },
         })
     }
@@ -398,7 +500,7 @@ impl CountTokensRequest {
     /// An *estimate* of the prompt's input tokens (see [`estimate_input_tokens`]).
     pub fn estimate(&self) -> Result<u64, WireError> {
         let mut system = system_texts(&self.system);
-        let messages = messages_to_ir(&self.messages, &mut system)?;
+        let (messages, _) = messages_to_ir(&self.messages, &mut system)?;
         Ok(estimate_input_tokens(
             &system,
             &messages,
@@ -486,9 +588,9 @@ pub fn message_body(resp: &ChatResponse, id: &str, model: &str) -> Value {
                 id,
                 name,
                 arguments,
-            } => Some(
-                json!({"type": "tool_use", "id": id, "name": name, "input": tool_input(arguments)}),
-            ),
+                thought_signature,
+            } => Some(json!({"type": "tool_use", "id": signed_call_id(id, thought_signature.as_deref()),
+                "name": name, "input": tool_input(arguments)})),
             Part::Image { .. } | Part::ToolResult { .. } => None,
         })
         .collect();
@@ -509,7 +611,8 @@ fn push_event(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
+    // Straight into the buffer: `Value`'s `Display` goes through `fmt` and a String.
+    let _ = serde_json::to_writer(&mut *out, data);
     out.extend_from_slice(b"\n\n");
 }
 
@@ -638,7 +741,28 @@ impl MessagesStreamWriter {
                         "delta": {"type": "thinking_delta", "thinking": text}}),
                 );
             }
-            StreamEvent::ToolCallStart { index, id, name } => {
+            StreamEvent::ReasoningSignature { signature } => {
+                // Sent once, just before its thinking block stops (as Anthropic does).
+                let index = self.open(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    out,
+                );
+                push_event(
+                    out,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "signature_delta", "signature": signature}}),
+                );
+                self.close(out);
+            }
+            StreamEvent::ToolCallStart {
+                index,
+                id,
+                name,
+                thought_signature,
+            } => {
+                let id = signed_call_id(id, thought_signature.as_deref());
                 let block = self.open(
                     Block::Tool(*index),
                     json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
@@ -761,7 +885,9 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap(),
-                beta: None
+                beta: None,
+                signed_thinking: vec![],
+                server_tools: vec![],
             }
         );
         assert_eq!(ir.sampling.max_tokens, Some(10));
@@ -850,6 +976,7 @@ mod tests {
                 index: 0,
                 id: "call_1".into(),
                 name: "get_weather".into(),
+                thought_signature: None,
             },
             StreamEvent::ToolCallArgs {
                 index: 0,
@@ -936,5 +1063,155 @@ mod tests {
         let n = req.estimate().unwrap();
         // Anthropic's tokenizer says 14 for this; ours is an estimate.
         assert!((5..=20).contains(&n), "{n}");
+    }
+
+    fn ir_of(body: Value) -> ChatRequest {
+        parse(body.to_string().as_bytes()).unwrap().to_ir().unwrap()
+    }
+
+    #[test]
+    fn thinking_reaches_the_ir_and_goes_unchanged_to_a_messages_provider() {
+        let base = |thinking: Value| {
+            json!({"model": "m", "max_tokens": 20000, "thinking": thinking,
+                "messages": [{"role": "user", "content": "hi"}]})
+        };
+        let ir = ir_of(base(json!({"type": "enabled", "budget_tokens": 10000})));
+        assert_eq!(
+            ir.reasoning,
+            Some(Reasoning {
+                effort: Some("medium".into()),
+                budget_tokens: Some(10000)
+            })
+        );
+        assert_eq!(ir.to_openai()["reasoning_effort"], "medium");
+        let mut body = Map::new();
+        body.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": 8192}),
+        );
+        ir.extras.add_to_anthropic_messages(&mut body);
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 10000}),
+            "the client's own setting, exact"
+        );
+
+        let ir = ir_of(base(json!({"type": "disabled"})));
+        assert_eq!(ir.to_openai()["reasoning_effort"], "none");
+        let ir = ir_of(base(json!({"type": "adaptive", "display": "summarized"})));
+        assert_eq!(ir.reasoning, None);
+        let mut body = Map::new();
+        ir.extras.add_to_anthropic_messages(&mut body);
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "adaptive", "display": "summarized"})
+        );
+        assert_eq!(
+            param(
+                r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"thinking":{"type":"enabled"}}"#
+            ),
+            Some("thinking.budget_tokens".into())
+        );
+    }
+
+    #[test]
+    fn signed_thinking_is_kept_for_a_messages_provider_and_left_out_for_others() {
+        let ir = ir_of(json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="},
+                {"type": "redacted_thinking", "data": "EmwKAhgB"},
+                {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "21C"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "unsigned", "signature": ""},
+                {"type": "text", "text": "21C."}]},
+            {"role": "user", "content": "ok"}]}));
+        assert_eq!(
+            ir.extras.anthropic_signed_thinking(),
+            &[
+                vec![
+                    json!({"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCg=="}),
+                    json!({"type": "redacted_thinking", "data": "EmwKAhgB"})
+                ],
+                vec![]
+            ]
+        );
+        let openai = ir.to_openai().to_string();
+        assert!(
+            !openai.contains("Use the tool.") && !openai.contains("unsigned"),
+            "{openai}"
+        );
+    }
+
+    #[test]
+    fn server_tools_are_not_ir_tools_but_go_to_a_messages_provider_as_sent() {
+        let ir = ir_of(json!({"model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "news?"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]}));
+        assert_eq!(ir.tools.len(), 1);
+        assert_eq!(ir.extras.first_server_tool(), Some("web_search_20250305"));
+        let mut body = Map::new();
+        body.insert("tools".into(), json!([{"name": "get_weather"}]));
+        ir.extras.add_to_anthropic_messages(&mut body);
+        assert_eq!(
+            body["tools"],
+            json!([{"name": "get_weather"},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}])
+        );
+    }
+
+    #[test]
+    fn a_signature_streams_as_a_signature_delta_and_a_gemini_one_rides_in_the_tool_id() {
+        let mut w = MessagesStreamWriter::new("msg_1".into(), "an/m".into());
+        let mut out = Vec::new();
+        for e in [
+            StreamEvent::Start {
+                id: String::new(),
+                model: String::new(),
+            },
+            StreamEvent::ReasoningDelta {
+                text: "Hmm.".into(),
+            },
+            StreamEvent::ReasoningSignature {
+                signature: "EqQBCg==".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "w".into(),
+                thought_signature: Some("CikB+/8=".into()),
+            },
+            StreamEvent::Stop {
+                reason: StopReason::ToolCalls,
+            },
+        ] {
+            w.write(&e, &mut out);
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#""delta":{"signature":"EqQBCg==","type":"signature_delta"}"#)
+                || text.contains(r#""delta":{"type":"signature_delta","signature":"EqQBCg=="}"#),
+            "{text}"
+        );
+        let id = signed_call_id("call_1", Some("CikB+/8="));
+        assert!(text.contains(&id), "{text}");
+        // The client sends it back: the IR has the plain id and the signature again.
+        let ir = ir_of(json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "w?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "ok"}]}]}));
+        assert_eq!(
+            ir.messages[1].parts[0],
+            Part::ToolCall {
+                id: "call_1".into(),
+                name: "w".into(),
+                arguments: "{}".into(),
+                thought_signature: Some("CikB+/8=".into())
+            }
+        );
+        assert!(
+            matches!(&ir.messages[2].parts[0], Part::ToolResult { call_id, .. } if call_id == "call_1")
+        );
     }
 }

@@ -296,6 +296,7 @@ impl<'a> ChatCompletionRequest<'a, Value> {
                                 .unwrap_or_else(|| format!("call_{i}_{j}")),
                             name: call.function.name.to_string(),
                             arguments,
+                            thought_signature: None,
                         });
                     }
                     push_turn(&mut out.messages, Role::Assistant, parts);

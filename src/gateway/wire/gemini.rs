@@ -134,6 +134,43 @@ pub struct GenerationConfig {
     pub frequency_penalty: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_mime_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_config: Option<ThinkingConfig>,
+}
+
+/// `generationConfig.thinkingConfig`.
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ThinkingConfig {
+    pub thinking_budget: u64,
+    /// Thought summaries come back as reasoning, which the client asked for by giving an effort.
+    pub include_thoughts: bool,
+}
+
+/// An OpenAI reasoning effort as a Gemini thinking budget: Google's own OpenAI-compatible
+/// mapping (low → 1024, medium → 8192, high → 24576; `none` see below). `thinkingBudget` rather
+/// than Gemini 3's `thinkingLevel`, because 2.5 models refuse the level and 3 models still
+/// take the budget. Unknown efforts send nothing (the model's default).
+fn thinking_config(req: &Value) -> Option<ThinkingConfig> {
+    let effort = req
+        .get("reasoning_effort")
+        .or_else(|| req.pointer("/reasoning/effort"))
+        .and_then(Value::as_str)?;
+    let budget = match effort {
+        // Off has no safe word here: a zero budget turns thinking off on Flash models, but
+        // 2.5 Pro and 3 Pro refuse it ("Budget 0 is invalid. This model only works in
+        // thinking mode."), so the model's default stands.
+        "none" => return None,
+        "minimal" => 512,
+        "low" => 1024,
+        "medium" => 8192,
+        "high" | "xhigh" | "max" => 24576,
+        _ => return None,
+    };
+    Some(ThinkingConfig {
+        thinking_budget: budget,
+        include_thoughts: budget > 0,
+    })
 }
 
 impl GenerationConfig {
@@ -214,12 +251,19 @@ pub fn generate_request(req: &Value) -> Result<GenerateRequest, WireError> {
                         function.and_then(|f| f.get("arguments")),
                         &format!("{call_param}.function.arguments"),
                     )?;
+                    // The signature the call came with (Google's OpenAI-compatible place for
+                    // it), else the documented stand-in for a call whose signature is unknown.
+                    let signature = call
+                        .pointer("/extra_content/google/thought_signature")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(SKIP_THOUGHT_SIGNATURE);
                     parts.push(WirePart {
                         function_call: Some(FunctionCall {
                             name: name.to_owned(),
                             args: Some(args),
                         }),
-                        thought_signature: Some(SKIP_THOUGHT_SIGNATURE.to_owned()),
+                        thought_signature: Some(signature.to_owned()),
                         ..WirePart::default()
                     });
                 }
@@ -321,6 +365,7 @@ pub fn generate_request(req: &Value) -> Result<GenerateRequest, WireError> {
         presence_penalty: number("presence_penalty"),
         frequency_penalty: number("frequency_penalty"),
         response_mime_type: json_mode.then_some("application/json"),
+        thinking_config: thinking_config(req),
     };
     Ok(GenerateRequest {
         contents,
@@ -335,9 +380,10 @@ pub fn generate_request(req: &Value) -> Result<GenerateRequest, WireError> {
 }
 
 /// Gemini 3 refuses a replayed `functionCall` without the `thoughtSignature` it came with
-/// ("Function call is missing a thought_signature"). Chat completions has no place to carry
-/// the signature back, so history says so with the value Google documents for calls whose
-/// signature is unknown (a trace from another model or a gateway).
+/// ("Function call is missing a thought_signature"). Calls that come back with theirs
+/// (`extra_content.google.thought_signature`) send it; for the others (a trace from another
+/// model, or a client that dropped it) history says so with the value Google documents for
+/// calls whose signature is unknown.
 pub const SKIP_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 fn text_part(text: &str) -> WirePart {
@@ -670,12 +716,16 @@ pub fn generate_response(resp: &GenerateResponse, model_ref: &str) -> Result<Val
             }
         }
         if let Some(call) = &part.function_call {
-            calls.push(json!({
-                "id": openai::new_call_id(),
-                "index": calls.len(),
-                "type": "function",
-                "function": {"name": call.name, "arguments": arguments_text(call.args.as_ref())},
-            }));
+            let mut value = super::ir::tool_call_value(
+                &openai::new_call_id(),
+                &call.name,
+                &arguments_text(call.args.as_ref()),
+                part.thought_signature.as_deref(),
+            );
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("index".into(), calls.len().into());
+            }
+            calls.push(value);
         }
     }
     let reason = match candidate {
@@ -787,6 +837,7 @@ impl GeminiStreamTranslator {
                         name: Some(&call.name),
                         arguments: &arguments,
                     },
+                    thought_signature: part.thought_signature.as_deref(),
                 };
                 self.tool_calls += 1;
                 self.push_delta(None, None, Some(std::slice::from_ref(&delta)), &mut out);
@@ -858,6 +909,7 @@ impl GeminiStreamTranslator {
             content,
             reasoning,
             tool_calls,
+            thinking_signature: None,
         };
         out.push(TranslateEvent::Sse(self.chunks.delta(&delta, None)));
     }
@@ -1078,6 +1130,81 @@ mod tests {
         assert_eq!(
             parse_error(b"<html>oops</html>").message,
             "<html>oops</html>"
+        );
+    }
+
+    /// The fixture's signature, as the fixture's function-call answer carries it.
+    fn fixture_signature() -> String {
+        let call: Value = serde_json::from_str(&fixture("function-call-response.json")).unwrap();
+        call["candidates"][0]["content"]["parts"][0]["thoughtSignature"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_thought_signature_goes_to_the_client_and_back_to_gemini_on_its_call() {
+        let sig = fixture_signature();
+        let call: GenerateResponse =
+            serde_json::from_str(&fixture("function-call-response.json")).unwrap();
+        let out = generate_response(&call, "google/gemini").unwrap();
+        let tc = &out["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(tc["extra_content"]["google"]["thought_signature"], sig);
+
+        let mut stream = GeminiStreamTranslator::with_writer(
+            ChunkWriter::with_id("c".into(), 1, "google/gemini"),
+            false,
+        );
+        let data = serde_json::to_string(
+            &serde_json::from_str::<Value>(&fixture("function-call-response.json")).unwrap(),
+        )
+        .unwrap();
+        let out = stream.feed(&SseEvent { event: None, data });
+        let first = match &out[0] {
+            TranslateEvent::Sse(b) => String::from_utf8(b.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let chunk: Value = serde_json::from_str(first.trim().trim_start_matches("data: ")).unwrap();
+        assert_eq!(
+            chunk["choices"][0]["delta"]["tool_calls"][0]["extra_content"]["google"]
+                ["thought_signature"],
+            sig
+        );
+
+        // The next turn, as a chat completions client (or the IR) sends it back.
+        let req = json!({"messages": [
+            {"role": "user", "content": "Weather in Tokyo?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "getWeather", "arguments": "{}"},
+                 "extra_content": {"google": {"thought_signature": sig}}},
+                {"id": "call_2", "type": "function", "function": {"name": "getWeather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "22C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "23C"}]});
+        let body = serde_json::to_value(generate_request(&req).unwrap()).unwrap();
+        let parts = &body["contents"][1]["parts"];
+        assert_eq!(parts[0]["thoughtSignature"], sig);
+        assert_eq!(parts[1]["thoughtSignature"], SKIP_THOUGHT_SIGNATURE);
+    }
+
+    #[test]
+    fn a_reasoning_effort_becomes_a_thinking_budget() {
+        let body = |effort: &str| {
+            let req = json!({"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort});
+            serde_json::to_value(generate_request(&req).unwrap()).unwrap()["generationConfig"]
+                .clone()
+        };
+        assert_eq!(
+            body("medium")["thinkingConfig"],
+            json!({"thinkingBudget": 8192, "includeThoughts": true})
+        );
+        assert_eq!(body("none"), Value::Null, "off: the model's default");
+        assert_eq!(body("high")["thinkingConfig"]["thinkingBudget"], 24576);
+        assert_eq!(body("weird"), Value::Null, "unknown effort: nothing sent");
+        let req = json!({"messages": [{"role": "user", "content": "hi"}], "reasoning": {"effort": "low"}});
+        let body = serde_json::to_value(generate_request(&req).unwrap()).unwrap();
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"]["thinkingBudget"],
+            1024
         );
     }
 }

@@ -11,9 +11,15 @@
 //!   wires that want an object (Anthropic, Gemini, Ollama) parse it there;
 //! * tool results live in the `user` turn that answers the call (as Anthropic and Gemini put
 //!   them); OpenAI's separate `tool` messages are split out by [`ChatRequest::to_openai`];
-//! * a stream is `Start`, then any number of deltas (`Text`, `Reasoning`, `ToolCallStart`
-//!   followed by its `ToolCallArgs`), then `Usage` (if known) and `Stop`; or `Error` at any
-//!   point, after which nothing follows.
+//! * a stream is `Start`, then any number of deltas (`Text`, `Reasoning` and its
+//!   `ReasoningSignature`, `ToolCallStart` followed by its `ToolCallArgs`), then `Usage` (if
+//!   known) and `Stop`; or `Error` at any point, after which nothing follows;
+//! * earlier reasoning is never sent to a provider in the chat body: signed Anthropic thinking
+//!   reaches an Anthropic provider through [`SameApiExtras`], and is dropped for the others;
+//! * signatures cross chat completions where others carry them there: Anthropic's as
+//!   `thinking_blocks`, Gemini's on the tool call as `extra_content.google.thought_signature`
+//!   (Google's own OpenAI-compatible place); Anthropic and Responses clients get Gemini's inside
+//!   the tool call id ([`signed_call_id`]), which they always send back.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -60,17 +66,64 @@ pub enum SameApiExtras {
     AnthropicMessages {
         fields: Map<String, Value>,
         beta: Option<String>,
+        /// The signed `thinking` and `redacted_thinking` blocks of each assistant message of
+        /// the IR, in order, as sent: valid only for an Anthropic model, which wants them back
+        /// unchanged.
+        signed_thinking: Vec<Vec<Value>>,
+        /// Server tools (`web_search_20250305`, `bash_20250124`, …) as sent: only Anthropic
+        /// runs them.
+        server_tools: Vec<Value>,
     },
-    /// From `POST /v1/responses`, for `openai-responses` providers.
-    OpenAiResponses(Map<String, Value>),
+    /// From `POST /v1/responses`, for `openai-responses` providers; `server_tools` are the
+    /// built-in tools (`web_search`, `file_search`, …) only OpenAI runs.
+    OpenAiResponses {
+        fields: Map<String, Value>,
+        server_tools: Vec<Value>,
+    },
 }
 
 impl SameApiExtras {
-    /// Adds the client's extras to an `anthropic-messages` body, if the client spoke Messages.
+    /// Adds the client's extras to an `anthropic-messages` body, if the client spoke Messages:
+    /// its fields (never replacing openclawd's), its server tools after the function tools,
+    /// and its own `thinking`, which replaces the one openclawd derived from it (the same
+    /// setting, but exact: budget, `adaptive`, `display`).
     pub fn add_to_anthropic_messages(&self, body: &mut Map<String, Value>) {
-        if let SameApiExtras::AnthropicMessages { fields, .. } = self {
+        if let SameApiExtras::AnthropicMessages {
+            fields,
+            server_tools,
+            ..
+        } = self
+        {
+            if let Some(thinking) = fields.get("thinking") {
+                body.insert("thinking".into(), thinking.clone());
+            }
             add_missing(fields, body);
+            add_tools(server_tools, body);
         }
+    }
+
+    /// The signed thinking blocks of each assistant message, for an `anthropic-messages`
+    /// provider (empty unless the client spoke Messages).
+    pub fn anthropic_signed_thinking(&self) -> &[Vec<Value>] {
+        match self {
+            SameApiExtras::AnthropicMessages {
+                signed_thinking, ..
+            } => signed_thinking,
+            _ => &[],
+        }
+    }
+
+    /// The `type` of the first server tool the client offered, if any: a tool only a
+    /// provider speaking the client's own API can run.
+    pub fn first_server_tool(&self) -> Option<&str> {
+        let tools = match self {
+            SameApiExtras::AnthropicMessages { server_tools, .. }
+            | SameApiExtras::OpenAiResponses { server_tools, .. } => server_tools,
+            SameApiExtras::None => return None,
+        };
+        tools
+            .first()
+            .map(|t| t.get("type").and_then(Value::as_str).unwrap_or("?"))
     }
 
     /// The client's `anthropic-beta` flags, if it spoke Messages and sent any.
@@ -81,11 +134,35 @@ impl SameApiExtras {
         }
     }
 
-    /// Adds the client's extras to an `openai-responses` body, if the client spoke Responses.
+    /// Adds the client's extras to an `openai-responses` body, if the client spoke Responses:
+    /// its fields (never replacing openclawd's), its built-in tools after the function tools,
+    /// and its own `reasoning`, which replaces the one openclawd wrote from its effort (the
+    /// same setting, with `summary`).
     pub fn add_to_openai_responses(&self, body: &mut Map<String, Value>) {
-        if let SameApiExtras::OpenAiResponses(fields) = self {
+        if let SameApiExtras::OpenAiResponses {
+            fields,
+            server_tools,
+        } = self
+        {
+            if let Some(reasoning) = fields.get("reasoning") {
+                body.insert("reasoning".into(), reasoning.clone());
+            }
             add_missing(fields, body);
+            add_tools(server_tools, body);
         }
+    }
+}
+
+/// Appends `tools` to `body.tools` (created if absent).
+fn add_tools(tools: &[Value], body: &mut Map<String, Value>) {
+    if tools.is_empty() {
+        return;
+    }
+    let entry = body
+        .entry("tools")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = entry {
+        list.extend(tools.iter().cloned());
     }
 }
 
@@ -124,10 +201,14 @@ pub enum Part {
         source: ImageSource,
     },
     /// The assistant asked for a tool. `arguments` is a JSON text (`"{}"` when empty).
+    /// `thought_signature` is Gemini's, which its thinking models require back on the call it
+    /// came with (Gemini 3 refuses the next turn without it).
     ToolCall {
         id: String,
         name: String,
         arguments: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thought_signature: Option<String>,
     },
     /// The answer to the tool call `call_id`, in the following user turn.
     ToolResult {
@@ -280,11 +361,18 @@ pub enum StreamEvent {
     ReasoningDelta {
         text: String,
     },
+    /// The signature of the reasoning just streamed (Anthropic's `signature_delta`), which the
+    /// client must send back unchanged with that reasoning.
+    ReasoningSignature {
+        signature: String,
+    },
     /// A new tool call; `index` counts tool calls from 0 within this answer.
     ToolCallStart {
         index: usize,
         id: String,
         name: String,
+        /// Gemini's `thoughtSignature` of this call, if it has one.
+        thought_signature: Option<String>,
     },
     /// More of tool call `index`'s arguments (a fragment of a JSON text).
     ToolCallArgs {
@@ -406,13 +494,14 @@ fn user_to_openai(parts: &[Part], out: &mut Vec<Value>) {
                 flush(&mut content, out);
                 out.push(json!({"role": "tool", "tool_call_id": call_id, "content": result}));
             }
-            // Only assistants call tools or reason; a client that puts them in a user turn
-            // gets them as text rather than silently lost.
+            // Only assistants call tools; a client that puts one in a user turn gets it as
+            // text rather than silently lost.
             Part::ToolCall {
                 name, arguments, ..
             } => content
                 .push(json!({"type": "text", "text": format!("[tool call {name}({arguments})]")})),
-            Part::Reasoning { text, .. } => content.push(json!({"type": "text", "text": text})),
+            // Reasoning is the model's own, not something the user said: never sent as text.
+            Part::Reasoning { .. } => {}
         }
     }
     flush(&mut content, out);
@@ -420,18 +509,26 @@ fn user_to_openai(parts: &[Part], out: &mut Vec<Value>) {
 
 fn assistant_to_openai(parts: &[Part]) -> Value {
     let mut text = String::new();
-    let mut reasoning = String::new();
     let mut calls: Vec<Value> = Vec::new();
     for part in parts {
         match part {
             Part::Text { text: t } => text.push_str(t),
-            Part::Reasoning { text: t, .. } => reasoning.push_str(t),
+            // Earlier reasoning is dropped, not sent: a signed Anthropic thinking block is
+            // valid only for an Anthropic model, which gets it through `SameApiExtras`; other
+            // models have no field for it (and some, DeepSeek's, refuse `reasoning_content` in
+            // history), and as text it would read as something the assistant said.
+            Part::Reasoning { .. } => {}
             Part::ToolCall {
                 id,
                 name,
                 arguments,
-            } => calls.push(json!({"id": id, "type": "function",
-                "function": {"name": name, "arguments": arguments}})),
+                thought_signature,
+            } => calls.push(tool_call_value(
+                id,
+                name,
+                arguments,
+                thought_signature.as_deref(),
+            )),
             Part::Image { .. } | Part::ToolResult { .. } => {}
         }
     }
@@ -445,13 +542,107 @@ fn assistant_to_openai(parts: &[Part]) -> Value {
             text.into()
         },
     );
-    if !reasoning.is_empty() {
-        m.insert("reasoning_content".into(), reasoning.into());
-    }
     if !calls.is_empty() {
         m.insert("tool_calls".into(), Value::Array(calls));
     }
     Value::Object(m)
+}
+
+/// One chat completions tool call. A Gemini thought signature rides where Google's own
+/// OpenAI-compatible endpoint puts it (`extra_content.google.thought_signature`), so a chat
+/// completions client sees and returns it as it would with Google directly.
+pub fn tool_call_value(
+    id: &str,
+    name: &str,
+    arguments: &str,
+    thought_signature: Option<&str>,
+) -> Value {
+    let mut call = json!({"id": id, "type": "function",
+        "function": {"name": name, "arguments": arguments}});
+    if let (Some(sig), Some(obj)) = (thought_signature, call.as_object_mut()) {
+        obj.insert(
+            "extra_content".into(),
+            json!({"google": {"thought_signature": sig}}),
+        );
+    }
+    call
+}
+
+/// Between a tool call id and the Gemini thought signature it carries (see [`signed_call_id`]).
+const SIGNATURE_IN_ID: &str = "__thought__";
+
+/// A tool call id that carries Gemini's thought signature, for clients whose API has no other
+/// place for it that they are sure to send back (Anthropic Messages, Responses): every client
+/// returns a call's id unchanged, with the call and with its result. The signature is written
+/// base64url without padding, so the id stays within Anthropic's `[a-zA-Z0-9_-]`.
+pub fn signed_call_id(id: &str, thought_signature: Option<&str>) -> String {
+    match thought_signature {
+        None => id.to_owned(),
+        Some(sig) => {
+            let url: String = sig
+                .chars()
+                .filter(|&c| c != '=')
+                .map(|c| match c {
+                    '+' => '-',
+                    '/' => '_',
+                    c => c,
+                })
+                .collect();
+            format!("{id}{SIGNATURE_IN_ID}{url}")
+        }
+    }
+}
+
+/// The id and the Gemini thought signature (standard base64, padded) of an id written by
+/// [`signed_call_id`]; other ids are returned as they are.
+pub fn split_call_id(id: &str) -> (String, Option<String>) {
+    match id.split_once(SIGNATURE_IN_ID) {
+        Some((base, url)) if !url.is_empty() => {
+            let mut sig: String = url
+                .chars()
+                .map(|c| match c {
+                    '-' => '+',
+                    '_' => '/',
+                    c => c,
+                })
+                .collect();
+            while sig.len() % 4 != 0 {
+                sig.push('=');
+            }
+            (base.to_owned(), Some(sig))
+        }
+        _ => (id.to_owned(), None),
+    }
+}
+
+/// `extra_content` of a chat completions tool call (Google's OpenAI-compatible extension).
+#[derive(Deserialize, Default, Debug)]
+pub struct ExtraContent {
+    #[serde(default)]
+    pub google: Option<GoogleExtra>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub struct GoogleExtra {
+    #[serde(default)]
+    pub thought_signature: Option<String>,
+}
+
+impl ExtraContent {
+    pub fn thought_signature(extra: Option<ExtraContent>) -> Option<String> {
+        extra
+            .and_then(|e| e.google)
+            .and_then(|g| g.thought_signature)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// A reasoning block with its signature in chat completions (`thinking_blocks`, as LiteLLM
+/// and others carry Anthropic's signed thinking over that API).
+#[derive(Deserialize, Debug)]
+struct ThinkingBlockBody {
+    #[serde(default)]
+    signature: Option<String>,
 }
 
 /// `chat.completion` as the gateway's providers return it (typed view; unknown fields ignored).
@@ -480,6 +671,8 @@ struct CompletionMessage {
     reasoning: Option<String>,
     #[serde(default)]
     tool_calls: Vec<CompletionToolCall>,
+    #[serde(default)]
+    thinking_blocks: Vec<ThinkingBlockBody>,
 }
 
 #[derive(Deserialize)]
@@ -487,6 +680,8 @@ struct CompletionToolCall {
     #[serde(default)]
     id: String,
     function: CompletionFunction,
+    #[serde(default)]
+    extra_content: Option<ExtraContent>,
 }
 
 #[derive(Deserialize)]
@@ -542,10 +737,19 @@ impl ChatResponse {
             .next()
             .ok_or_else(|| "the answer has no choices".to_string())?;
         let mut parts = Vec::new();
+        let signature = choice
+            .message
+            .thinking_blocks
+            .into_iter()
+            .find_map(|b| b.signature)
+            .filter(|s| !s.is_empty());
         if let Some(r) = choice.message.reasoning.filter(|r| !r.is_empty()) {
+            parts.push(Part::Reasoning { text: r, signature });
+        } else if let Some(signature) = signature {
+            // Signed reasoning the upstream did not show: the signature still goes back.
             parts.push(Part::Reasoning {
-                text: r,
-                signature: None,
+                text: String::new(),
+                signature: Some(signature),
             });
         }
         if let Some(t) = choice.message.content.filter(|t| !t.is_empty()) {
@@ -556,6 +760,7 @@ impl ChatResponse {
                 id: call.id,
                 name: call.function.name,
                 arguments: arguments_text(call.function.arguments),
+                thought_signature: ExtraContent::thought_signature(call.extra_content),
             });
         }
         let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
@@ -601,14 +806,33 @@ impl ChatResponse {
                     id,
                     name,
                     arguments,
-                } => Some(json!({"id": id, "type": "function",
-                    "function": {"name": name, "arguments": arguments}})),
+                    thought_signature,
+                } => Some(tool_call_value(
+                    id,
+                    name,
+                    arguments,
+                    thought_signature.as_deref(),
+                )),
                 _ => None,
             })
             .collect();
         message.insert("content".into(), text.into());
         if !reasoning.is_empty() {
             message.insert("reasoning".into(), reasoning.into());
+        }
+        let signed: Vec<Value> = self
+            .parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Reasoning {
+                    text,
+                    signature: Some(sig),
+                } => Some(json!({"type": "thinking", "thinking": text, "signature": sig})),
+                _ => None,
+            })
+            .collect();
+        if !signed.is_empty() {
+            message.insert("thinking_blocks".into(), Value::Array(signed));
         }
         if !calls.is_empty() {
             message.insert("tool_calls".into(), Value::Array(calls));
@@ -648,7 +872,19 @@ impl ChatResponse {
                         signature: None,
                     }),
                 },
-                StreamEvent::ToolCallStart { index, id, name } => {
+                StreamEvent::ReasoningSignature { signature } => match out.parts.last_mut() {
+                    Some(Part::Reasoning { signature: s, .. }) => *s = Some(signature),
+                    _ => out.parts.push(Part::Reasoning {
+                        text: String::new(),
+                        signature: Some(signature),
+                    }),
+                },
+                StreamEvent::ToolCallStart {
+                    index,
+                    id,
+                    name,
+                    thought_signature,
+                } => {
                     if calls.len() <= index {
                         calls.resize(index + 1, usize::MAX);
                     }
@@ -657,6 +893,7 @@ impl ChatResponse {
                         id,
                         name,
                         arguments: String::new(),
+                        thought_signature,
                     });
                 }
                 StreamEvent::ToolCallArgs { index, fragment } => {
@@ -725,6 +962,8 @@ struct ChunkDelta {
     reasoning_content: Option<String>,
     #[serde(default)]
     tool_calls: Vec<ChunkToolCall>,
+    #[serde(default)]
+    thinking_blocks: Vec<ThinkingBlockBody>,
 }
 
 #[derive(Deserialize)]
@@ -734,6 +973,8 @@ struct ChunkToolCall {
     id: Option<String>,
     #[serde(default)]
     function: ChunkFunction,
+    #[serde(default)]
+    extra_content: Option<ExtraContent>,
 }
 
 #[derive(Deserialize, Default)]
@@ -814,6 +1055,11 @@ impl OpenAiChunkDecoder {
             {
                 out.push(StreamEvent::ReasoningDelta { text: r });
             }
+            for signature in d.thinking_blocks.into_iter().filter_map(|b| b.signature) {
+                if !signature.is_empty() {
+                    out.push(StreamEvent::ReasoningSignature { signature });
+                }
+            }
             if let Some(t) = d.content.filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::TextDelta { text: t });
             }
@@ -828,6 +1074,7 @@ impl OpenAiChunkDecoder {
                             index,
                             id: call.id.clone().unwrap_or_default(),
                             name: call.function.name.clone().unwrap_or_default(),
+                            thought_signature: ExtraContent::thought_signature(call.extra_content),
                         });
                         index
                     }
@@ -936,7 +1183,21 @@ impl OpenAiChunkEncoder {
                 &mut out,
                 &mut self.sent_role,
             ),
-            StreamEvent::ToolCallStart { index, id, name } => {
+            StreamEvent::ReasoningSignature { signature } => delta(
+                Delta {
+                    role,
+                    thinking_signature: Some(signature),
+                    ..Delta::default()
+                },
+                &mut out,
+                &mut self.sent_role,
+            ),
+            StreamEvent::ToolCallStart {
+                index,
+                id,
+                name,
+                thought_signature,
+            } => {
                 let calls = [ToolCallDelta {
                     id: Some(id),
                     index: *index,
@@ -945,6 +1206,7 @@ impl OpenAiChunkEncoder {
                         name: Some(name),
                         arguments: "",
                     },
+                    thought_signature: thought_signature.as_deref(),
                 }];
                 delta(
                     Delta {
@@ -965,6 +1227,7 @@ impl OpenAiChunkEncoder {
                         name: None,
                         arguments: fragment,
                     },
+                    thought_signature: None,
                 }];
                 delta(
                     Delta {
@@ -1038,7 +1301,8 @@ data: [DONE]\n\n";
                 StreamEvent::ToolCallStart {
                     index: 0,
                     id: "call_1".into(),
-                    name: "get_weather".into()
+                    name: "get_weather".into(),
+                    thought_signature: None,
                 },
                 StreamEvent::ToolCallArgs {
                     index: 0,
@@ -1064,7 +1328,8 @@ data: [DONE]\n\n";
             Part::ToolCall {
                 id: "call_1".into(),
                 name: "get_weather".into(),
-                arguments: "{\"city\":\"Paris\"}".into()
+                arguments: "{\"city\":\"Paris\"}".into(),
+                thought_signature: None,
             }
         );
     }
@@ -1122,6 +1387,7 @@ data: [DONE]\n\n";
                         id: "call_1".into(),
                         name: "get_weather".into(),
                         arguments: "{\"city\":\"Paris\"}".into(),
+                        thought_signature: None,
                     }],
                 },
                 Message {
@@ -1182,6 +1448,8 @@ data: [DONE]\n\n";
                 json!({"top_k": 5, "metadata": {"user_id": "u1"}, "model": "evil", "stream": true}),
             ),
             beta: None,
+            signed_thinking: Vec::new(),
+            server_tools: Vec::new(),
         };
         let mut body = fields(json!({"model": "claude-x", "stream": false, "max_tokens": 9}));
         extras.add_to_anthropic_messages(&mut body);
@@ -1225,7 +1493,8 @@ data: [DONE]\n\n";
             vec![Part::ToolCall {
                 id: "call_9".into(),
                 name: "f".into(),
-                arguments: "{}".into()
+                arguments: "{}".into(),
+                thought_signature: None,
             }]
         );
         assert_eq!(r.usage.total_tokens(), 5);
@@ -1233,5 +1502,115 @@ data: [DONE]\n\n";
         assert_eq!(back["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(back["model"], "ollama/m");
         assert!(ChatResponse::from_openai(b"{\"choices\":[]}").is_err());
+    }
+
+    #[test]
+    fn earlier_reasoning_is_never_sent_as_text_and_gemini_signatures_ride_on_their_calls() {
+        let req = ChatRequest {
+            messages: vec![
+                Message {
+                    role: Role::User,
+                    parts: vec![
+                        Part::Text {
+                            text: "Weather?".into(),
+                        },
+                        Part::Reasoning {
+                            text: "stray thought".into(),
+                            signature: None,
+                        },
+                    ],
+                },
+                Message {
+                    role: Role::Assistant,
+                    parts: vec![
+                        Part::Reasoning {
+                            text: "The user wants weather.".into(),
+                            signature: Some("sig-claude".into()),
+                        },
+                        Part::ToolCall {
+                            id: "call_1".into(),
+                            name: "get_weather".into(),
+                            arguments: "{}".into(),
+                            thought_signature: Some("CikB+/x=".into()),
+                        },
+                    ],
+                },
+            ],
+            ..ChatRequest::default()
+        };
+        let body = req.to_openai();
+        let text = body.to_string();
+        assert!(!text.contains("stray thought"), "{text}");
+        assert!(!text.contains("The user wants weather."), "{text}");
+        assert!(!text.contains("sig-claude"), "{text}");
+        assert_eq!(body["messages"][0]["content"], "Weather?");
+        assert_eq!(
+            body["messages"][1]["tool_calls"][0]["extra_content"],
+            json!({"google": {"thought_signature": "CikB+/x="}})
+        );
+    }
+
+    #[test]
+    fn signatures_in_an_openai_answer_become_ir_signatures() {
+        let stream: &[u8] = b"data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"reasoning\":\"Hmm\"},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"sig-1\"}]},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"},\"extra_content\":{\"google\":{\"thought_signature\":\"CikB\"}}}]},\"finish_reason\":null}]}\n\n\
+data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n\
+data: [DONE]\n\n";
+        let events = decode(stream);
+        assert!(events.contains(&StreamEvent::ReasoningSignature {
+            signature: "sig-1".into()
+        }));
+        assert!(events.contains(&StreamEvent::ToolCallStart {
+            index: 0,
+            id: "call_1".into(),
+            name: "f".into(),
+            thought_signature: Some("CikB".into())
+        }));
+        let whole = ChatResponse::from_events(events.clone()).unwrap();
+        assert_eq!(
+            whole.parts,
+            vec![
+                Part::Reasoning {
+                    text: "Hmm".into(),
+                    signature: Some("sig-1".into())
+                },
+                Part::ToolCall {
+                    id: "call_1".into(),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                    thought_signature: Some("CikB".into())
+                }
+            ]
+        );
+        // Through the chat completions encoder and back: nothing lost.
+        let mut enc = OpenAiChunkEncoder::new(ChunkWriter::with_id("c1".into(), 1, "m"), false);
+        let bytes: Vec<u8> = events
+            .iter()
+            .flat_map(|e| enc.encode(e))
+            .flat_map(|t| match t {
+                TranslateEvent::Sse(b) => b.to_vec(),
+                TranslateEvent::UpstreamError(m) => panic!("{m}"),
+            })
+            .collect();
+        assert_eq!(decode(&bytes), events);
+        // A whole answer too.
+        let body = whole.to_openai("google/m");
+        let again = ChatResponse::from_openai(body.to_string().as_bytes()).unwrap();
+        assert_eq!(again.parts, whole.parts);
+    }
+
+    #[test]
+    fn a_call_id_carries_a_gemini_signature_for_clients_without_a_place_for_it() {
+        let sig = "+/++Afv/vgH7/74BBw==";
+        let id = signed_call_id("call_abc", Some(sig));
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{id}"
+        );
+        assert_eq!(split_call_id(&id), ("call_abc".into(), Some(sig.into())));
+        assert_eq!(split_call_id("toolu_01"), ("toolu_01".into(), None));
+        assert_eq!(signed_call_id("call_x", None), "call_x");
     }
 }

@@ -599,6 +599,7 @@ impl OllamaStreamTranslator {
                     name: Some(&call.function.name),
                     arguments: &arguments[i],
                 },
+                thought_signature: None,
             })
             .collect();
         self.push_delta(Some(content), None, Some(&deltas), out);
@@ -619,6 +620,7 @@ impl OllamaStreamTranslator {
             content,
             reasoning,
             tool_calls,
+            thinking_signature: None,
         };
         out.push(TranslateEvent::Sse(self.chunks.delta(&delta, None)));
     }

@@ -259,6 +259,53 @@ pub struct Delta<'a> {
     pub reasoning: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<&'a [ToolCallDelta<'a>]>,
+    /// The signature of the reasoning just sent (Anthropic's), as `thinking_blocks` — the
+    /// name LiteLLM and others give Anthropic's signed thinking over chat completions.
+    #[serde(
+        rename = "thinking_blocks",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "signature_block"
+    )]
+    pub thinking_signature: Option<&'a str>,
+}
+
+fn signature_block<S: serde::Serializer>(sig: &Option<&str>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Block<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        thinking: &'a str,
+        signature: &'a str,
+    }
+    let blocks: Vec<Block<'_>> = sig
+        .iter()
+        .map(|signature| Block {
+            kind: "thinking",
+            thinking: "",
+            signature,
+        })
+        .collect();
+    blocks.serialize(s)
+}
+
+/// Gemini's thought signature where Google's OpenAI-compatible endpoint puts it:
+/// `extra_content.google.thought_signature`.
+fn google_extra<S: serde::Serializer>(sig: &Option<&str>, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Google<'a> {
+        thought_signature: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Extra<'a> {
+        google: Google<'a>,
+    }
+    match sig {
+        Some(thought_signature) => Extra {
+            google: Google { thought_signature },
+        }
+        .serialize(s),
+        None => s.serialize_none(),
+    }
 }
 
 /// One entry of `delta.tool_calls`: the first carries `id`, `type` and `function.name`; later
@@ -271,6 +318,13 @@ pub struct ToolCallDelta<'a> {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'a str>,
     pub function: FunctionDelta<'a>,
+    /// Gemini's thought signature of this call (on its first delta only).
+    #[serde(
+        rename = "extra_content",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "google_extra"
+    )]
+    pub thought_signature: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]

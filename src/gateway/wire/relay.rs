@@ -94,6 +94,10 @@ data: [DONE]\n\n";
             top_p: None,
             tools: Vec::new(),
             effort: None,
+            summary: None,
+            tool_choice: serde_json::json!("auto"),
+            parallel_tool_calls: true,
+            fields: serde_json::Map::new(),
         }
     }
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::ir::{
-    ChatRequest, ChatResponse, ImageSource, Message, Part, Reasoning, Role, SameApiExtras,
-    Sampling, StopReason, StreamEvent, Tool, ToolChoice,
+    signed_call_id, split_call_id, ChatRequest, ChatResponse, ImageSource, Message, Part,
+    Reasoning, Role, SameApiExtras, Sampling, StopReason, StreamEvent, Tool, ToolChoice,
 };
 use super::typed::{self, Count};
 use super::{Usage, WireError};
@@ -123,6 +123,31 @@ pub struct InTool {
     pub parameters: Option<Value>,
     #[serde(default)]
     pub strict: Option<bool>,
+    /// The tool's other fields (a built-in tool's `filters`, `vector_store_ids`, …).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl InTool {
+    /// The tool as the client sent it.
+    fn raw(&self) -> Value {
+        let mut out = self.rest.clone();
+        out.insert("type".into(), self.kind.as_str().into());
+        for (key, value) in [
+            ("name", self.name.as_ref().map(|n| Value::from(n.as_str()))),
+            (
+                "description",
+                self.description.as_ref().map(|d| Value::from(d.as_str())),
+            ),
+            ("parameters", self.parameters.clone()),
+            ("strict", self.strict.map(Value::from)),
+        ] {
+            if let Some(value) = value {
+                out.insert(key.into(), value);
+            }
+        }
+        Value::Object(out)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +264,18 @@ impl ResponsesRequest {
         if let Some(parallel) = self.parallel_tool_calls {
             extras.insert("parallel_tool_calls".into(), parallel.into());
         }
+        // The whole setting (with `summary`, which the IR does not model) for a Responses
+        // provider; others get the effort.
+        if let Some(reasoning) = &self.reasoning {
+            let mut r = Map::new();
+            if let Some(effort) = &reasoning.effort {
+                r.insert("effort".into(), effort.as_str().into());
+            }
+            if let Some(summary) = &reasoning.summary {
+                r.insert("summary".into(), summary.as_str().into());
+            }
+            extras.insert("reasoning".into(), Value::Object(r));
+        }
         extras
     }
 
@@ -292,10 +329,14 @@ impl ResponsesRequest {
                             push_turn(
                                 &mut messages,
                                 Role::Assistant,
-                                vec![Part::ToolCall {
-                                    id: call_id.to_owned(),
-                                    name: name.to_owned(),
-                                    arguments,
+                                vec![{
+                                    let (id, thought_signature) = split_call_id(call_id);
+                                    Part::ToolCall {
+                                        id,
+                                        name: name.to_owned(),
+                                        arguments,
+                                        thought_signature,
+                                    }
                                 }],
                             );
                         }
@@ -314,7 +355,7 @@ impl ResponsesRequest {
                                 &mut messages,
                                 Role::User,
                                 vec![Part::ToolResult {
-                                    call_id: call_id.to_owned(),
+                                    call_id: split_call_id(call_id).0,
                                     content,
                                     is_error: false,
                                 }],
@@ -339,11 +380,14 @@ impl ResponsesRequest {
             ));
         }
         let mut tools = Vec::new();
+        // Built-in tools (web_search, file_search, local_shell, custom grammars, …) run on
+        // OpenAI's side or need a client contract only OpenAI's models have: they go to an
+        // openai-responses provider as sent, and `api` refuses the request when the chain has
+        // none (a model that was never offered the tool must not look as if it had been).
+        let mut server_tools = Vec::new();
         for (i, t) in self.tools.iter().flatten().enumerate() {
-            // Built-in tools (web_search, local_shell, custom grammars, …) need OpenAI's side or
-            // a client contract the models behind openclawd lack: left out, not refused, so
-            // clients that always send them (Codex) still work with the function tools.
             if t.kind != "function" {
+                server_tools.push(t.raw());
                 continue;
             }
             tools.push(Tool {
@@ -385,7 +429,10 @@ impl ResponsesRequest {
                     budget_tokens: None,
                 }),
             stream: self.stream.unwrap_or(false),
-            extras: SameApiExtras::OpenAiResponses(self.same_api_extras()),
+            extras: SameApiExtras::OpenAiResponses {
+                fields: self.same_api_extras(),
+                server_tools,
+            },
         })
     }
 }
@@ -396,7 +443,29 @@ fn random_suffix() -> String {
         .to_owned()
 }
 
-/// What the response object echoes from the request.
+/// The value of a field the request left out.
+type DefaultValue = fn() -> Value;
+
+/// Request fields the response object repeats that openclawd does not model, with the value
+/// OpenAI reports when the request leaves them out (`response.json` fixture).
+const ECHOED_WITH_DEFAULTS: &[(&str, DefaultValue)] = &[
+    ("background", || Value::Bool(false)),
+    ("max_tool_calls", || Value::Null),
+    ("prompt_cache_key", || Value::Null),
+    ("safety_identifier", || Value::Null),
+    ("service_tier", || Value::from("default")),
+    (
+        "text",
+        || json!({"format": {"type": "text"}, "verbosity": "medium"}),
+    ),
+    ("top_logprobs", || Value::from(0)),
+    ("truncation", || Value::from("disabled")),
+    ("user", || Value::Null),
+    ("metadata", || json!({})),
+];
+
+/// What the response object echoes from the request: the values the client sent, OpenAI's
+/// defaults for those it left out.
 #[derive(Debug, Clone)]
 pub struct Echo {
     pub id: String,
@@ -408,10 +477,30 @@ pub struct Echo {
     pub top_p: Option<f64>,
     pub tools: Vec<Value>,
     pub effort: Option<String>,
+    pub summary: Option<String>,
+    pub tool_choice: Value,
+    pub parallel_tool_calls: bool,
+    /// [`ECHOED_WITH_DEFAULTS`], as sent or defaulted.
+    pub fields: Map<String, Value>,
 }
 
 impl Echo {
     pub fn new(req: &ResponsesRequest, model: &str) -> Echo {
+        let mut fields = Map::new();
+        for (name, default) in ECHOED_WITH_DEFAULTS {
+            let value = req
+                .extra
+                .get(*name)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .unwrap_or_else(default);
+            fields.insert((*name).into(), value);
+        }
+        // `text` as sent, with the format OpenAI fills in when only `verbosity` is given.
+        if let Some(Value::Object(text)) = fields.get_mut("text") {
+            text.entry("format")
+                .or_insert_with(|| json!({"type": "text"}));
+        }
         Echo {
             id: format!("resp_{}", random_suffix()),
             created_at: super::openai::unix_now(),
@@ -425,12 +514,32 @@ impl Echo {
                 .iter()
                 .flatten()
                 .map(|t| {
-                    json!({"type": t.kind, "name": t.name, "description": t.description,
-                        "parameters": t.parameters, "strict": t.strict.unwrap_or(false)})
+                    let mut raw = t.raw();
+                    if let (Value::Object(obj), "function") = (&mut raw, t.kind.as_str()) {
+                        obj.entry("description").or_insert(Value::Null);
+                        obj.entry("parameters").or_insert(Value::Null);
+                        obj.entry("strict").or_insert(Value::Bool(false));
+                    }
+                    raw
                 })
                 .collect(),
             effort: req.reasoning.as_ref().and_then(|r| r.effort.clone()),
+            summary: req.reasoning.as_ref().and_then(|r| r.summary.clone()),
+            tool_choice: match &req.tool_choice {
+                None => Value::from("auto"),
+                Some(InToolChoice::Mode(m)) => Value::from(m.as_str()),
+                Some(InToolChoice::Function { name }) => {
+                    json!({"type": "function", "name": name})
+                }
+                Some(InToolChoice::Other(obj)) => Value::Object(obj.clone()),
+            },
+            parallel_tool_calls: req.parallel_tool_calls.unwrap_or(true),
+            fields,
         }
+    }
+
+    fn field(&self, name: &str) -> Value {
+        self.fields.get(name).cloned().unwrap_or(Value::Null)
     }
 
     /// The id of output item `index`: `<prefix>_` + the response's own suffix + the index,
@@ -448,27 +557,32 @@ impl Echo {
             "object": "response",
             "created_at": self.created_at,
             "status": status,
-            "background": false,
+            "background": self.field("background"),
             "error": null,
             "incomplete_details": incomplete,
             "instructions": self.instructions,
             "max_output_tokens": self.max_output_tokens,
-            "max_tool_calls": null,
+            "max_tool_calls": self.field("max_tool_calls"),
             "model": self.model,
             "output": output,
-            "parallel_tool_calls": true,
+            "parallel_tool_calls": self.parallel_tool_calls,
             "previous_response_id": null,
-            "reasoning": {"effort": self.effort, "summary": null},
+            "prompt_cache_key": self.field("prompt_cache_key"),
+            "reasoning": {"effort": self.effort, "summary": self.summary},
+            "safety_identifier": self.field("safety_identifier"),
+            "service_tier": self.field("service_tier"),
+            // Nothing is stored, whatever OpenAI's default: `store: true` is refused.
             "store": false,
             "temperature": self.temperature,
-            "text": {"format": {"type": "text"}},
-            "tool_choice": "auto",
+            "text": self.field("text"),
+            "tool_choice": self.tool_choice,
             "tools": self.tools,
+            "top_logprobs": self.field("top_logprobs"),
             "top_p": self.top_p,
-            "truncation": "disabled",
+            "truncation": self.field("truncation"),
             "usage": usage.map(usage_value),
-            "user": null,
-            "metadata": {},
+            "user": self.field("user"),
+            "metadata": self.field("metadata"),
         })
     }
 }
@@ -521,9 +635,10 @@ pub fn response_body(resp: &ChatResponse, echo: &Echo) -> Value {
                 id,
                 name,
                 arguments,
+                thought_signature,
             } => Some(call_item(
                 &echo.item_id("fc", index),
-                id,
+                &signed_call_id(id, thought_signature.as_deref()),
                 name,
                 arguments,
                 "completed",
@@ -595,7 +710,7 @@ impl ResponsesStreamWriter {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(data.to_string().as_bytes());
+        let _ = serde_json::to_writer(&mut *out, &data);
         out.extend_from_slice(b"\n\n");
     }
 
@@ -734,11 +849,15 @@ impl ResponsesStreamWriter {
                     );
                 }
             }
+            // Anthropic's signature has no place in a Responses stream.
+            StreamEvent::ReasoningSignature { .. } => {}
             StreamEvent::ToolCallStart {
                 index: ir_index,
                 id: call_id,
                 name,
+                thought_signature,
             } => {
+                let call_id = &signed_call_id(call_id, thought_signature.as_deref());
                 self.close(out);
                 let index = self.done.len();
                 let id = self.echo.item_id("fc", index);
@@ -844,7 +963,8 @@ mod tests {
             vec![Part::ToolCall {
                 id: "call_5dp5Uj0Loqn1YcyIpqSq6sLX".into(),
                 name: "get_weather".into(),
-                arguments: "{ \"location\": \"New York City, USA\" }".into()
+                arguments: "{ \"location\": \"New York City, USA\" }".into(),
+                thought_signature: None,
             }]
         );
         assert!(
@@ -867,14 +987,15 @@ mod tests {
         let ir = req.to_ir().unwrap();
         assert_eq!(
             ir.extras,
-            SameApiExtras::OpenAiResponses(
-                json!({"metadata": {"run": "7"}, "truncation": "auto",
+            SameApiExtras::OpenAiResponses {
+                fields: json!({"metadata": {"run": "7"}, "truncation": "auto",
                     "text": {"format": {"type": "json_object"}},
                     "include": ["reasoning.encrypted_content"], "parallel_tool_calls": false})
                 .as_object()
                 .cloned()
-                .unwrap()
-            )
+                .unwrap(),
+                server_tools: vec![],
+            }
         );
         assert_eq!(ir.sampling.max_tokens, Some(64));
     }
@@ -934,6 +1055,10 @@ mod tests {
             top_p: None,
             tools: Vec::new(),
             effort: None,
+            summary: None,
+            tool_choice: json!("auto"),
+            parallel_tool_calls: true,
+            fields: Map::new(),
         };
         let mut w = ResponsesStreamWriter::new(echo);
         let mut bytes = Vec::new();
@@ -943,6 +1068,7 @@ mod tests {
                 index: 0,
                 id: "call_1".into(),
                 name: "f".into(),
+                thought_signature: None,
             },
             StreamEvent::ToolCallArgs {
                 index: 0,
@@ -991,5 +1117,90 @@ mod tests {
         assert_eq!(completed["output"][1]["arguments"], "{\"a\":1}");
         assert_eq!(completed["output"][1]["call_id"], "call_1");
         assert_eq!(completed["status"], "completed");
+    }
+
+    #[test]
+    fn the_response_object_echoes_what_the_request_sent_and_defaults_only_the_rest() {
+        let req = parse(
+            br#"{"model":"m","input":"hi","store":false,"metadata":{"run":"r-7"},
+                "truncation":"auto","parallel_tool_calls":false,"tool_choice":"required",
+                "text":{"verbosity":"low"},"user":"u-1","prompt_cache_key":"k",
+                "service_tier":"flex","top_logprobs":2,"max_tool_calls":3,
+                "reasoning":{"effort":"low","summary":"auto"},
+                "tools":[{"type":"function","name":"f","parameters":{"type":"object"}}]}"#,
+        )
+        .unwrap();
+        let echo = Echo::new(&req, "ollama/m");
+        let resp = ChatResponse {
+            id: String::new(),
+            model: String::new(),
+            parts: vec![Part::Text { text: "ok".into() }],
+            stop: StopReason::Stop,
+            usage: Usage::default(),
+        };
+        let body = response_body(&resp, &echo);
+        assert_eq!(body["metadata"], json!({"run": "r-7"}));
+        assert_eq!(body["truncation"], "auto");
+        assert_eq!(body["parallel_tool_calls"], false);
+        assert_eq!(body["tool_choice"], "required");
+        assert_eq!(
+            body["text"],
+            json!({"verbosity": "low", "format": {"type": "text"}})
+        );
+        assert_eq!(body["user"], "u-1");
+        assert_eq!(body["prompt_cache_key"], "k");
+        assert_eq!(body["service_tier"], "flex");
+        assert_eq!(body["top_logprobs"], 2);
+        assert_eq!(body["max_tool_calls"], 3);
+        assert_eq!(
+            body["reasoning"],
+            json!({"effort": "low", "summary": "auto"})
+        );
+        assert_eq!(body["tools"][0]["name"], "f");
+
+        // Absent: OpenAI's defaults, as in the captured response.
+        let bare = Echo::new(&parse(br#"{"model":"m","input":"hi"}"#).unwrap(), "m");
+        let body = response_body(&resp, &bare);
+        for (key, value) in [
+            ("metadata", json!({})),
+            ("truncation", json!("disabled")),
+            ("parallel_tool_calls", json!(true)),
+            ("tool_choice", json!("auto")),
+            (
+                "text",
+                json!({"format": {"type": "text"}, "verbosity": "medium"}),
+            ),
+            ("user", Value::Null),
+            ("service_tier", json!("default")),
+            ("top_logprobs", json!(0)),
+            ("background", json!(false)),
+        ] {
+            assert_eq!(body[key], value, "{key}");
+        }
+    }
+
+    #[test]
+    fn built_in_tools_are_not_ir_tools_but_go_to_a_responses_provider_as_sent() {
+        let req = parse(
+            br#"{"model":"m","input":"news?","reasoning":{"effort":"low","summary":"auto"},
+                "tools":[{"type":"function","name":"f"},
+                {"type":"web_search","search_context_size":"low"},{"type":"file_search","vector_store_ids":["vs_1"]}]}"#,
+        )
+        .unwrap();
+        let ir = req.to_ir().unwrap();
+        assert_eq!(ir.tools.len(), 1);
+        assert_eq!(ir.extras.first_server_tool(), Some("web_search"));
+        let mut body = Map::new();
+        body.insert("reasoning".into(), json!({"effort": "low"}));
+        ir.extras.add_to_openai_responses(&mut body);
+        assert_eq!(
+            body["reasoning"],
+            json!({"effort": "low", "summary": "auto"})
+        );
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "web_search", "search_context_size": "low"},
+                {"type": "file_search", "vector_store_ids": ["vs_1"]}])
+        );
     }
 }

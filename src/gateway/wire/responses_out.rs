@@ -678,6 +678,7 @@ impl ResponsesStreamTranslator {
                 name: Some(item.name.as_deref().unwrap_or("")),
                 arguments: args,
             },
+            thought_signature: None,
         };
         self.push_delta(None, None, Some(std::slice::from_ref(&delta)), out);
     }
@@ -691,6 +692,7 @@ impl ResponsesStreamTranslator {
                 name: None,
                 arguments: fragment,
             },
+            thought_signature: None,
         };
         self.push_delta(None, None, Some(std::slice::from_ref(&delta)), out);
     }
@@ -721,6 +723,7 @@ impl ResponsesStreamTranslator {
             content,
             reasoning,
             tool_calls,
+            thinking_signature: None,
         };
         out.push(TranslateEvent::Sse(self.chunks.delta(&delta, None)));
     }

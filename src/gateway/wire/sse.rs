@@ -73,10 +73,7 @@ impl SseParser {
         let mut line_start = 0;
         let mut pos = self.scanned;
         loop {
-            let Some(offset) = self.buf[pos..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
+            let Some(offset) = memchr::memchr2(b'\n', b'\r', &self.buf[pos..]) else {
                 pos = self.buf.len();
                 break;
             };
@@ -135,7 +132,7 @@ impl PendingEvent {
         if line[0] == b':' {
             return None; // comment / keep-alive
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))

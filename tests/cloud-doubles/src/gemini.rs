@@ -475,7 +475,8 @@ fn not_found_page(path: &str) -> Response {
 }
 
 /// Gemini 3 models refuse a `functionCall` of the current turn (since the last user text)
-/// replayed without its `thoughtSignature`.
+/// replayed without its `thoughtSignature`, or with one they did not issue ("Corrupted thought
+/// signature."). The documented stand-in `skip_thought_signature_validator` passes.
 fn missing_signature(model: &str, req: &Value) -> Option<String> {
     if !model.starts_with("gemini-3") {
         return None;
@@ -495,13 +496,18 @@ fn missing_signature(model: &str, req: &Value) -> Option<String> {
             let Some(call) = part.get("functionCall") else {
                 continue;
             };
-            if part.get("thoughtSignature").is_none() {
-                return Some(format!(
-                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
-                    call["name"].as_str().unwrap_or(""),
-                    i + 1
-                ));
+            if let Some(sig) = part.get("thoughtSignature") {
+                let ours = sig == THOUGHT_SIGNATURE || sig == "skip_thought_signature_validator";
+                if !ours {
+                    return Some("Corrupted thought signature.".to_owned());
+                }
+                continue;
             }
+            return Some(format!(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                call["name"].as_str().unwrap_or(""),
+                i + 1
+            ));
         }
     }
     None
@@ -874,7 +880,7 @@ mod tests {
             "systemInstruction": {"parts": [{"text": "You are a weather assistant."}]},
             "contents": [
                 {"role": "user", "parts": [{"text": "What is the weather in Tokyo?"}]},
-                {"role": "model", "parts": [{"functionCall": {"name": "getWeather", "args": {"location": "Tokyo"}}, "thoughtSignature": "CikB"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "getWeather", "args": {"location": "Tokyo"}}, "thoughtSignature": THOUGHT_SIGNATURE}]},
                 {"role": "user", "parts": [{"functionResponse": {"name": "getWeather", "response": {"temperature": 22}}}]}
             ],
             "tools": [{"functionDeclarations": [{"name": "getWeather", "description": "Weather",

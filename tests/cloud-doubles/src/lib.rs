@@ -64,6 +64,11 @@ pub fn serve(router: Router) -> i32 {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "Listening on {local}");
         let _ = out.flush();
+        // Small writes go out at once, as from the gateway and the ollama double (Nagle would
+        // hold each stream chunk until the previous one is acknowledged).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         match axum::serve(listener, router).await {
             Ok(()) => 0,
             Err(e) => {
