@@ -278,11 +278,16 @@ fn run_codex(
             r#"model = "{model}"
 model_provider = "openclawd"
 check_for_update_on_startup = false
+# Codex offers the model OpenAI's web_search tool and its sub-agent tools (a `namespace` tool)
+# by default; openclawd refuses both (400, param "tools") when no openai-responses model is in
+# the chain, so a Codex on a local model has to turn them off.
+web_search = "disabled"
 
 [analytics]
 enabled = false
 
 [features]
+multi_agent = false
 plugins = false
 remote_plugin = false
 apps = false
