@@ -312,7 +312,7 @@ fn signed_thinking_in_history_goes_back_to_anthropic_unchanged_and_to_no_one_els
 }
 
 #[test]
-fn server_tools_are_refused_unless_the_chain_can_run_them() {
+fn server_tools_are_refused_or_left_out_unless_the_chain_can_run_them() {
     let s = setup();
     let d = &s.daemon;
     let messages = json!({"model": "ollama/llama3.2:3b", "max_tokens": 100,
@@ -349,12 +349,10 @@ fn server_tools_are_refused_unless_the_chain_can_run_them() {
     );
     assert_eq!((status, model.as_str()), (200, "ollama/llama3.2:3b"));
 
-    // Responses: refused in OpenAI's shape; forwarded to a Responses provider.
-    let responses = |model: &str| {
-        json!({"model": model, "input": "Any news today?",
-            "tools": [{"type": "web_search"}, {"type": "function", "name": "f", "parameters": {"type": "object"}}]})
-    };
-    let (status, _, body) = post(d, "/v1/responses", &responses("ollama/llama3.2:3b"), &[]);
+    // Responses, the server tool the only tool: refused in OpenAI's shape.
+    let only_search = json!({"model": "ollama/llama3.2:3b", "input": "Any news today?",
+        "tools": [{"type": "web_search"}]});
+    let (status, _, body) = post(d, "/v1/responses", &only_search, &[]);
     assert_eq!(status, 400, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
@@ -366,6 +364,32 @@ fn server_tools_are_refused_unless_the_chain_can_run_them() {
             .contains("web_search"),
         "{body}"
     );
+    // Beside function tools (an agent's toolbox, as Codex sends on every request): left out
+    // for a model that cannot run it, and the answer says so.
+    let responses = |model: &str| {
+        json!({"model": model, "input": "Any news today?",
+            "tools": [{"type": "web_search"}, {"type": "namespace", "name": "multi_agent_v1", "tools": []},
+                      {"type": "function", "name": "f", "parameters": {"type": "object"}}]})
+    };
+    let r = http_post_full(
+        &format!("{}/v1/responses", d.base),
+        PINNED,
+        &responses("ollama/llama3.2:3b").to_string(),
+    );
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["x-openclawd-tools-dropped"].to_str().unwrap(),
+        "web_search, namespace"
+    );
+    let sent = last_ollama_body(&s);
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["f"], "{sent}");
+    // Forwarded as sent to a Responses provider, nothing dropped.
     let (status, model, body) = post(d, "/v1/responses", &responses("rs/gpt-5"), &[]);
     assert_eq!((status, model.as_str()), (200, "rs/gpt-5"), "{body}");
     let sent = &s.responses.requests().pop().unwrap()["body"];
@@ -375,7 +399,7 @@ fn server_tools_are_refused_unless_the_chain_can_run_them() {
         .iter()
         .filter_map(|t| t["type"].as_str())
         .collect();
-    assert_eq!(types, ["function", "web_search"], "{sent}");
+    assert_eq!(types, ["function", "web_search", "namespace"], "{sent}");
 }
 
 #[test]

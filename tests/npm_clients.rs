@@ -278,16 +278,14 @@ fn run_codex(
             r#"model = "{model}"
 model_provider = "openclawd"
 check_for_update_on_startup = false
-# Codex offers the model OpenAI's web_search tool and its sub-agent tools (a `namespace` tool)
-# by default; openclawd refuses both (400, param "tools") when no openai-responses model is in
-# the chain, so a Codex on a local model has to turn them off.
-web_search = "disabled"
+# Codex's defaults otherwise: it offers OpenAI's web_search and its sub-agent tools (a
+# `namespace` tool) beside its functions; openclawd leaves those out for a local model and says
+# so in `x-openclawd-tools-dropped` (asserted below).
 
 [analytics]
 enabled = false
 
 [features]
-multi_agent = false
 plugins = false
 remote_plugin = false
 apps = false
@@ -448,6 +446,9 @@ fn codex_answers_one_prompt_through_the_gateway() {
     let resp = main.response.as_ref().expect("an answer");
     assert!(resp.start.contains(" 200 "), "{resp:?}");
     assert_eq!(resp.header("x-openclawd-model"), Some("ollama/llama3.2:3b"));
+    // Codex's default web search and sub-agent tools: left out for the local model, and said.
+    let dropped = resp.header("x-openclawd-tools-dropped").unwrap_or("");
+    assert!(dropped.contains("web_search"), "{resp:?}");
     assert!(
         resp.body_text().contains("event: response.completed"),
         "{}",

@@ -79,23 +79,31 @@ async fn route(
 }
 
 /// A server tool (Anthropic's `web_search_20250305`, Responses' `web_search`, …) runs only on
-/// the side of the client's own API; a vendor-defined tool (`bash_20250124`, `local_shell`, …)
-/// has no schema another model could read. With a model of that API in the chain the tool goes to it
-/// and the walk passes over the others (`FailureClass::Unsupported`); with none, the request is
-/// refused here, in the client's error shape: answering without the tool would let the user
-/// believe it had been offered, and a model that cannot search would answer as if it had.
+/// the side of the client's own API; a vendor-defined tool (`bash_20250124`, `local_shell`,
+/// Codex's `namespace`, …) has no schema another model could read. With a model of that API in
+/// the chain the tool goes to it and the walk passes over the others
+/// (`FailureClass::Unsupported`). With none:
+/// * the request also offers function tools (an agent's toolbox: Codex sends `web_search` and
+///   `namespace` beside its own functions on every request): the server tools are left out and
+///   the answer says so in `x-openclawd-tools-dropped` — refusing would make the agent unusable
+///   with local models;
+/// * they are the only tools: they are the point of the request, and answering without them
+///   would let the user believe they had been used — refused, in the client's error shape.
+///
+/// Returns the types left out (`None`: nothing was).
 fn check_server_tools(
     state: &GatewayState,
     headers: &HeaderMap,
     ir: &ChatRequest,
-) -> Result<(), GatewayError> {
-    let Some(tool) = ir.extras.first_server_tool() else {
-        return Ok(());
+) -> Result<Option<String>, GatewayError> {
+    let types = ir.extras.server_tool_types();
+    let Some(tool) = types.first() else {
+        return Ok(None);
     };
     let (api, vendor) = match &ir.extras {
         SameApiExtras::AnthropicMessages { .. } => (Api::AnthropicMessages, "Anthropic"),
         SameApiExtras::OpenAiResponses { .. } => (Api::OpenAiResponses, "OpenAI"),
-        SameApiExtras::None => return Ok(()),
+        SameApiExtras::None => return Ok(None),
     };
     let pinned = headers
         .get("x-openclawd-no-fallback")
@@ -104,7 +112,7 @@ fn check_server_tools(
     let catalog = state.catalog.load_full();
     // An unknown model is the walk's to report, in its words.
     let Ok(chain) = chain_for(&catalog, ir.model.as_deref(), pinned) else {
-        return Ok(());
+        return Ok(None);
     };
     let runs_it = chain.refs.iter().any(|r| {
         catalog
@@ -113,7 +121,17 @@ fn check_server_tools(
             .is_some_and(|p| p.api == api)
     });
     if runs_it {
-        return Ok(());
+        return Ok(None);
+    }
+    if !ir.tools.is_empty() {
+        let dropped = types.join(", ");
+        tracing::info!(
+            tools = %dropped,
+            "left out {vendor}'s own tools: no {} model in the chain ({})",
+            api.as_str(),
+            chain.refs.join(", ")
+        );
+        return Ok(Some(dropped));
     }
     Err(GatewayError::BadRequest {
         message: format!(
@@ -124,6 +142,15 @@ fn check_server_tools(
         ),
         param: Some("tools".into()),
     })
+}
+
+/// `x-openclawd-tools-dropped`: the server tools left out of this request (see
+/// [`check_server_tools`]).
+fn say_dropped(mut resp: Response, dropped: Option<String>) -> Response {
+    if let Some(v) = dropped.and_then(|d| HeaderValue::try_from(d).ok()) {
+        resp.headers_mut().insert("x-openclawd-tools-dropped", v);
+    }
+    resp
 }
 
 /// A non-streamed chain answer in the IR; a body that is not a chat completion is a 502.
@@ -192,8 +219,12 @@ async fn answer_messages(
     if let SameApiExtras::AnthropicMessages { beta, .. } = &mut ir.extras {
         *beta = anthropic_beta(headers);
     }
-    if let Err(e) = check_server_tools(state, headers, &ir) {
-        return fail(state, e, Dialect::Anthropic);
+    let dropped = match check_server_tools(state, headers, &ir) {
+        Ok(dropped) => dropped,
+        Err(e) => return fail(state, e, Dialect::Anthropic),
+    };
+    if dropped.is_some() {
+        ir.extras.drop_server_tools();
     }
     let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
@@ -217,7 +248,7 @@ async fn answer_messages(
             Err(e) => return fail(state, e, Dialect::Anthropic),
         },
     };
-    r.add_headers(resp)
+    say_dropped(r.add_headers(resp), dropped)
 }
 
 /// The client's `anthropic-beta` flags, comma-joined (the header may be repeated).
@@ -271,12 +302,16 @@ async fn answer_responses(
         Ok(p) => p,
         Err(e) => return fail(state, e.into(), Dialect::Responses),
     };
-    let ir = match parsed.to_ir() {
+    let mut ir = match parsed.to_ir() {
         Ok(ir) => ir,
         Err(e) => return fail(state, e.into(), Dialect::Responses),
     };
-    if let Err(e) = check_server_tools(state, headers, &ir) {
-        return fail(state, e, Dialect::Responses);
+    let dropped = match check_server_tools(state, headers, &ir) {
+        Ok(dropped) => dropped,
+        Err(e) => return fail(state, e, Dialect::Responses),
+    };
+    if dropped.is_some() {
+        ir.extras.drop_server_tools();
     }
     let Routed { answer, route: r } = match route(state, headers, &ir, trace).await {
         Ok(routed) => routed,
@@ -299,5 +334,5 @@ async fn answer_responses(
             Err(e) => return fail(state, e, Dialect::Responses),
         },
     };
-    r.add_headers(resp)
+    say_dropped(r.add_headers(resp), dropped)
 }

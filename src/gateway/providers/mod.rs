@@ -251,7 +251,7 @@ impl Upstreams {
     ) -> Result<Answer, AttemptError> {
         // A server tool runs only where the client's own API is spoken: another provider
         // would answer as if the tool had been offered when it was not.
-        if let Some(tool) = extras.first_server_tool() {
+        if let Some(tool) = extras.server_tool_types().first() {
             let speaks_it = match extras {
                 SameApiExtras::AnthropicMessages { .. } => {
                     target.provider.api == Api::AnthropicMessages

@@ -113,17 +113,27 @@ impl SameApiExtras {
         }
     }
 
-    /// The `type` of the first server tool the client offered, if any: a tool only a
-    /// provider speaking the client's own API can run.
-    pub fn first_server_tool(&self) -> Option<&str> {
+    /// The `type`s of the server tools the client offered: tools only a provider speaking the
+    /// client's own API can run.
+    pub fn server_tool_types(&self) -> Vec<&str> {
         let tools = match self {
             SameApiExtras::AnthropicMessages { server_tools, .. }
             | SameApiExtras::OpenAiResponses { server_tools, .. } => server_tools,
-            SameApiExtras::None => return None,
+            SameApiExtras::None => return Vec::new(),
         };
         tools
-            .first()
+            .iter()
             .map(|t| t.get("type").and_then(Value::as_str).unwrap_or("?"))
+            .collect()
+    }
+
+    /// Leaves the server tools out (no model of the chain could run them).
+    pub fn drop_server_tools(&mut self) {
+        if let SameApiExtras::AnthropicMessages { server_tools, .. }
+        | SameApiExtras::OpenAiResponses { server_tools, .. } = self
+        {
+            server_tools.clear();
+        }
     }
 
     /// The client's `anthropic-beta` flags, if it spoke Messages and sent any.
