@@ -1150,7 +1150,7 @@ mod tests {
             "tools": [{"name": "get_weather", "input_schema": {"type": "object"}},
                 {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]}));
         assert_eq!(ir.tools.len(), 1);
-        assert_eq!(ir.extras.first_server_tool(), Some("web_search_20250305"));
+        assert_eq!(ir.extras.server_tool_types(), ["web_search_20250305"]);
         let mut body = Map::new();
         body.insert("tools".into(), json!([{"name": "get_weather"}]));
         ir.extras.add_to_anthropic_messages(&mut body);
