@@ -1189,7 +1189,7 @@ mod tests {
         .unwrap();
         let ir = req.to_ir().unwrap();
         assert_eq!(ir.tools.len(), 1);
-        assert_eq!(ir.extras.server_tool_types(), ["web_search"]);
+        assert_eq!(ir.extras.server_tool_types(), ["web_search", "file_search"]);
         let mut body = Map::new();
         body.insert("reasoning".into(), json!({"effort": "low"}));
         ir.extras.add_to_openai_responses(&mut body);
