@@ -610,7 +610,8 @@ pub async fn s7_reference(rig: &RefRig<'_>, plan: &RefPlan, figs: &mut RefFigure
              per request as the bench's client (table above). The machine differs: here nginx \
              costs {} per request, there 13 µs — the VM ran ~{:.0}× slower per unit of work in \
              that run, and every absolute figure scales with it. As ratios to nginx the two agree \
-             (120–165 / 13 = 9–13× then; see *÷ nginx* above for the build before issue 18). What \
+             (120–165 / 13 = 9–13× then, when openclawd ran two workers and glibc malloc; that build \
+             measured 10.5–11.6× here in the 2026-11-30 06:06 run). What \
              was wrong was the verdict: an absolute µs goal judged on one reading from a quiet \
              moment of a shared VM. The goal is now a ratio to nginx in the same rounds.",
             us(n),
