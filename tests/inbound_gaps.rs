@@ -95,15 +95,7 @@ fn setup() -> Setup {
 
 /// POSTs `body` to `path`; the answer's status, `x-openclawd-model` and body.
 fn post(d: &Daemon, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let r = http_post_full(&format!("{}{path}", d.base), headers, &body.to_string());
-    let status = r.status().as_u16();
-    let model = r
-        .headers()
-        .get("x-openclawd-model")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, model, r.text().unwrap())
+    post_routed(d, path, body, headers)
 }
 
 const PINNED: &[(&str, &str)] = &[("x-openclawd-no-fallback", "true")];

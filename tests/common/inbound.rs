@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{http_post_full, Daemon};
+use super::Daemon;
 
 /// `(event line, data)` of each SSE event of an Anthropic or Responses stream; every event
 /// needs both (the Anthropic SDK dispatches on the `event:` line) and `data.type` equals it.
@@ -28,15 +28,7 @@ pub fn named_events(body: &str) -> Vec<(String, Value)> {
 }
 
 fn post(d: &Daemon, path: &str, body: &Value) -> (u16, String, String) {
-    let r = http_post_full(&format!("{}{path}", d.base), &[], &body.to_string());
-    let status = r.status().as_u16();
-    let model = r
-        .headers()
-        .get("x-openclawd-model")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, model, r.text().unwrap())
+    super::post_routed(d, path, body, &[])
 }
 
 /// `POST /v1/messages` (Anthropic) for `model`, whole and streamed: each answers `text` with

@@ -494,6 +494,25 @@ pub fn http_post(url: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16
 }
 
 /// POSTs and returns the full response (status, headers, body).
+/// POSTs the JSON `body` to the daemon's `path` with `headers`: the answer's status, its
+/// `x-openclawd-model` and its body.
+pub fn post_routed(
+    d: &Daemon,
+    path: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let r = http_post_full(&format!("{}{path}", d.base), headers, &body.to_string());
+    let status = r.status().as_u16();
+    let model = r
+        .headers()
+        .get("x-openclawd-model")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, model, r.text().unwrap())
+}
+
 pub fn http_post_full(
     url: &str,
     headers: &[(&str, &str)],
