@@ -105,10 +105,7 @@ fn check_server_tools(
         SameApiExtras::OpenAiResponses { .. } => (Api::OpenAiResponses, "OpenAI"),
         SameApiExtras::None => return Ok(None),
     };
-    let pinned = headers
-        .get("x-openclawd-no-fallback")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    let pinned = chat::is_pinned(headers);
     let catalog = state.catalog.load_full();
     // An unknown model is the walk's to report, in its words.
     let Ok(chain) = chain_for(&catalog, ir.model.as_deref(), pinned) else {
@@ -195,8 +192,7 @@ fn fail(state: &GatewayState, e: GatewayError, dialect: Dialect) -> Response {
 /// `POST /v1/messages` (Anthropic Messages). The query (`?beta=true`) is ignored.
 pub async fn messages(
     State(state): State<Arc<GatewayState>>,
-    headers: HeaderMap,
-    body: Bytes,
+    chat::Inbound { headers, body }: chat::Inbound,
 ) -> Response {
     let mut trace = RequestTrace::begin(Instant::now());
     let resp = answer_messages(&state, &headers, &body, &mut trace).await;
@@ -283,8 +279,7 @@ pub async fn count_tokens(State(state): State<Arc<GatewayState>>, body: Bytes) -
 /// `POST /v1/responses` (OpenAI Responses, stateless).
 pub async fn responses(
     State(state): State<Arc<GatewayState>>,
-    headers: HeaderMap,
-    body: Bytes,
+    chat::Inbound { headers, body }: chat::Inbound,
 ) -> Response {
     let mut trace = RequestTrace::begin(Instant::now());
     let resp = answer_responses(&state, &headers, &body, &mut trace).await;

@@ -93,7 +93,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Inbound {
             Err(e) => Err(GatewayError::bad_request(format!(
                 "could not read the request body: {e}"
             ))
-            .into_response()),
+            .render(super::error::Dialect::for_path(parts.uri.path()))),
         }
     }
 }
@@ -164,10 +164,7 @@ pub(super) async fn walk(
     trace: &mut RequestTrace,
 ) -> Result<Routed, GatewayError> {
     trace.set_asked(requested);
-    let pinned = headers
-        .get(X_OPENCLAWD_NO_FALLBACK)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"));
+    let pinned = is_pinned(headers);
 
     // One consistent view for the whole request, even if a reload swaps mid-way.
     let snapshot = state.config.load_full();
@@ -394,6 +391,14 @@ pub(super) async fn walk(
         });
     }
     Err(GatewayError::AllAttemptsFailed(message))
+}
+
+/// `x-openclawd-no-fallback: 1|true|yes`: only the model asked for may answer.
+pub(super) fn is_pinned(headers: &HeaderMap) -> bool {
+    headers
+        .get(X_OPENCLAWD_NO_FALLBACK)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 fn respond(answer: Answer) -> Response {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, Request, StatusCode, Uri};
 use bytes::Bytes;
 use futures_util::Stream;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Body as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -165,18 +165,9 @@ impl UpstreamResponse {
     pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
         match &mut self.body {
             Body::Cloud(resp) => resp.chunk().await.map_err(|e| UpstreamError::reqwest(&e)),
-            Body::Local(body) => loop {
-                match body.frame().await {
-                    None => return Ok(None),
-                    Some(Err(e)) => return Err(UpstreamError::hyper(&e)),
-                    // Trailers carry nothing a client of ours reads.
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            return Ok(Some(data));
-                        }
-                    }
-                }
-            },
+            Body::Local(body) => std::future::poll_fn(|cx| poll_data(Pin::new(&mut *body), cx))
+                .await
+                .transpose(),
         }
     }
 
@@ -205,26 +196,34 @@ impl Stream for BodyStream {
                 .as_mut()
                 .poll_next(cx)
                 .map(|next| next.map(|r| r.map_err(|e| UpstreamError::reqwest(&e)))),
-            BodyStream::Local(slot) => loop {
+            BodyStream::Local(slot) => {
                 let Some(body) = slot.as_mut() else {
                     return Poll::Ready(None);
                 };
-                match std::task::ready!(Pin::new(body).poll_frame(cx)) {
-                    None => {
-                        *slot = None;
-                        return Poll::Ready(None);
-                    }
-                    Some(Err(e)) => {
-                        *slot = None;
-                        return Poll::Ready(Some(Err(UpstreamError::hyper(&e))));
-                    }
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            return Poll::Ready(Some(Ok(data)));
-                        }
-                    }
+                let next = std::task::ready!(poll_data(Pin::new(body), cx));
+                if !matches!(next, Some(Ok(_))) {
+                    *slot = None;
                 }
-            },
+                Poll::Ready(next)
+            }
+        }
+    }
+}
+
+/// The next data frame of a hyper body; trailers carry nothing a client of ours reads.
+fn poll_data(
+    mut body: Pin<&mut hyper::body::Incoming>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Bytes, UpstreamError>>> {
+    loop {
+        match std::task::ready!(body.as_mut().poll_frame(cx)) {
+            None => return Poll::Ready(None),
+            Some(Err(e)) => return Poll::Ready(Some(Err(UpstreamError::hyper(&e)))),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+            }
         }
     }
 }
